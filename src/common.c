@@ -1,0 +1,141 @@
+#include "charnn/common.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static _Thread_local char cn_errbuf[1024];
+
+void cn_assert_fail(const char *expr, const char *file, int line)
+{
+    fprintf(stderr, "charnn: internal error: assertion '%s' failed at %s:%d\n", expr, file, line);
+    fflush(stderr);
+    abort();
+}
+
+static void cn_oom(size_t n)
+{
+    fprintf(stderr, "charnn: out of memory allocating %zu bytes\n", n);
+    fflush(stderr);
+    abort();
+}
+
+void *cn_xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p)
+        cn_oom(n);
+    return p;
+}
+
+void *cn_xcalloc(size_t count, size_t size)
+{
+    void *p = calloc(count ? count : 1, size ? size : 1);
+    if (!p)
+        cn_oom(count * size);
+    return p;
+}
+
+void *cn_xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    if (!q)
+        cn_oom(n);
+    return q;
+}
+
+char *cn_xstrdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = cn_xmalloc(n);
+    memcpy(d, s, n);
+    return d;
+}
+
+int cn_err(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cn_errbuf, sizeof cn_errbuf, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+int cn_err_context(const char *fmt, ...)
+{
+    char old[sizeof cn_errbuf];
+    memcpy(old, cn_errbuf, sizeof old);
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(cn_errbuf, sizeof cn_errbuf, fmt, ap);
+    va_end(ap);
+    if (n >= 0 && (size_t)n < sizeof cn_errbuf)
+        snprintf(cn_errbuf + n, sizeof cn_errbuf - (size_t)n, ": %.*s",
+                 (int)(sizeof cn_errbuf - (size_t)n), old);
+    return -1;
+}
+
+const char *cn_errmsg(void)
+{
+    return cn_errbuf;
+}
+
+double cn_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static uint64_t cn_splitmix(uint64_t z)
+{
+    z += 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+uint64_t cn_hash64(uint64_t key, uint64_t counter)
+{
+    return cn_splitmix(cn_splitmix(key) ^ counter);
+}
+
+float cn_hash_uniform(uint64_t key, uint64_t counter)
+{
+    return (float)(cn_hash64(key, counter) >> 40) * (1.0f / 16777216.0f);
+}
+
+void cn_rng_seed(cn_rng *r, uint64_t seed)
+{
+    uint64_t z = seed;
+    for (int i = 0; i < 4; i++) {
+        z = cn_splitmix(z);
+        r->s[i] = z;
+    }
+}
+
+static inline uint64_t cn_rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
+
+uint64_t cn_rng_next(cn_rng *r)
+{
+    uint64_t *s = r->s;
+    uint64_t result = cn_rotl(s[1] * 5, 7) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = cn_rotl(s[3], 45);
+    return result;
+}
+
+double cn_rng_uniform(cn_rng *r)
+{
+    return (double)(cn_rng_next(r) >> 11) * (1.0 / 9007199254740992.0);
+}

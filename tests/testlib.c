@@ -1,0 +1,106 @@
+#include "testlib.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+CU_pSuite testlib_suite(const char *name)
+{
+    if (CU_get_registry() == NULL && CU_initialize_registry() != CUE_SUCCESS) {
+        fprintf(stderr, "testlib: cannot initialise the CUnit registry\n");
+        exit(2);
+    }
+    CU_pSuite s = CU_add_suite(name, NULL, NULL);
+    if (!s) {
+        fprintf(stderr, "testlib: cannot add suite '%s'\n", name);
+        exit(2);
+    }
+    return s;
+}
+
+void testlib_add(CU_pSuite s, const char *name, void (*fn)(void))
+{
+    if (!CU_add_test(s, name, fn)) {
+        fprintf(stderr, "testlib: cannot add test '%s'\n", name);
+        exit(2);
+    }
+}
+
+int testlib_run(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    unsigned failures = CU_get_number_of_failures();
+    unsigned run = CU_get_number_of_tests_run();
+    CU_cleanup_registry();
+    if (run == 0) {
+        fprintf(stderr, "testlib: no test ran\n");
+        return 1;
+    }
+    return failures ? 1 : 0;
+}
+
+double testlib_max_rel_diff(const float *a, const float *b, size_t n)
+{
+    double worst = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        double s = fabs((double)b[i]);
+        d /= s > 1.0 ? s : 1.0;
+        if (!(d <= worst))
+            worst = isnan(d) ? INFINITY : d;
+    }
+    return worst;
+}
+
+void testlib_fill_uniform(float *x, size_t n, float scale, unsigned long long seed)
+{
+    unsigned long long s = seed * 0x9E3779B97F4A7C15ull + 1;
+    for (size_t i = 0; i < n; i++) {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        x[i] = scale * (2.0f * (float)((s >> 40) * (1.0 / 16777216.0)) - 1.0f);
+    }
+}
+
+const char *testlib_write_file(const char *name, const void *data, size_t len)
+{
+    static char path[4096];
+    snprintf(path, sizeof path, "%s", name);
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(data, 1, len, f) != len || fclose(f) != 0) {
+        fprintf(stderr, "testlib: cannot write '%s'\n", path);
+        exit(2);
+    }
+    return path;
+}
+
+const char *testlib_scratch_dir(const char *name)
+{
+    static char path[4096];
+    snprintf(path, sizeof path, "%s", name);
+    if (testlib_system("rm -rf '%s' && mkdir -p '%s'", path, path) != 0) {
+        fprintf(stderr, "testlib: cannot create '%s'\n", path);
+        exit(2);
+    }
+    return path;
+}
+
+int testlib_system(const char *fmt, ...)
+{
+    char cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    int st = system(cmd);
+    if (st == -1 || !WIFEXITED(st))
+        return -1;
+    return WEXITSTATUS(st);
+}
