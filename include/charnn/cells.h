@@ -1,0 +1,69 @@
+/* cells: the recurrent part of one layer over one chunk of T steps, for the
+ * vanilla RNN (tanh), the LSTM and the GRU, with PyTorch's gate order and
+ * formulas (torch.nn.RNN / LSTM / GRU):
+ *
+ *   RNN : h' = tanh(W_ih x + b_ih + W_hh h + b_hh)                       G = 1
+ *   LSTM: [i f g o] = W_ih x + b_ih + W_hh h + b_hh                      G = 4
+ *         i, f, o = sigmoid(.), g = tanh(.)
+ *         c' = f * c + i * g ;  h' = o * tanh(c')
+ *   GRU : r = sigmoid(W_ir x + b_ir + W_hr h + b_hr)                      G = 3
+ *         z = sigmoid(W_iz x + b_iz + W_hz h + b_hz)
+ *         n = tanh(W_in x + b_in + r * (W_hn h + b_hn))
+ *         h' = (1 - z) * n + z * h
+ *
+ * The input projection x W_ih^T + b_ih for all T steps is one GEMM done by the
+ * caller (src/stack.c); a cell only runs what must be sequential: the
+ * per-step product h_{t-1} W_hh^T and the gate math. Each cell has a naive
+ * reference (cells_naive.c) that the tests compare with.
+ */
+#ifndef CHARNN_CELLS_H
+#define CHARNN_CELLS_H
+
+typedef enum { CELL_RNN = 0, CELL_LSTM = 1, CELL_GRU = 2 } cell_kind;
+
+/* "rnn", "lstm", "gru" */
+const char *cell_name(cell_kind kind);
+/* 0 and *out set, or -1 for an unknown name. */
+int cell_parse(const char *name, cell_kind *out);
+/* Gates per unit: 1, 4 or 3. */
+int cell_gates(cell_kind kind);
+
+/* One layer over one chunk. Shapes use G = cell_gates(kind). */
+typedef struct {
+    cell_kind kind;
+    int T, B, H;
+    const float *w_hh; /* (G*H, H) */
+    const float *b_hh; /* (G*H) */
+    float *gates;      /* (T, B, G*H) forward in: x W_ih^T + b_ih; out: activated gates.
+                          backward out: dL/d(x-projection), the pre-activation gradient */
+    float *hs;         /* (T+1, B, H) hs[0] = carried h (in), hs[1..T] = outputs */
+    float *cs;         /* (T+1, B, H) LSTM only: cs[0] = carried c, cs[1..T] */
+    float *hn;         /* (T, B, H) GRU only: W_hn h_{t-1} + b_hn, kept for backward */
+    float *hproj;      /* (B, G*H) scratch */
+} cell_chunk;
+
+/* Backward scratch and results beside the cell_chunk. */
+typedef struct {
+    float *dh;      /* (T, B, H) in: dL/dh_t from above (decoder or next layer); destroyed */
+    float *dgh;     /* (T, B, G*H) out: dL/d(h-projection incl. b_hh); for RNN and LSTM
+                       it equals gates and may be the same pointer; GRU needs its own */
+    float *dh_next; /* (B, H) scratch */
+    float *dc_next; /* (B, H) scratch, LSTM only */
+} cell_grads;
+
+void rnn_forward(const cell_chunk *c);
+void rnn_backward(const cell_chunk *c, const cell_grads *g);
+void lstm_forward(const cell_chunk *c);
+void lstm_backward(const cell_chunk *c, const cell_grads *g);
+void gru_forward(const cell_chunk *c);
+void gru_backward(const cell_chunk *c, const cell_grads *g);
+
+/* Dispatch on c->kind. */
+void cell_forward(const cell_chunk *c);
+void cell_backward(const cell_chunk *c, const cell_grads *g);
+
+/* Naive references: scalar loops, no BLAS, no threads. Same contract. */
+void cell_forward_naive(const cell_chunk *c);
+void cell_backward_naive(const cell_chunk *c, const cell_grads *g);
+
+#endif

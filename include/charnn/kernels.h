@@ -1,0 +1,66 @@
+/* kernels: the tensor math under the model, each fast kernel beside a naive
+ * reference that the tests compare it with.
+ *
+ * Matrices are row-major float arrays; shapes are given as (rows, cols).
+ * Fast kernels use CBLAS for products and OpenMP for elementwise loops; every
+ * reduction runs in a fixed order so results do not depend on the thread count.
+ * Nothing here allocates.
+ */
+#ifndef CHARNN_KERNELS_H
+#define CHARNN_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* C (M, N) = alpha * op(A) op(B) + beta * C, op = transpose when trans_* != 0.
+ * A is (M, K) or, transposed, (K, M); B is (K, N) or (N, K). */
+void kern_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
+               const float *A, int lda, const float *B, int ldb, float beta,
+               float *C, int ldc);
+void kern_gemm_naive(int trans_a, int trans_b, int M, int N, int K, float alpha,
+                     const float *A, int lda, const float *B, int ldb, float beta,
+                     float *C, int ldc);
+
+/* out (N, D) = table[ids[n], :] + bias (bias may be NULL): a one-hot input
+ * times a weight matrix, without the product. */
+void kern_gather_rows(float *out, const float *table, const int32_t *ids, size_t N, int D,
+                      const float *bias);
+void kern_gather_rows_naive(float *out, const float *table, const int32_t *ids, size_t N,
+                            int D, const float *bias);
+
+/* dtable[ids[n], :] += dout[n, :] for n < N: the backward of the gather.
+ * Threads split the columns, so no two threads touch one element. */
+void kern_scatter_add_rows(float *dtable, const float *dout, const int32_t *ids, size_t N,
+                           int D);
+void kern_scatter_add_rows_naive(float *dtable, const float *dout, const int32_t *ids,
+                                 size_t N, int D);
+
+/* y (N, D) += bias (D) on every row. */
+void kern_add_bias(float *y, const float *bias, size_t N, int D);
+/* dbias (D) += sum over rows of dy (N, D), each column summed in row order. */
+void kern_sum_rows(float *dbias, const float *dy, size_t N, int D);
+void kern_sum_rows_naive(float *dbias, const float *dy, size_t N, int D);
+
+/* Softmax cross-entropy over rows of logits (N, V) with targets y (N).
+ * Overwrites logits with the probabilities and writes each row's loss in nats
+ * to row_loss (N). Returns the sum of the row losses (summed in row order). */
+double kern_softmax_xent(float *logits, const int32_t *y, size_t N, int V, float *row_loss);
+double kern_softmax_xent_naive(float *logits, const int32_t *y, size_t N, int V,
+                               float *row_loss);
+/* Turn the probabilities left by kern_softmax_xent into dlogits = scale * (p - onehot(y)). */
+void kern_softmax_xent_backward(float *probs, const int32_t *y, size_t N, int V, float scale);
+
+/* Sum of squares of x (n), in double, in an order independent of the thread count. */
+double kern_sumsq(const float *x, size_t n);
+/* x *= s */
+void kern_scale(float *x, size_t n, float s);
+/* 1 if every element is finite. */
+int kern_all_finite(const float *x, size_t n);
+
+/* Inverted dropout, mask from (key, index): out = x / keep or 0, in place.
+ * p is the drop probability; p == 0 leaves x untouched. */
+void kern_dropout(float *x, size_t n, float p, uint64_t key);
+/* Multiply dx by the same mask kern_dropout(·, n, p, key) used. */
+void kern_dropout_backward(float *dx, size_t n, float p, uint64_t key);
+
+#endif

@@ -1,0 +1,132 @@
+/* Naive references for the cells: the same contract as the fast kernels in
+ * {rnn,lstm,gru}_{forward,backward}.c, written as plain loops (products
+ * accumulated in double, no BLAS, no threads) so the tests can compare. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "charnn/cells.h"
+#include "charnn/common.h"
+
+static double sigm(double x)
+{
+    return 1.0 / (1.0 + exp(-x));
+}
+
+/* out[k] = sum_j h[j] * W[k][j] for one stream; W is (GH, H). */
+static void matvec_t(const float *W, const float *h, int GH, int H, double *out)
+{
+    for (int k = 0; k < GH; k++) {
+        double acc = 0.0;
+        for (int j = 0; j < H; j++)
+            acc += (double)W[(size_t)k * H + j] * h[j];
+        out[k] = acc;
+    }
+}
+
+void cell_forward_naive(const cell_chunk *c)
+{
+    const int B = c->B, H = c->H, G = cell_gates(c->kind), GH = G * H;
+    double *hp = cn_xmalloc((size_t)GH * sizeof *hp);
+    for (int t = 0; t < c->T; t++) {
+        for (int b = 0; b < B; b++) {
+            const float *hprev = c->hs + ((size_t)t * B + b) * H;
+            float *hout = c->hs + ((size_t)(t + 1) * B + b) * H;
+            float *g = c->gates + ((size_t)t * B + b) * GH;
+            matvec_t(c->w_hh, hprev, GH, H, hp);
+            for (int k = 0; k < GH; k++)
+                hp[k] += c->b_hh[k];
+            for (int j = 0; j < H; j++) {
+                if (c->kind == CELL_RNN) {
+                    double h = tanh(g[j] + hp[j]);
+                    g[j] = (float)h;
+                    hout[j] = (float)h;
+                } else if (c->kind == CELL_LSTM) {
+                    const float *cprev = c->cs + ((size_t)t * B + b) * H;
+                    float *cout = c->cs + ((size_t)(t + 1) * B + b) * H;
+                    double i = sigm(g[j] + hp[j]), f = sigm(g[H + j] + hp[H + j]);
+                    double gg = tanh(g[2 * H + j] + hp[2 * H + j]);
+                    double o = sigm(g[3 * H + j] + hp[3 * H + j]);
+                    double cc = f * cprev[j] + i * gg;
+                    cout[j] = (float)cc;
+                    hout[j] = (float)(o * tanh(cc));
+                    g[j] = (float)i;
+                    g[H + j] = (float)f;
+                    g[2 * H + j] = (float)gg;
+                    g[3 * H + j] = (float)o;
+                } else {
+                    float *hn = c->hn + ((size_t)t * B + b) * H;
+                    double r = sigm(g[j] + hp[j]), z = sigm(g[H + j] + hp[H + j]);
+                    double n = tanh(g[2 * H + j] + r * hp[2 * H + j]);
+                    hn[j] = (float)hp[2 * H + j];
+                    hout[j] = (float)((1.0 - z) * n + z * hprev[j]);
+                    g[j] = (float)r;
+                    g[H + j] = (float)z;
+                    g[2 * H + j] = (float)n;
+                }
+            }
+        }
+    }
+    free(hp);
+}
+
+void cell_backward_naive(const cell_chunk *c, const cell_grads *gr)
+{
+    const int B = c->B, H = c->H, G = cell_gates(c->kind), GH = G * H;
+    float *dh_next = gr->dh_next, *dc_next = gr->dc_next;
+    memset(dh_next, 0, (size_t)B * H * sizeof(float));
+    if (c->kind == CELL_LSTM)
+        memset(dc_next, 0, (size_t)B * H * sizeof(float));
+    for (int t = c->T - 1; t >= 0; t--) {
+        for (int b = 0; b < B; b++) {
+            float *g = c->gates + ((size_t)t * B + b) * GH;
+            float *dgh = c->kind == CELL_GRU ? gr->dgh + ((size_t)t * B + b) * GH : g;
+            const float *da = gr->dh + ((size_t)t * B + b) * H;
+            float *dhn = dh_next + (size_t)b * H;
+            for (int j = 0; j < H; j++) {
+                double dh = (double)da[j] + dhn[j];
+                if (c->kind == CELL_RNN) {
+                    double h = g[j];
+                    g[j] = (float)(dh * (1.0 - h * h));
+                } else if (c->kind == CELL_LSTM) {
+                    const float *cprev = c->cs + ((size_t)t * B + b) * H;
+                    const float *ccur = c->cs + ((size_t)(t + 1) * B + b) * H;
+                    float *dcn = dc_next + (size_t)b * H;
+                    double i = g[j], f = g[H + j], gg = g[2 * H + j], o = g[3 * H + j];
+                    double tc = tanh(ccur[j]);
+                    double dc = dcn[j] + dh * o * (1.0 - tc * tc);
+                    dcn[j] = (float)(dc * f);
+                    g[j] = (float)(dc * gg * i * (1.0 - i));
+                    g[H + j] = (float)(dc * cprev[j] * f * (1.0 - f));
+                    g[2 * H + j] = (float)(dc * i * (1.0 - gg * gg));
+                    g[3 * H + j] = (float)(dh * tc * o * (1.0 - o));
+                } else {
+                    const float *hprev = c->hs + ((size_t)t * B + b) * H;
+                    const float *hn = c->hn + ((size_t)t * B + b) * H;
+                    double r = g[j], z = g[H + j], n = g[2 * H + j];
+                    double dn_pre = dh * (1.0 - z) * (1.0 - n * n);
+                    double dz_pre = dh * (hprev[j] - n) * z * (1.0 - z);
+                    double dr_pre = dn_pre * hn[j] * r * (1.0 - r);
+                    dhn[j] = (float)(dh * z); /* direct path; W_hh path added below */
+                    g[j] = (float)dr_pre;
+                    g[H + j] = (float)dz_pre;
+                    g[2 * H + j] = (float)dn_pre;
+                    dgh[j] = (float)dr_pre;
+                    dgh[H + j] = (float)dz_pre;
+                    dgh[2 * H + j] = (float)(dn_pre * r);
+                }
+            }
+        }
+        /* dh_next (B, H) = dgh_t (B, GH) W_hh (GH, H), plus the GRU's direct path */
+        for (int b = 0; b < B; b++) {
+            const float *dgh = (c->kind == CELL_GRU ? gr->dgh : c->gates) + ((size_t)t * B + b) * GH;
+            float *dhn = dh_next + (size_t)b * H;
+            for (int j = 0; j < H; j++) {
+                double acc = c->kind == CELL_GRU ? dhn[j] : 0.0;
+                for (int k = 0; k < GH; k++)
+                    acc += (double)dgh[k] * c->w_hh[(size_t)k * H + j];
+                dhn[j] = t > 0 ? (float)acc : 0.0f;
+            }
+        }
+    }
+}

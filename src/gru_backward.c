@@ -1,0 +1,48 @@
+/* GRU backward over one chunk, last step first. With dh = dL/dh_t from above
+ * + dh_next:
+ *   dn = dh (1 - z), dz = dh (h_{t-1} - n), dn_pre = dn (1 - n^2)
+ *   dr_pre = dn_pre * hp_n * r (1 - r),  dz_pre = dz z (1 - z)
+ * The input side sees [dr_pre, dz_pre, dn_pre] (written over the gates); the
+ * hidden side sees [dr_pre, dz_pre, dn_pre * r] (written to g->dgh), and
+ *   dh_next = dh * z + dgh_t W_hh. */
+#include <string.h>
+
+#include "charnn/cells.h"
+#include "charnn/kernels.h"
+
+void gru_backward(const cell_chunk *c, const cell_grads *gr)
+{
+    const int B = c->B, H = c->H, GH = 3 * H;
+    memset(gr->dh_next, 0, (size_t)B * H * sizeof(float));
+    for (int t = c->T - 1; t >= 0; t--) {
+        const float *hprev = c->hs + (size_t)t * B * H;
+        const float *dh_above = gr->dh + (size_t)t * B * H;
+        const float *hn = c->hn + (size_t)t * B * H;
+        float *g = c->gates + (size_t)t * B * GH;
+        float *dgh = gr->dgh + (size_t)t * B * GH;
+#pragma omp parallel for schedule(static)
+        for (int b = 0; b < B; b++) {
+            float *gb = g + (size_t)b * GH, *db = dgh + (size_t)b * GH;
+            const float *hp = hprev + (size_t)b * H, *hnb = hn + (size_t)b * H;
+            const float *da = dh_above + (size_t)b * H;
+            float *dhn = gr->dh_next + (size_t)b * H;
+#pragma omp simd
+            for (int j = 0; j < H; j++) {
+                float r = gb[j], z = gb[H + j], n = gb[2 * H + j];
+                float dh = da[j] + dhn[j];
+                float dn_pre = dh * (1.0f - z) * (1.0f - n * n);
+                float dz_pre = dh * (hp[j] - n) * z * (1.0f - z);
+                float dr_pre = dn_pre * hnb[j] * r * (1.0f - r);
+                dhn[j] = dh * z;
+                gb[j] = dr_pre;
+                gb[H + j] = dz_pre;
+                gb[2 * H + j] = dn_pre;
+                db[j] = dr_pre;
+                db[H + j] = dz_pre;
+                db[2 * H + j] = dn_pre * r;
+            }
+        }
+        if (t > 0)
+            kern_gemm(0, 0, B, H, GH, 1.0f, dgh, GH, c->w_hh, H, 1.0f, gr->dh_next, H);
+    }
+}

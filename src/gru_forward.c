@@ -1,0 +1,42 @@
+/* GRU forward over one chunk (PyTorch's formulation, gate order r, z, n):
+ *   hp = h_{t-1} W_hh^T + b_hh                     one GEMM per step
+ *   r = sigmoid(x_r + hp_r), z = sigmoid(x_z + hp_z)
+ *   n = tanh(x_n + r * hp_n),  h_t = (1 - z) * n + z * h_{t-1}
+ * hp_n is kept (c->hn) because dL/dr needs it. */
+#include <math.h>
+
+#include "cellmath.h"
+#include "charnn/cells.h"
+#include "charnn/kernels.h"
+
+void gru_forward(const cell_chunk *c)
+{
+    const int B = c->B, H = c->H, GH = 3 * H;
+    const float *b_hh = c->b_hh;
+    for (int t = 0; t < c->T; t++) {
+        const float *hprev = c->hs + (size_t)t * B * H;
+        float *hout = c->hs + (size_t)(t + 1) * B * H;
+        float *g = c->gates + (size_t)t * B * GH;
+        float *hn = c->hn + (size_t)t * B * H;
+        kern_gemm(0, 1, B, GH, H, 1.0f, hprev, H, c->w_hh, H, 0.0f, c->hproj, GH);
+#pragma omp parallel for schedule(static)
+        for (int b = 0; b < B; b++) {
+            float *gb = g + (size_t)b * GH;
+            const float *hp = c->hproj + (size_t)b * GH;
+            const float *hpb = hprev + (size_t)b * H;
+            float *hnb = hn + (size_t)b * H, *ho = hout + (size_t)b * H;
+#pragma omp simd
+            for (int j = 0; j < H; j++) {
+                float r = cn_sigmoidf(gb[j] + hp[j] + b_hh[j]);
+                float z = cn_sigmoidf(gb[H + j] + hp[H + j] + b_hh[H + j]);
+                float hnj = hp[2 * H + j] + b_hh[2 * H + j];
+                float n = tanhf(gb[2 * H + j] + r * hnj);
+                hnb[j] = hnj;
+                ho[j] = (1.0f - z) * n + z * hpb[j];
+                gb[j] = r;
+                gb[H + j] = z;
+                gb[2 * H + j] = n;
+            }
+        }
+    }
+}

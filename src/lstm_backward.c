@@ -1,0 +1,50 @@
+/* LSTM backward over one chunk (truncated BPTT: no gradient enters from the
+ * next chunk, so dh_next and dc_next start at zero). For each step, last first:
+ *   dh  = dL/dh_t from above + dh_next
+ *   dc  = dc_next + dh * o * (1 - tanh(c_t)^2)
+ *   do = dh * tanh(c_t), di = dc * g, dg = dc * i, df = dc * c_{t-1}
+ *   dc_next = dc * f,  dh_next = dG W_hh   (one GEMM per step)
+ * The pre-activation gradients dG overwrite the activated gates in place; the
+ * weight gradients are then whole-chunk GEMMs done by the caller. */
+#include <string.h>
+
+#include "charnn/cells.h"
+#include "charnn/kernels.h"
+
+#include <math.h>
+
+void lstm_backward(const cell_chunk *c, const cell_grads *gr)
+{
+    const int B = c->B, H = c->H, GH = 4 * H;
+    memset(gr->dh_next, 0, (size_t)B * H * sizeof(float));
+    memset(gr->dc_next, 0, (size_t)B * H * sizeof(float));
+    for (int t = c->T - 1; t >= 0; t--) {
+        const float *cprev = c->cs + (size_t)t * B * H;
+        const float *ccur = c->cs + (size_t)(t + 1) * B * H;
+        const float *dh_above = gr->dh + (size_t)t * B * H;
+        float *g = c->gates + (size_t)t * B * GH;
+#pragma omp parallel for schedule(static)
+        for (int b = 0; b < B; b++) {
+            float *gb = g + (size_t)b * GH;
+            const float *cp = cprev + (size_t)b * H, *cc = ccur + (size_t)b * H;
+            const float *da = dh_above + (size_t)b * H;
+            float *dhn = gr->dh_next + (size_t)b * H, *dcn = gr->dc_next + (size_t)b * H;
+#pragma omp simd
+            for (int j = 0; j < H; j++) {
+                float i = gb[j], f = gb[H + j], gg = gb[2 * H + j], o = gb[3 * H + j];
+                float dh = da[j] + dhn[j];
+                float tc = tanhf(cc[j]);
+                float dc = dcn[j] + dh * o * (1.0f - tc * tc);
+                float d_o = dh * tc;
+                float di = dc * gg, dg = dc * i, df = dc * cp[j];
+                dcn[j] = dc * f;
+                gb[j] = di * i * (1.0f - i);
+                gb[H + j] = df * f * (1.0f - f);
+                gb[2 * H + j] = dg * (1.0f - gg * gg);
+                gb[3 * H + j] = d_o * o * (1.0f - o);
+            }
+        }
+        if (t > 0)
+            kern_gemm(0, 0, B, H, GH, 1.0f, g, GH, c->w_hh, H, 0.0f, gr->dh_next, H);
+    }
+}

@@ -1,0 +1,30 @@
+/* Vanilla RNN backward over one chunk, last step first:
+ *   dpre = (dL/dh_t from above + dh_next) * (1 - h_t^2),   dh_next = dpre W_hh
+ * dpre overwrites the gate buffer (which held h_t). */
+#include <string.h>
+
+#include "charnn/cells.h"
+#include "charnn/kernels.h"
+
+void rnn_backward(const cell_chunk *c, const cell_grads *gr)
+{
+    const int B = c->B, H = c->H;
+    memset(gr->dh_next, 0, (size_t)B * H * sizeof(float));
+    for (int t = c->T - 1; t >= 0; t--) {
+        const float *dh_above = gr->dh + (size_t)t * B * H;
+        float *g = c->gates + (size_t)t * B * H;
+#pragma omp parallel for schedule(static)
+        for (int b = 0; b < B; b++) {
+            float *gb = g + (size_t)b * H;
+            const float *da = dh_above + (size_t)b * H;
+            const float *dhn = gr->dh_next + (size_t)b * H;
+#pragma omp simd
+            for (int j = 0; j < H; j++) {
+                float h = gb[j];
+                gb[j] = (da[j] + dhn[j]) * (1.0f - h * h);
+            }
+        }
+        if (t > 0)
+            kern_gemm(0, 0, B, H, H, 1.0f, g, H, c->w_hh, H, 0.0f, gr->dh_next, H);
+    }
+}

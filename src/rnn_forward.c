@@ -1,0 +1,28 @@
+/* Vanilla RNN forward over one chunk: h_t = tanh(x-projection + h_{t-1} W_hh^T + b_hh).
+ * The gate buffer keeps h_t itself, which is all the backward pass needs. */
+#include <math.h>
+#include <string.h>
+
+#include "charnn/cells.h"
+#include "charnn/kernels.h"
+
+void rnn_forward(const cell_chunk *c)
+{
+    const int B = c->B, H = c->H;
+    for (int t = 0; t < c->T; t++) {
+        const float *hprev = c->hs + (size_t)t * B * H;
+        float *hout = c->hs + (size_t)(t + 1) * B * H;
+        float *g = c->gates + (size_t)t * B * H; /* (B, H) */
+        kern_gemm(0, 1, B, H, H, 1.0f, hprev, H, c->w_hh, H, 1.0f, g, H);
+#pragma omp parallel for schedule(static)
+        for (int b = 0; b < B; b++) {
+            float *gb = g + (size_t)b * H, *hb = hout + (size_t)b * H;
+#pragma omp simd
+            for (int j = 0; j < H; j++) {
+                float h = tanhf(gb[j] + c->b_hh[j]);
+                gb[j] = h;
+                hb[j] = h;
+            }
+        }
+    }
+}

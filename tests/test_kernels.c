@@ -1,0 +1,782 @@
+/* Fast kernels (CBLAS + OpenMP) and fast cells against their naive references
+ * (plain loops, products accumulated in double), on random inputs; and the
+ * thread-count independence the headers promise.
+ *
+ * Tolerances. Most comparisons use testlib_max_rel_diff, i.e. the error
+ * relative to max(1, |reference|). A float result that a double reference
+ * rounds to a float can differ by about one float ulp per operation (float
+ * unit roundoff 6e-8). Real mistakes show up as errors of 1e-3 .. 1 (checked
+ * by injecting bugs into private copies of the sources), so the bounds below
+ * leave 10-100x headroom over what was measured (gcc -O2, OpenBLAS 1 thread):
+ *  - gemm: K products summed in float grow like sqrt(K) ulps on random data,
+ *    so 1e-5 * sqrt(K). Measured 1.8e-6 (K = 53, bound 7.3e-5) and 5.2e-6
+ *    (K = 257, bound 1.6e-4); alpha = -1.375 and beta = 0.6 included.
+ *  - kern_sum_rows adds N rows in float: same argument, 1e-5 * sqrt(N).
+ *    Measured 8.7e-6 for N = 1000 (bound 3.2e-4; column sums reach tens).
+ *  - softmax: expf/logf within 1-2 ulp, the row sum over V terms in float:
+ *    1e-5 for probabilities, losses (relative; a loss of 164 included) and
+ *    |row sum - 1|. Measured 4.5e-8, 1.2e-7, 3.6e-7.
+ *  - cells: T <= 5 steps of short products (K = G*H <= 160) and float
+ *    expf/tanhf, the error carried through the recurrence: 5e-5 forward and
+ *    backward. Measured <= 6.4e-7 (H = 40) and <= 1.5e-7 (H = 7).
+ *  - sumsq is double on both sides, only the order differs: 1e-12 relative,
+ *    measured 1.1e-13.
+ * Gather, scatter-add and softmax backward do the same float operations as a
+ * float reference in the same order: measured 0 (gather), 0 (scatter vs naive;
+ * 1.1e-6 vs a double sum of ~30 terms, bound 1e-5 * sqrt(30)), 1.4e-9 absolute
+ * (softmax backward with scale 1/40, bound 1e-7 * scale).
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "charnn/cells.h"
+#include "charnn/common.h"
+#include "charnn/kernels.h"
+#include "testlib.h"
+
+static void report(const char *what, double err)
+{
+    printf("\n    max err %-44s %.3g", what, err);
+}
+
+static void set_threads(int n)
+{
+#ifdef _OPENMP
+    omp_set_num_threads(n);
+#else
+    (void)n;
+#endif
+}
+
+static int max_threads(void)
+{
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+static float *fmalloc(size_t n)
+{
+    return cn_xmalloc((n ? n : 1) * sizeof(float));
+}
+
+static float *fdup(const float *x, size_t n)
+{
+    float *y = fmalloc(n);
+    memcpy(y, x, n * sizeof *y);
+    return y;
+}
+
+/* ids in [0, range) from a small LCG; with N > range there are repeats. */
+static void fill_ids(int32_t *ids, size_t n, int range, unsigned seed)
+{
+    uint32_t s = seed * 2654435761u + 12345u;
+    for (size_t i = 0; i < n; i++) {
+        s = s * 1664525u + 1013904223u;
+        ids[i] = (int32_t)((s >> 8) % (uint32_t)range);
+    }
+}
+
+/* ---------------------------------------------------------------- GEMM */
+
+static double gemm_case(int ta, int tb, int M, int N, int K, float alpha, float beta,
+                        unsigned seed)
+{
+    /* stored shapes: A (M, K) or (K, M); B (K, N) or (N, K); leading
+     * dimensions padded beyond the minimum */
+    int arows = ta ? K : M, acols = ta ? M : K;
+    int brows = tb ? N : K, bcols = tb ? K : N;
+    int lda = acols + 3, ldb = bcols + 5, ldc = N + 7;
+    size_t na = (size_t)arows * lda, nb = (size_t)brows * ldb, nc = (size_t)M * ldc;
+    float *A = fmalloc(na), *B = fmalloc(nb), *C0 = fmalloc(nc);
+    testlib_fill_uniform(A, na, 1.0f, seed);
+    testlib_fill_uniform(B, nb, 1.0f, seed + 1);
+    testlib_fill_uniform(C0, nc, 1.0f, seed + 2);
+    float *Cf = fdup(C0, nc), *Cn = fdup(C0, nc);
+    kern_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, Cf, ldc);
+    kern_gemm_naive(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, Cn, ldc);
+    double worst = 0.0;
+    for (int i = 0; i < M; i++) {
+        double e = testlib_max_rel_diff(Cf + (size_t)i * ldc, Cn + (size_t)i * ldc, (size_t)N);
+        worst = e > worst ? e : worst;
+        /* padding columns of C are not touched */
+        CU_ASSERT(memcmp(Cf + (size_t)i * ldc + N, C0 + (size_t)i * ldc + N,
+                         (size_t)(ldc - N) * sizeof(float)) == 0);
+        CU_ASSERT(memcmp(Cn + (size_t)i * ldc + N, C0 + (size_t)i * ldc + N,
+                         (size_t)(ldc - N) * sizeof(float)) == 0);
+    }
+    /* a sanity check of the reference itself: one element by hand */
+    {
+        double acc = 0.0;
+        int i = M - 1, j = N / 2;
+        for (int k = 0; k < K; k++) {
+            double a = ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
+            double b = tb ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j];
+            acc += a * b;
+        }
+        double want = alpha * acc + beta * C0[(size_t)i * ldc + j];
+        CU_ASSERT_DOUBLE_EQUAL(Cn[(size_t)i * ldc + j], want, 1e-5 * (fabs(want) + 1.0));
+    }
+    double tol = 1e-5 * sqrt((double)K);
+    CU_ASSERT(worst <= tol);
+    free(A);
+    free(B);
+    free(C0);
+    free(Cf);
+    free(Cn);
+    return worst;
+}
+
+static void test_gemm(void)
+{
+    static const int shapes[][3] = {{37, 29, 53}, {5, 130, 257}, {1, 1, 1}, {3, 28, 7}};
+    static const float betas[] = {0.0f, 0.6f, 1.0f};
+    unsigned seed = 100;
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        double worst = 0.0;
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++)
+                for (size_t bi = 0; bi < sizeof betas / sizeof betas[0]; bi++) {
+                    double e = gemm_case(ta, tb, shapes[s][0], shapes[s][1], shapes[s][2],
+                                         -1.375f, betas[bi], seed += 7);
+                    worst = e > worst ? e : worst;
+                }
+        char name[64];
+        snprintf(name, sizeof name, "gemm M=%d N=%d K=%d (all trans, betas)", shapes[s][0],
+                 shapes[s][1], shapes[s][2]);
+        report(name, worst);
+    }
+}
+
+/* beta == 0 must ignore whatever C held (BLAS semantics), even NaN. */
+static void test_gemm_beta0_ignores_c(void)
+{
+    const int M = 6, N = 5, K = 4;
+    float A[6 * 4], B[4 * 5], Cf[6 * 5], Cn[6 * 5];
+    testlib_fill_uniform(A, sizeof A / sizeof A[0], 1.0f, 1);
+    testlib_fill_uniform(B, sizeof B / sizeof B[0], 1.0f, 2);
+    for (int i = 0; i < M * N; i++)
+        Cf[i] = Cn[i] = NAN;
+    kern_gemm(0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, Cf, N);
+    kern_gemm_naive(0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, Cn, N);
+    CU_ASSERT(kern_all_finite(Cf, (size_t)M * N));
+    CU_ASSERT(kern_all_finite(Cn, (size_t)M * N));
+    CU_ASSERT(testlib_max_rel_diff(Cf, Cn, (size_t)M * N) <= 1e-5 * sqrt((double)K));
+}
+
+/* ---------------------------------------------------- gather / scatter */
+
+static void test_gather_rows(void)
+{
+    const int V = 23, D = 150;
+    const size_t N = 301;
+    float *table = fmalloc((size_t)V * D), *bias = fmalloc(D);
+    float *of = fmalloc(N * D), *on = fmalloc(N * D);
+    int32_t *ids = cn_xmalloc(N * sizeof *ids);
+    testlib_fill_uniform(table, (size_t)V * D, 2.0f, 11);
+    testlib_fill_uniform(bias, D, 0.5f, 12);
+    fill_ids(ids, N, V, 13);
+    for (int with_bias = 0; with_bias < 2; with_bias++) {
+        const float *bb = with_bias ? bias : NULL;
+        kern_gather_rows(of, table, ids, N, D, bb);
+        kern_gather_rows_naive(on, table, ids, N, D, bb);
+        double e = testlib_max_rel_diff(of, on, N * D);
+        report(with_bias ? "gather_rows with bias" : "gather_rows without bias", e);
+        CU_ASSERT(e == 0.0);
+        /* and against the definition */
+        int bad = 0;
+        for (size_t n = 0; n < N; n++)
+            for (int d = 0; d < D; d++) {
+                float want = table[(size_t)ids[n] * D + d] + (bb ? bb[d] : 0.0f);
+                bad += of[n * D + d] != want;
+            }
+        CU_ASSERT_EQUAL(bad, 0);
+    }
+    free(table);
+    free(bias);
+    free(of);
+    free(on);
+    free(ids);
+}
+
+static void test_scatter_add_rows(void)
+{
+    const int V = 17, D = 150; /* 150 = two full 64-column blocks and a partial */
+    const size_t N = 500;      /* ~30 repeats per row: real accumulation */
+    float *dout = fmalloc(N * D), *d0 = fmalloc((size_t)V * D);
+    int32_t *ids = cn_xmalloc(N * sizeof *ids);
+    testlib_fill_uniform(dout, N * D, 1.0f, 21);
+    testlib_fill_uniform(d0, (size_t)V * D, 1.0f, 22); /* += onto existing values */
+    fill_ids(ids, N, V, 23);
+    float *dn = fdup(d0, (size_t)V * D), *d1 = fdup(d0, (size_t)V * D),
+          *d2 = fdup(d0, (size_t)V * D);
+    int saved = max_threads();
+    kern_scatter_add_rows_naive(dn, dout, ids, N, D);
+    set_threads(1);
+    kern_scatter_add_rows(d1, dout, ids, N, D);
+    set_threads(2);
+    kern_scatter_add_rows(d2, dout, ids, N, D);
+    set_threads(saved);
+    CU_ASSERT(memcmp(d1, d2, (size_t)V * D * sizeof(float)) == 0);
+    double e = testlib_max_rel_diff(d1, dn, (size_t)V * D);
+    report("scatter_add_rows (repeated ids)", e);
+    CU_ASSERT(e <= 1e-6);
+    /* against a double-accumulated sum: float accumulation of ~30 terms */
+    double worst = 0.0;
+    for (int v = 0; v < V; v++)
+        for (int d = 0; d < D; d++) {
+            double acc = d0[(size_t)v * D + d];
+            for (size_t n = 0; n < N; n++)
+                if (ids[n] == v)
+                    acc += dout[n * D + d];
+            double err = fabs(acc - d1[(size_t)v * D + d]) / (fabs(acc) > 1.0 ? fabs(acc) : 1.0);
+            worst = err > worst ? err : worst;
+        }
+    report("scatter_add_rows vs double sum", worst);
+    CU_ASSERT(worst <= 1e-5 * sqrt((double)N / V));
+    /* ids never touched stay as they were: use a range that leaves rows out */
+    fill_ids(ids, N, V - 3, 24);
+    memcpy(d1, d0, (size_t)V * D * sizeof(float));
+    kern_scatter_add_rows(d1, dout, ids, N, D);
+    CU_ASSERT(memcmp(d1 + (size_t)(V - 3) * D, d0 + (size_t)(V - 3) * D,
+                     (size_t)3 * D * sizeof(float)) == 0);
+    free(dout);
+    free(d0);
+    free(dn);
+    free(d1);
+    free(d2);
+    free(ids);
+}
+
+/* ------------------------------------------------------------ sum rows */
+
+static void test_sum_rows(void)
+{
+    const int D = 150;
+    const size_t N = 1000;
+    float *dy = fmalloc(N * D), *b0 = fmalloc(D);
+    testlib_fill_uniform(dy, N * D, 1.0f, 31);
+    testlib_fill_uniform(b0, D, 1.0f, 32);
+    float *bf = fdup(b0, D), *bn = fdup(b0, D), *b2 = fdup(b0, D);
+    int saved = max_threads();
+    set_threads(1);
+    kern_sum_rows(bf, dy, N, D);
+    set_threads(2);
+    kern_sum_rows(b2, dy, N, D);
+    set_threads(saved);
+    kern_sum_rows_naive(bn, dy, N, D);
+    CU_ASSERT(memcmp(bf, b2, D * sizeof(float)) == 0);
+    double e = testlib_max_rel_diff(bf, bn, D);
+    report("sum_rows N=1000 D=150", e);
+    CU_ASSERT(e <= 1e-5 * sqrt((double)N));
+    /* a tiny case: N = 1 is a plain add, exact */
+    memcpy(bf, b0, D * sizeof(float));
+    memcpy(bn, b0, D * sizeof(float));
+    kern_sum_rows(bf, dy, 1, D);
+    kern_sum_rows_naive(bn, dy, 1, D);
+    CU_ASSERT(testlib_max_rel_diff(bf, bn, D) == 0.0);
+    free(dy);
+    free(b0);
+    free(bf);
+    free(bn);
+    free(b2);
+}
+
+/* ------------------------------------------------------------- softmax */
+
+static void test_softmax_xent(void)
+{
+    const size_t N = 64;
+    const int V = 83;
+    float *z = fmalloc(N * V);
+    int32_t *y = cn_xmalloc(N * sizeof *y);
+    testlib_fill_uniform(z, N * V, 5.0f, 41);
+    fill_ids(y, N, V, 42);
+    /* extreme rows: the target far above, far below, all equal and huge,
+     * +-80 mixed, and tiny logits */
+    for (int v = 0; v < V; v++) {
+        z[0 * V + v] = -80.0f;
+        z[1 * V + v] = 80.0f;
+        z[2 * V + v] = 80.0f;
+        z[3 * V + v] = (v % 3) ? -80.0f : 80.0f;
+        z[4 * V + v] *= 1e-3f;
+    }
+    z[0 * V + y[0]] = 80.0f;
+    z[1 * V + y[1]] = -80.0f;
+    float *zf = fdup(z, N * V), *zn = fdup(z, N * V);
+    float *lf = fmalloc(N), *ln = fmalloc(N);
+    double tf = kern_softmax_xent(zf, y, N, V, lf);
+    double tn = kern_softmax_xent_naive(zn, y, N, V, ln);
+    CU_ASSERT(kern_all_finite(zf, N * V));
+    CU_ASSERT(kern_all_finite(lf, N));
+    double ep = testlib_max_rel_diff(zf, zn, N * V);
+    double el = testlib_max_rel_diff(lf, ln, N);
+    double et = fabs(tf - tn) / (fabs(tn) > 1.0 ? fabs(tn) : 1.0);
+    report("softmax_xent probabilities", ep);
+    report("softmax_xent row losses", el);
+    report("softmax_xent total loss", et);
+    CU_ASSERT(ep <= 1e-5);
+    CU_ASSERT(el <= 1e-5);
+    CU_ASSERT(et <= 1e-5);
+    /* the returned total is the sum of the row losses */
+    double s = 0.0;
+    for (size_t n = 0; n < N; n++)
+        s += lf[n];
+    CU_ASSERT_DOUBLE_EQUAL(tf, s, 1e-9 * (fabs(s) + 1.0));
+    /* rows sum to 1 */
+    double worst_sum = 0.0;
+    for (size_t n = 0; n < N; n++) {
+        double rs = 0.0;
+        for (int v = 0; v < V; v++) {
+            CU_ASSERT(zf[n * V + v] >= 0.0f && zf[n * V + v] <= 1.0f);
+            rs += zf[n * V + v];
+        }
+        worst_sum = fabs(rs - 1.0) > worst_sum ? fabs(rs - 1.0) : worst_sum;
+    }
+    report("softmax_xent |row sum - 1|", worst_sum);
+    CU_ASSERT(worst_sum <= 1e-5);
+    /* the extreme rows against closed forms */
+    CU_ASSERT_DOUBLE_EQUAL(lf[0], 0.0, 1e-6);
+    CU_ASSERT_DOUBLE_EQUAL(zf[0 * V + y[0]], 1.0, 1e-6);
+    CU_ASSERT_DOUBLE_EQUAL(lf[1], 160.0 + log((double)(V - 1)), 1e-5 * 165.0);
+    CU_ASSERT_DOUBLE_EQUAL(lf[2], log((double)V), 1e-5);
+    CU_ASSERT_DOUBLE_EQUAL(zf[2 * V + 5], 1.0 / V, 1e-6);
+    /* a NULL target list: probabilities only, zero losses */
+    memcpy(zf, z, N * V * sizeof(float));
+    double t0 = kern_softmax_xent(zf, NULL, N, V, lf);
+    CU_ASSERT_EQUAL(t0, 0.0);
+    CU_ASSERT(testlib_max_rel_diff(zf, zn, N * V) <= 1e-5);
+    free(z);
+    free(y);
+    free(zf);
+    free(zn);
+    free(lf);
+    free(ln);
+}
+
+static void test_softmax_xent_backward(void)
+{
+    const size_t N = 40;
+    const int V = 65;
+    const float scale = 1.0f / 40.0f;
+    float *z = fmalloc(N * V), *lf = fmalloc(N);
+    int32_t *y = cn_xmalloc(N * sizeof *y);
+    testlib_fill_uniform(z, N * V, 4.0f, 51);
+    fill_ids(y, N, V, 52);
+    kern_softmax_xent(z, y, N, V, lf);
+    float *p = fdup(z, N * V);
+    kern_softmax_xent_backward(z, y, N, V, scale);
+    double worst = 0.0;
+    for (size_t n = 0; n < N; n++) {
+        double row = 0.0;
+        for (int v = 0; v < V; v++) {
+            double want = (double)scale * ((double)p[n * V + v] - (v == y[n] ? 1.0 : 0.0));
+            double err = fabs(z[n * V + v] - want);
+            worst = err > worst ? err : worst;
+            row += z[n * V + v];
+        }
+        /* the gradient of each row sums to zero (probabilities sum to 1) */
+        CU_ASSERT_DOUBLE_EQUAL(row, 0.0, 1e-5 * scale);
+    }
+    report("softmax_xent_backward vs scale*(p-onehot)", worst);
+    CU_ASSERT(worst <= 1e-7 * scale);
+    free(z);
+    free(lf);
+    free(y);
+    free(p);
+}
+
+/* --------------------------------------------------------------- sumsq */
+
+static void test_sumsq(void)
+{
+    static const size_t sizes[] = {0, 1, 5, 255, 256, 257, 100003};
+    float *x = fmalloc(100003);
+    testlib_fill_uniform(x, 100003, 3.0f, 61);
+    int saved = max_threads();
+    double worst = 0.0;
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        size_t n = sizes[k];
+        double want = 0.0;
+        for (size_t i = 0; i < n; i++)
+            want += (double)x[i] * (double)x[i];
+        set_threads(1);
+        double s1 = kern_sumsq(x, n);
+        set_threads(2);
+        double s2 = kern_sumsq(x, n);
+        CU_ASSERT(memcmp(&s1, &s2, sizeof s1) == 0);
+        double e = fabs(s1 - want) / (want > 1.0 ? want : 1.0);
+        worst = e > worst ? e : worst;
+        CU_ASSERT(e <= 1e-12);
+    }
+    set_threads(saved);
+    report("sumsq vs double loop", worst);
+    free(x);
+}
+
+/* ------------------------------------------------------------- dropout */
+
+static void test_dropout(void)
+{
+    const size_t n = 100000;
+    static const float ps[] = {0.1f, 0.3f, 0.5f};
+    float *x = fmalloc(n);
+    testlib_fill_uniform(x, n, 0.5f, 71);
+    for (size_t i = 0; i < n; i++)
+        x[i] += 1.0f; /* in [0.5, 1.5]: a zero output can only be a dropped value */
+    for (size_t k = 0; k < sizeof ps / sizeof ps[0]; k++) {
+        float p = ps[k];
+        float scale = 1.0f / (1.0f - p);
+        float *a = fdup(x, n), *b = fdup(x, n), *c = fdup(x, n);
+        kern_dropout(a, n, p, 1234);
+        kern_dropout(b, n, p, 1234);
+        kern_dropout(c, n, p, 1235);
+        CU_ASSERT(memcmp(a, b, n * sizeof(float)) == 0); /* same key, same mask */
+        size_t zeros = 0, badkept = 0, differ = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (a[i] == 0.0f)
+                zeros++;
+            else if (a[i] != x[i] * scale)
+                badkept++;
+            differ += (a[i] == 0.0f) != (c[i] == 0.0f);
+        }
+        double frac = (double)zeros / (double)n;
+        printf("\n    dropout p=%.1f: zero fraction %.4f, masks of keys 1234/1235 differ at "
+               "%.4f (expect %.4f)",
+               p, frac, (double)differ / (double)n, 2.0 * p * (1.0 - p));
+        CU_ASSERT(fabs(frac - p) <= 0.01);
+        CU_ASSERT_EQUAL(badkept, 0);
+        /* independent masks disagree at about 2p(1-p) of the positions */
+        CU_ASSERT(fabs((double)differ / (double)n - 2.0 * p * (1.0 - p)) <= 0.02);
+        /* backward: the same mask and scale on the gradient */
+        float *dx = fmalloc(n);
+        testlib_fill_uniform(dx, n, 1.0f, 72 + k);
+        float *d0 = fdup(dx, n);
+        kern_dropout_backward(dx, n, p, 1234);
+        size_t badb = 0;
+        for (size_t i = 0; i < n; i++) {
+            float want = a[i] == 0.0f ? 0.0f : d0[i] * scale;
+            badb += dx[i] != want;
+        }
+        CU_ASSERT_EQUAL(badb, 0);
+        /* thread count does not change the mask */
+        int saved = max_threads();
+        float *e = fdup(x, n);
+        set_threads(1);
+        kern_dropout(e, n, p, 1234);
+        set_threads(saved);
+        CU_ASSERT(memcmp(a, e, n * sizeof(float)) == 0);
+        free(a);
+        free(b);
+        free(c);
+        free(e);
+        free(dx);
+        free(d0);
+    }
+    /* p == 0 leaves x untouched */
+    float *a = fdup(x, n);
+    kern_dropout(a, n, 0.0f, 99);
+    CU_ASSERT(memcmp(a, x, n * sizeof(float)) == 0);
+    kern_dropout_backward(a, n, 0.0f, 99);
+    CU_ASSERT(memcmp(a, x, n * sizeof(float)) == 0);
+    free(a);
+    free(x);
+}
+
+/* --------------------------------------------------------------- cells */
+
+/* All the buffers of one chunk and its backward, owned together. */
+typedef struct {
+    cell_kind kind;
+    int T, B, H, G;
+    float *w_hh, *b_hh, *gates, *hs, *cs, *hn, *hproj;
+    float *dh, *dgh, *dh_next, *dc_next;
+} cell_bufs;
+
+static size_t n_gates(const cell_bufs *s)
+{
+    return (size_t)s->T * s->B * s->G * s->H;
+}
+static size_t n_states(const cell_bufs *s)
+{
+    return (size_t)(s->T + 1) * s->B * s->H;
+}
+static size_t n_steps(const cell_bufs *s)
+{
+    return (size_t)s->T * s->B * s->H;
+}
+
+static void bufs_init(cell_bufs *s, cell_kind kind, int T, int B, int H, unsigned seed)
+{
+    s->kind = kind;
+    s->T = T;
+    s->B = B;
+    s->H = H;
+    s->G = cell_gates(kind);
+    size_t GH = (size_t)s->G * H;
+    s->w_hh = fmalloc(GH * H);
+    s->b_hh = fmalloc(GH);
+    s->gates = fmalloc(n_gates(s));
+    s->hs = fmalloc(n_states(s));
+    s->cs = fmalloc(n_states(s));
+    s->hn = fmalloc(n_steps(s));
+    s->hproj = fmalloc((size_t)B * GH);
+    s->dh = fmalloc(n_steps(s));
+    s->dgh = fmalloc(n_gates(s));
+    s->dh_next = fmalloc((size_t)B * H);
+    s->dc_next = fmalloc((size_t)B * H);
+    testlib_fill_uniform(s->w_hh, GH * H, 0.5f, seed + 1);
+    testlib_fill_uniform(s->b_hh, GH, 0.5f, seed + 2);
+    testlib_fill_uniform(s->gates, n_gates(s), 1.0f, seed + 3); /* input projections */
+    testlib_fill_uniform(s->hs, n_states(s), 1.0f, seed + 4);   /* hs[0] matters */
+    testlib_fill_uniform(s->cs, n_states(s), 1.0f, seed + 5);   /* cs[0] matters */
+    testlib_fill_uniform(s->hn, n_steps(s), 1.0f, seed + 6);
+    testlib_fill_uniform(s->hproj, (size_t)B * GH, 1.0f, seed + 7);
+    testlib_fill_uniform(s->dh, n_steps(s), 1.0f, seed + 8);
+    testlib_fill_uniform(s->dgh, n_gates(s), 1.0f, seed + 9);
+    testlib_fill_uniform(s->dh_next, (size_t)B * H, 1.0f, seed + 10);
+    testlib_fill_uniform(s->dc_next, (size_t)B * H, 1.0f, seed + 11);
+}
+
+static void bufs_copy(cell_bufs *d, const cell_bufs *s)
+{
+    *d = *s;
+    size_t GH = (size_t)s->G * s->H;
+    d->w_hh = fdup(s->w_hh, GH * s->H);
+    d->b_hh = fdup(s->b_hh, GH);
+    d->gates = fdup(s->gates, n_gates(s));
+    d->hs = fdup(s->hs, n_states(s));
+    d->cs = fdup(s->cs, n_states(s));
+    d->hn = fdup(s->hn, n_steps(s));
+    d->hproj = fdup(s->hproj, (size_t)s->B * GH);
+    d->dh = fdup(s->dh, n_steps(s));
+    d->dgh = fdup(s->dgh, n_gates(s));
+    d->dh_next = fdup(s->dh_next, (size_t)s->B * s->H);
+    d->dc_next = fdup(s->dc_next, (size_t)s->B * s->H);
+}
+
+static void bufs_free(cell_bufs *s)
+{
+    free(s->w_hh);
+    free(s->b_hh);
+    free(s->gates);
+    free(s->hs);
+    free(s->cs);
+    free(s->hn);
+    free(s->hproj);
+    free(s->dh);
+    free(s->dgh);
+    free(s->dh_next);
+    free(s->dc_next);
+}
+
+static cell_chunk chunk_of(const cell_bufs *s)
+{
+    cell_chunk c = {s->kind, s->T, s->B, s->H, s->w_hh, s->b_hh, s->gates,
+                    s->hs,   s->cs, s->hn, s->hproj};
+    return c;
+}
+
+/* dgh: the GRU needs its own buffer; RNN and LSTM pass the gates. */
+static cell_grads grads_of(const cell_bufs *s)
+{
+    cell_grads g = {s->dh, s->kind == CELL_GRU ? s->dgh : s->gates, s->dh_next, s->dc_next};
+    return g;
+}
+
+static void run_forward(cell_bufs *s, int naive)
+{
+    cell_chunk c = chunk_of(s);
+    if (naive)
+        cell_forward_naive(&c);
+    else
+        cell_forward(&c);
+}
+
+static void run_backward(cell_bufs *s, int naive)
+{
+    cell_chunk c = chunk_of(s);
+    cell_grads g = grads_of(s);
+    if (naive)
+        cell_backward_naive(&c, &g);
+    else
+        cell_backward(&c, &g);
+}
+
+#define CELL_TOL 5e-5
+
+static void cell_case(cell_kind kind, int T, int B, int H, unsigned seed)
+{
+    cell_bufs base, f, n;
+    bufs_init(&base, kind, T, B, H, seed);
+    bufs_copy(&f, &base);
+    bufs_copy(&n, &base);
+    run_forward(&f, 0);
+    run_forward(&n, 1);
+    char name[96];
+    double e;
+    /* hs[0] and cs[0] are inputs and must come back unchanged */
+    CU_ASSERT(memcmp(f.hs, base.hs, (size_t)B * H * sizeof(float)) == 0);
+    e = testlib_max_rel_diff(f.hs, n.hs, n_states(&base));
+    snprintf(name, sizeof name, "%s T=%d B=%d H=%d forward hs", cell_name(kind), T, B, H);
+    report(name, e);
+    CU_ASSERT(e <= CELL_TOL);
+    e = testlib_max_rel_diff(f.gates, n.gates, n_gates(&base));
+    snprintf(name, sizeof name, "%s T=%d B=%d H=%d forward gates", cell_name(kind), T, B, H);
+    report(name, e);
+    CU_ASSERT(e <= CELL_TOL);
+    if (kind == CELL_LSTM) {
+        CU_ASSERT(memcmp(f.cs, base.cs, (size_t)B * H * sizeof(float)) == 0);
+        e = testlib_max_rel_diff(f.cs, n.cs, n_states(&base));
+        snprintf(name, sizeof name, "%s T=%d B=%d H=%d forward cs", cell_name(kind), T, B, H);
+        report(name, e);
+        CU_ASSERT(e <= CELL_TOL);
+    }
+    if (kind == CELL_GRU) {
+        e = testlib_max_rel_diff(f.hn, n.hn, n_steps(&base));
+        snprintf(name, sizeof name, "%s T=%d B=%d H=%d forward hn", cell_name(kind), T, B, H);
+        report(name, e);
+        CU_ASSERT(e <= CELL_TOL);
+    }
+    /* the outputs are not trivially saturated */
+    CU_ASSERT(kern_all_finite(f.hs, n_states(&base)));
+
+    /* backward from one and the same forward state (the naive one), so only
+     * the backward differs */
+    cell_bufs bf, bn;
+    bufs_copy(&bf, &n);
+    bufs_copy(&bn, &n);
+    run_backward(&bf, 0);
+    run_backward(&bn, 1);
+    e = testlib_max_rel_diff(bf.gates, bn.gates, n_gates(&base));
+    snprintf(name, sizeof name, "%s T=%d B=%d H=%d backward dgates", cell_name(kind), T, B, H);
+    report(name, e);
+    CU_ASSERT(e <= CELL_TOL);
+    if (kind == CELL_GRU) {
+        e = testlib_max_rel_diff(bf.dgh, bn.dgh, n_gates(&base));
+        snprintf(name, sizeof name, "%s T=%d B=%d H=%d backward dgh", cell_name(kind), T, B, H);
+        report(name, e);
+        CU_ASSERT(e <= CELL_TOL);
+    }
+    /* the saved forward state is read-only for backward */
+    CU_ASSERT(memcmp(bf.hs, n.hs, n_states(&base) * sizeof(float)) == 0);
+    if (kind == CELL_LSTM)
+        CU_ASSERT(memcmp(bf.cs, n.cs, n_states(&base) * sizeof(float)) == 0);
+    if (kind == CELL_GRU)
+        CU_ASSERT(memcmp(bf.hn, n.hn, n_steps(&base) * sizeof(float)) == 0);
+    /* gradients are not all zero (the test would be vacuous) */
+    double mag = 0.0;
+    for (size_t i = 0; i < n_gates(&base); i++)
+        mag += fabs(bn.gates[i]);
+    CU_ASSERT(mag > 1e-3 * (double)n_gates(&base));
+
+    bufs_free(&base);
+    bufs_free(&f);
+    bufs_free(&n);
+    bufs_free(&bf);
+    bufs_free(&bn);
+}
+
+static void test_cell_rnn(void)
+{
+    cell_case(CELL_RNN, 5, 3, 7, 1000);
+    cell_case(CELL_RNN, 4, 6, 40, 1100);
+}
+
+static void test_cell_lstm(void)
+{
+    cell_case(CELL_LSTM, 5, 3, 7, 2000);
+    cell_case(CELL_LSTM, 4, 6, 40, 2100);
+}
+
+static void test_cell_gru(void)
+{
+    cell_case(CELL_GRU, 5, 3, 7, 3000);
+    cell_case(CELL_GRU, 4, 6, 40, 3100);
+}
+
+/* The fast cells give bit-identical results with 1 and 2 OpenMP threads
+ * (OpenBLAS itself runs single-threaded: OPENBLAS_NUM_THREADS=1). */
+static void test_cells_thread_independent(void)
+{
+    static const int shapes[][3] = {{5, 3, 7}, {4, 6, 40}};
+    int saved = max_threads();
+    for (int k = CELL_RNN; k <= CELL_GRU; k++)
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+            cell_bufs base, a, b;
+            bufs_init(&base, (cell_kind)k, shapes[s][0], shapes[s][1], shapes[s][2],
+                      4000 + 100 * (unsigned)k + (unsigned)s);
+            bufs_copy(&a, &base);
+            bufs_copy(&b, &base);
+            set_threads(1);
+            run_forward(&a, 0);
+            set_threads(2);
+            run_forward(&b, 0);
+            CU_ASSERT(memcmp(a.hs, b.hs, n_states(&base) * sizeof(float)) == 0);
+            CU_ASSERT(memcmp(a.gates, b.gates, n_gates(&base) * sizeof(float)) == 0);
+            if (k == CELL_LSTM)
+                CU_ASSERT(memcmp(a.cs, b.cs, n_states(&base) * sizeof(float)) == 0);
+            if (k == CELL_GRU)
+                CU_ASSERT(memcmp(a.hn, b.hn, n_steps(&base) * sizeof(float)) == 0);
+            /* and the backward */
+            set_threads(1);
+            run_backward(&a, 0);
+            set_threads(2);
+            run_backward(&b, 0);
+            CU_ASSERT(memcmp(a.gates, b.gates, n_gates(&base) * sizeof(float)) == 0);
+            if (k == CELL_GRU)
+                CU_ASSERT(memcmp(a.dgh, b.dgh, n_gates(&base) * sizeof(float)) == 0);
+            bufs_free(&base);
+            bufs_free(&a);
+            bufs_free(&b);
+        }
+    set_threads(saved);
+}
+
+static void test_cell_names(void)
+{
+    cell_kind k = CELL_RNN;
+    CU_ASSERT_EQUAL(cell_gates(CELL_RNN), 1);
+    CU_ASSERT_EQUAL(cell_gates(CELL_LSTM), 4);
+    CU_ASSERT_EQUAL(cell_gates(CELL_GRU), 3);
+    CU_ASSERT_EQUAL(cell_parse("lstm", &k), 0);
+    CU_ASSERT_EQUAL(k, CELL_LSTM);
+    CU_ASSERT_EQUAL(cell_parse("gru", &k), 0);
+    CU_ASSERT_EQUAL(k, CELL_GRU);
+    CU_ASSERT_EQUAL(cell_parse("rnn", &k), 0);
+    CU_ASSERT_EQUAL(k, CELL_RNN);
+    CU_ASSERT_EQUAL(cell_parse("LSTM", &k), -1);
+    CU_ASSERT_EQUAL(k, CELL_RNN);
+    CU_ASSERT_STRING_EQUAL(cell_name(CELL_GRU), "gru");
+}
+
+int main(int argc, char **argv)
+{
+    CU_pSuite k = testlib_suite("kernels");
+    testlib_add(k, "gemm: 4 transpose combos, padded ld, alpha, beta", test_gemm);
+    testlib_add(k, "gemm: beta 0 ignores C", test_gemm_beta0_ignores_c);
+    testlib_add(k, "gather_rows with and without bias", test_gather_rows);
+    testlib_add(k, "scatter_add_rows: repeats, 1 vs 2 threads", test_scatter_add_rows);
+    testlib_add(k, "sum_rows", test_sum_rows);
+    testlib_add(k, "softmax_xent incl. +-80 logits", test_softmax_xent);
+    testlib_add(k, "softmax_xent_backward", test_softmax_xent_backward);
+    testlib_add(k, "sumsq: vs double, 1 vs 2 threads", test_sumsq);
+    testlib_add(k, "dropout: rate, scale, keys, backward", test_dropout);
+
+    CU_pSuite c = testlib_suite("cells");
+    testlib_add(c, "names and gate counts", test_cell_names);
+    testlib_add(c, "rnn fast vs naive", test_cell_rnn);
+    testlib_add(c, "lstm fast vs naive", test_cell_lstm);
+    testlib_add(c, "gru fast vs naive", test_cell_gru);
+    testlib_add(c, "fast cells: 1 vs 2 threads bit-identical", test_cells_thread_independent);
+    return testlib_run(argc, argv);
+}
