@@ -1,0 +1,142 @@
+/* model: a character-level language model = input (one-hot gather or
+ * embedding) -> L stacked recurrent layers (src/stack.c) -> output head
+ * (src/head_lm.c: linear decoder + softmax cross-entropy).
+ *
+ * Every parameter lives in one slab (model.params) and every gradient in a
+ * second slab of the same layout (model.grads), so one all-reduce covers all
+ * gradients. Tensors are views into the slabs. The slab is ordered by when the
+ * backward pass finishes each part: decoder, layer L-1, ..., layer 0 with the
+ * embedding; each of these is a "bucket" (a contiguous range) that can be
+ * all-reduced as soon as its backward is done.
+ *
+ * Names and shapes follow PyTorch's state_dict (weight_ih_l{k} (G*H, D), ...)
+ * so checkpoints exchange weights with torch.nn.RNN/LSTM/GRU. One exception
+ * inside the slab: with one-hot input, layer 0's input weights are stored
+ * transposed, (V, G*H), so that a token's column is one contiguous row to
+ * gather; model_tensor.transposed marks it and checkpoints export (G*H, V).
+ *
+ * Ownership: model owns its slabs; model_work owns the activations of one
+ * chunk for a given (T, B); model_state owns the carried hidden state.
+ */
+#ifndef CHARNN_MODEL_H
+#define CHARNN_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "charnn/cells.h"
+
+#define MODEL_MAX_LAYERS 16
+#define MODEL_MAX_TENSORS (4 * MODEL_MAX_LAYERS + 3)
+
+typedef struct {
+    cell_kind cell;
+    int vocab;     /* V */
+    int layers;    /* L */
+    int hidden;    /* H */
+    int embed;     /* E; 0 = one-hot input */
+    float dropout; /* drop probability on the outputs of layers 0..L-2, training only */
+} model_config;
+
+typedef struct {
+    char name[32];  /* PyTorch state_dict name, e.g. "weight_ih_l0", "decoder.weight" */
+    size_t offset;  /* first element in the slab */
+    size_t size;    /* elements */
+    int ndim;       /* 1 or 2 */
+    int shape[2];   /* shape as exported (PyTorch's) */
+    int transposed; /* 1: stored as (shape[1], shape[0]) in the slab */
+    int is_bias;    /* biases get no weight decay */
+    int bucket;     /* all-reduce bucket holding it */
+} model_tensor;
+
+typedef struct {
+    float *w_ih; /* (G*H, D), or (V, G*H) for layer 0 with one-hot input */
+    float *w_hh; /* (G*H, H) */
+    float *b_ih; /* (G*H) */
+    float *b_hh; /* (G*H) */
+} model_layer;
+
+typedef struct {
+    model_config cfg;
+    int gates; /* G */
+    size_t n_params;
+    float *params; /* (n_params) the parameter slab */
+    float *grads;  /* (n_params) the gradient slab, same layout */
+    model_layer layer[MODEL_MAX_LAYERS];  /* views into params */
+    model_layer glayer[MODEL_MAX_LAYERS]; /* the same views into grads */
+    float *embed, *gembed; /* (V, E), NULL with one-hot input */
+    float *dec_w, *gdec_w; /* (V, H) */
+    float *dec_b, *gdec_b; /* (V) */
+    int n_tensors;
+    model_tensor tensor[MODEL_MAX_TENSORS];
+    int n_buckets; /* 1 + L: decoder, then layers top to bottom */
+    size_t bucket_offset[MODEL_MAX_LAYERS + 1];
+    size_t bucket_size[MODEL_MAX_LAYERS + 1];
+} model;
+
+/* Carried state between chunks, per stream. */
+typedef struct {
+    int layers, batch, hidden;
+    float *h; /* (L, B, H) */
+    float *c; /* (L, B, H) LSTM only, else NULL */
+} model_state;
+
+/* Activations of one chunk, sized for at most T steps of B streams. */
+typedef struct {
+    int T, B;
+    int t_used;                          /* steps in the last forward */
+    float *gates[MODEL_MAX_LAYERS];      /* (T, B, G*H) */
+    float *hs[MODEL_MAX_LAYERS];         /* (T+1, B, H) */
+    float *cs[MODEL_MAX_LAYERS];         /* (T+1, B, H) LSTM */
+    float *hn[MODEL_MAX_LAYERS];         /* (T, B, H) GRU */
+    float *dropped[MODEL_MAX_LAYERS];    /* (T, B, H) dropout(output of layer l), l < L-1 */
+    uint64_t dropout_key[MODEL_MAX_LAYERS];
+    int dropout_on;                      /* masks applied in the last forward */
+    float *emb;                          /* (T, B, E) embedded input, E > 0 */
+    float *hproj;                        /* (B, G*H) */
+    float *dgh;                          /* (T, B, G*H) GRU only */
+    float *dh_a, *dh_b;                  /* (T, B, max(H, E)) gradients flowing down */
+    float *dh_next, *dc_next;            /* (B, H) */
+    float *logits;                       /* (T, B, V) logits, then probabilities, then dlogits */
+    float *row_loss;                     /* (T*B) loss of each position, nats */
+} model_work;
+
+/* Called when the gradients of `bucket` are final during model_backward. */
+typedef void (*model_bucket_fn)(void *ctx, int bucket);
+
+/* 0 or -1 with a message naming the bad field. */
+int model_config_check(const model_config *cfg);
+void model_build(model *m, const model_config *cfg);
+void model_free(model *m);
+/* Uniform init in [-scale, scale] from seed (char-rnn's default 0.08); then, for
+ * the LSTM, set the forget-gate biases (b_ih and b_hh each get half) to
+ * forget_bias unless it is NaN. */
+void model_init_uniform(model *m, float scale, uint64_t seed, float forget_bias);
+/* The tensor named `name`, or NULL. */
+const model_tensor *model_find_tensor(const model *m, const char *name);
+/* Mask over the slab: 1 for weights, 0 for biases (used by weight decay). */
+void model_fill_decay_mask(const model *m, uint8_t *mask);
+void model_zero_grads(model *m);
+
+void model_state_init(model_state *s, const model_config *cfg, int B);
+void model_state_reset(model_state *s);
+void model_state_free(model_state *s);
+
+void model_work_init(model_work *w, const model *m, int T, int B);
+void model_work_free(model_work *w);
+
+/* Forward over T <= w->T steps of tokens x (T, B), targets y (T, B) or NULL.
+ * Starts from s and leaves s at the state after the chunk. With train != 0 and
+ * cfg.dropout > 0 applies dropout with masks keyed by dropout_key. Leaves the
+ * probabilities in w->logits and the per-position loss in w->row_loss; returns
+ * the summed loss in nats (0 when y is NULL). */
+double model_forward(const model *m, model_work *w, model_state *s, const int32_t *x,
+                     const int32_t *y, int T, int train, uint64_t dropout_key);
+
+/* Backward of the last forward (which must have had targets): adds the
+ * gradient of grad_scale * (summed loss) into m->grads. Calls on_bucket after
+ * each bucket is final (may be NULL). */
+void model_backward(model *m, model_work *w, const int32_t *x, const int32_t *y,
+                    float grad_scale, model_bucket_fn on_bucket, void *ctx);
+
+#endif

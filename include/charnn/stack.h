@@ -1,0 +1,19 @@
+/* stack: the recurrent part of the model, independent of what sits on top:
+ * input (one-hot gather or embedding) -> L layers -> top hidden states.
+ * An output head (head_lm.h today; classification or seq2seq heads later)
+ * consumes the top states and hands back their gradient. */
+#ifndef CHARNN_STACK_H
+#define CHARNN_STACK_H
+
+#include "charnn/model.h"
+
+/* Run all layers over x (T, B); returns the top layer's outputs (T, B, H),
+ * owned by w. Updates s to the state after the chunk. */
+const float *stack_forward(const model *m, model_work *w, model_state *s, const int32_t *x,
+                           int T, int train, uint64_t dropout_key);
+/* Backward from dtop (T, B, H) (destroyed) through all layers; adds into
+ * m's gradient slab; calls on_bucket(ctx, 1 + L-1-l) after layer l is done. */
+void stack_backward(model *m, model_work *w, const int32_t *x, float *dtop,
+                    model_bucket_fn on_bucket, void *ctx);
+
+#endif

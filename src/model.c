@@ -1,0 +1,253 @@
+/* The model's parameter slab, its carried state and its chunk workspace, and
+ * the forward/backward that joins the stack to the head. See model.h. */
+#include "charnn/model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "charnn/common.h"
+#include "charnn/head_lm.h"
+#include "charnn/kernels.h"
+#include "charnn/stack.h"
+
+int model_config_check(const model_config *cfg)
+{
+    if (cfg->vocab < 1)
+        return cn_err("vocabulary is empty");
+    if (cfg->layers < 1 || cfg->layers > MODEL_MAX_LAYERS)
+        return cn_err("--layers must be between 1 and %d, got %d", MODEL_MAX_LAYERS, cfg->layers);
+    if (cfg->hidden < 1 || cfg->hidden > 65536)
+        return cn_err("--hidden must be between 1 and 65536, got %d", cfg->hidden);
+    if (cfg->embed < 0 || cfg->embed > 65536)
+        return cn_err("--embed must be between 0 and 65536, got %d", cfg->embed);
+    if (!(cfg->dropout >= 0.0f && cfg->dropout < 1.0f))
+        return cn_err("--dropout must be in [0, 1), got %g", (double)cfg->dropout);
+    if (cfg->cell != CELL_RNN && cfg->cell != CELL_LSTM && cfg->cell != CELL_GRU)
+        return cn_err("unknown cell kind %d", (int)cfg->cell);
+    return 0;
+}
+
+static float *slab_alloc(size_t n)
+{
+    size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
+    float *p = aligned_alloc(64, bytes ? bytes : 64);
+    if (!p) {
+        fprintf(stderr, "charnn: out of memory allocating %zu bytes\n", bytes);
+        abort();
+    }
+    memset(p, 0, bytes);
+    return p;
+}
+
+/* Append a tensor to the table; returns its offset. */
+static size_t add_tensor(model *m, const char *name, int rows, int cols, int transposed,
+                         int is_bias, int bucket)
+{
+    CHARNN_ASSERT(m->n_tensors < MODEL_MAX_TENSORS);
+    model_tensor *t = &m->tensor[m->n_tensors++];
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->offset = m->n_params;
+    t->ndim = cols > 0 ? 2 : 1;
+    t->shape[0] = rows;
+    t->shape[1] = cols > 0 ? cols : 1;
+    t->size = (size_t)rows * (size_t)t->shape[1];
+    t->transposed = transposed;
+    t->is_bias = is_bias;
+    t->bucket = bucket;
+    m->n_params += t->size;
+    return t->offset;
+}
+
+void model_build(model *m, const model_config *cfg)
+{
+    CHARNN_ASSERT(model_config_check(cfg) == 0);
+    memset(m, 0, sizeof *m);
+    m->cfg = *cfg;
+    m->gates = cell_gates(cfg->cell);
+    const int V = cfg->vocab, H = cfg->hidden, E = cfg->embed, L = cfg->layers;
+    const int GH = m->gates * H;
+    size_t off_dec_w, off_dec_b, off_emb = 0;
+    size_t off[MODEL_MAX_LAYERS][4];
+    char name[32];
+
+    /* Slab order = order in which backward finishes: decoder, top layer ... layer 0. */
+    m->n_buckets = 1 + L;
+    m->bucket_offset[0] = 0;
+    off_dec_w = add_tensor(m, "decoder.weight", V, H, 0, 0, 0);
+    off_dec_b = add_tensor(m, "decoder.bias", V, 0, 0, 1, 0);
+    m->bucket_size[0] = m->n_params;
+    for (int l = L - 1; l >= 0; l--) {
+        int bucket = 1 + (L - 1 - l);
+        int D = l == 0 ? (E > 0 ? E : V) : H;
+        m->bucket_offset[bucket] = m->n_params;
+        snprintf(name, sizeof name, "weight_ih_l%d", l);
+        off[l][0] = add_tensor(m, name, GH, D, l == 0 && E == 0, 0, bucket);
+        snprintf(name, sizeof name, "weight_hh_l%d", l);
+        off[l][1] = add_tensor(m, name, GH, H, 0, 0, bucket);
+        snprintf(name, sizeof name, "bias_ih_l%d", l);
+        off[l][2] = add_tensor(m, name, GH, 0, 0, 1, bucket);
+        snprintf(name, sizeof name, "bias_hh_l%d", l);
+        off[l][3] = add_tensor(m, name, GH, 0, 0, 1, bucket);
+        if (l == 0 && E > 0)
+            off_emb = add_tensor(m, "embedding.weight", V, E, 0, 0, bucket);
+        m->bucket_size[bucket] = m->n_params - m->bucket_offset[bucket];
+    }
+
+    m->params = slab_alloc(m->n_params);
+    m->grads = slab_alloc(m->n_params);
+    m->dec_w = m->params + off_dec_w;
+    m->dec_b = m->params + off_dec_b;
+    m->gdec_w = m->grads + off_dec_w;
+    m->gdec_b = m->grads + off_dec_b;
+    if (E > 0) {
+        m->embed = m->params + off_emb;
+        m->gembed = m->grads + off_emb;
+    }
+    for (int l = 0; l < L; l++) {
+        m->layer[l] = (model_layer){m->params + off[l][0], m->params + off[l][1],
+                                    m->params + off[l][2], m->params + off[l][3]};
+        m->glayer[l] = (model_layer){m->grads + off[l][0], m->grads + off[l][1],
+                                     m->grads + off[l][2], m->grads + off[l][3]};
+    }
+}
+
+void model_free(model *m)
+{
+    free(m->params);
+    free(m->grads);
+    memset(m, 0, sizeof *m);
+}
+
+void model_init_uniform(model *m, float scale, uint64_t seed, float forget_bias)
+{
+    cn_rng r;
+    cn_rng_seed(&r, seed);
+    for (size_t i = 0; i < m->n_params; i++)
+        m->params[i] = (float)((2.0 * cn_rng_uniform(&r) - 1.0) * scale);
+    if (m->cfg.cell == CELL_LSTM && !isnan(forget_bias)) {
+        const int H = m->cfg.hidden;
+        for (int l = 0; l < m->cfg.layers; l++) {
+            for (int j = H; j < 2 * H; j++) {
+                m->layer[l].b_ih[j] = 0.5f * forget_bias;
+                m->layer[l].b_hh[j] = 0.5f * forget_bias;
+            }
+        }
+    }
+}
+
+const model_tensor *model_find_tensor(const model *m, const char *name)
+{
+    for (int i = 0; i < m->n_tensors; i++)
+        if (strcmp(m->tensor[i].name, name) == 0)
+            return &m->tensor[i];
+    return NULL;
+}
+
+void model_fill_decay_mask(const model *m, uint8_t *mask)
+{
+    for (int i = 0; i < m->n_tensors; i++)
+        memset(mask + m->tensor[i].offset, m->tensor[i].is_bias ? 0 : 1, m->tensor[i].size);
+}
+
+void model_zero_grads(model *m)
+{
+    memset(m->grads, 0, m->n_params * sizeof(float));
+}
+
+void model_state_init(model_state *s, const model_config *cfg, int B)
+{
+    s->layers = cfg->layers;
+    s->batch = B;
+    s->hidden = cfg->hidden;
+    size_t n = (size_t)cfg->layers * B * cfg->hidden;
+    s->h = cn_xcalloc(n, sizeof(float));
+    s->c = cfg->cell == CELL_LSTM ? cn_xcalloc(n, sizeof(float)) : NULL;
+}
+
+void model_state_reset(model_state *s)
+{
+    size_t n = (size_t)s->layers * s->batch * s->hidden;
+    memset(s->h, 0, n * sizeof(float));
+    if (s->c)
+        memset(s->c, 0, n * sizeof(float));
+}
+
+void model_state_free(model_state *s)
+{
+    free(s->h);
+    free(s->c);
+    memset(s, 0, sizeof *s);
+}
+
+void model_work_init(model_work *w, const model *m, int T, int B)
+{
+    const int L = m->cfg.layers, H = m->cfg.hidden, E = m->cfg.embed, V = m->cfg.vocab;
+    const size_t GH = (size_t)m->gates * H, N = (size_t)T * B;
+    memset(w, 0, sizeof *w);
+    w->T = T;
+    w->B = B;
+    for (int l = 0; l < L; l++) {
+        w->gates[l] = slab_alloc(N * GH);
+        w->hs[l] = slab_alloc((N + B) * H);
+        if (m->cfg.cell == CELL_LSTM)
+            w->cs[l] = slab_alloc((N + B) * H);
+        if (m->cfg.cell == CELL_GRU)
+            w->hn[l] = slab_alloc(N * H);
+        if (m->cfg.dropout > 0.0f && l < L - 1)
+            w->dropped[l] = slab_alloc(N * H);
+    }
+    if (E > 0)
+        w->emb = slab_alloc(N * E);
+    w->hproj = slab_alloc((size_t)B * GH);
+    if (m->cfg.cell == CELL_GRU)
+        w->dgh = slab_alloc(N * GH);
+    size_t dw = (size_t)(H > E ? H : E);
+    w->dh_a = slab_alloc(N * dw);
+    w->dh_b = slab_alloc(N * dw);
+    w->dh_next = slab_alloc((size_t)B * H);
+    w->dc_next = slab_alloc((size_t)B * H);
+    w->logits = slab_alloc(N * V);
+    w->row_loss = slab_alloc(N);
+}
+
+void model_work_free(model_work *w)
+{
+    for (int l = 0; l < MODEL_MAX_LAYERS; l++) {
+        free(w->gates[l]);
+        free(w->hs[l]);
+        free(w->cs[l]);
+        free(w->hn[l]);
+        free(w->dropped[l]);
+    }
+    free(w->emb);
+    free(w->hproj);
+    free(w->dgh);
+    free(w->dh_a);
+    free(w->dh_b);
+    free(w->dh_next);
+    free(w->dc_next);
+    free(w->logits);
+    free(w->row_loss);
+    memset(w, 0, sizeof *w);
+}
+
+double model_forward(const model *m, model_work *w, model_state *s, const int32_t *x,
+                     const int32_t *y, int T, int train, uint64_t dropout_key)
+{
+    const float *top = stack_forward(m, w, s, x, T, train, dropout_key);
+    return head_lm_forward(m, w, top, y, T);
+}
+
+void model_backward(model *m, model_work *w, const int32_t *x, const int32_t *y,
+                    float grad_scale, model_bucket_fn on_bucket, void *ctx)
+{
+    const int L = m->cfg.layers, T = w->t_used;
+    const float *top = w->hs[L - 1] + (size_t)w->B * m->cfg.hidden;
+    CHARNN_ASSERT(y != NULL);
+    head_lm_backward(m, w, top, y, T, grad_scale, w->dh_a);
+    if (on_bucket)
+        on_bucket(ctx, 0);
+    stack_backward(m, w, x, w->dh_a, on_bucket, ctx);
+}

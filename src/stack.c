@@ -1,0 +1,128 @@
+/* The recurrent stack over one chunk. Per layer: the input projection for all
+ * T steps is one GEMM (or, for one-hot input, a row gather), the recurrence
+ * runs in the cell, and in backward the weight gradients are one GEMM each
+ * over all T*B positions. See stack.h. */
+#include "charnn/stack.h"
+
+#include <string.h>
+
+#include "charnn/common.h"
+#include "charnn/kernels.h"
+
+static void fill_rows(float *y, const float *row, size_t N, int D)
+{
+#pragma omp parallel for schedule(static)
+    for (size_t n = 0; n < N; n++)
+        memcpy(y + n * D, row, (size_t)D * sizeof(float));
+}
+
+/* The input of layer l for the last forward: (T, B, D). */
+static const float *layer_input(const model *m, const model_work *w, int l)
+{
+    if (l == 0)
+        return w->emb; /* NULL with one-hot input */
+    if (w->dropout_on)
+        return w->dropped[l - 1];
+    return w->hs[l - 1] + (size_t)w->B * m->cfg.hidden;
+}
+
+static cell_chunk layer_chunk(const model *m, model_work *w, int l, int T)
+{
+    cell_chunk c = {
+        .kind = m->cfg.cell,
+        .T = T,
+        .B = w->B,
+        .H = m->cfg.hidden,
+        .w_hh = m->layer[l].w_hh,
+        .b_hh = m->layer[l].b_hh,
+        .gates = w->gates[l],
+        .hs = w->hs[l],
+        .cs = w->cs[l],
+        .hn = w->hn[l],
+        .hproj = w->hproj,
+    };
+    return c;
+}
+
+const float *stack_forward(const model *m, model_work *w, model_state *s, const int32_t *x,
+                           int T, int train, uint64_t dropout_key)
+{
+    const int L = m->cfg.layers, H = m->cfg.hidden, E = m->cfg.embed, GH = m->gates * H;
+    const int B = w->B;
+    const size_t N = (size_t)T * B, BH = (size_t)B * H;
+    CHARNN_ASSERT(T >= 1 && T <= w->T && s->batch == B);
+    w->t_used = T;
+    w->dropout_on = train && m->cfg.dropout > 0.0f && L > 1;
+    if (E > 0)
+        kern_gather_rows(w->emb, m->embed, x, N, E, NULL);
+    for (int l = 0; l < L; l++) {
+        const model_layer *p = &m->layer[l];
+        if (l == 0 && E == 0) {
+            kern_gather_rows(w->gates[0], p->w_ih, x, N, GH, p->b_ih);
+        } else {
+            int D = l == 0 ? E : H;
+            fill_rows(w->gates[l], p->b_ih, N, GH);
+            kern_gemm(0, 1, (int)N, GH, D, 1.0f, layer_input(m, w, l), D, p->w_ih, D, 1.0f,
+                      w->gates[l], GH);
+        }
+        memcpy(w->hs[l], s->h + l * BH, BH * sizeof(float));
+        if (m->cfg.cell == CELL_LSTM)
+            memcpy(w->cs[l], s->c + l * BH, BH * sizeof(float));
+        cell_chunk c = layer_chunk(m, w, l, T);
+        cell_forward(&c);
+        memcpy(s->h + l * BH, w->hs[l] + (size_t)T * BH, BH * sizeof(float));
+        if (m->cfg.cell == CELL_LSTM)
+            memcpy(s->c + l * BH, w->cs[l] + (size_t)T * BH, BH * sizeof(float));
+        if (w->dropout_on && l < L - 1) {
+            w->dropout_key[l] = cn_hash64(dropout_key, (uint64_t)l);
+            memcpy(w->dropped[l], w->hs[l] + BH, N * H * sizeof(float));
+            kern_dropout(w->dropped[l], N * H, m->cfg.dropout, w->dropout_key[l]);
+        }
+    }
+    return w->hs[L - 1] + BH;
+}
+
+void stack_backward(model *m, model_work *w, const int32_t *x, float *dtop,
+                    model_bucket_fn on_bucket, void *ctx)
+{
+    const int L = m->cfg.layers, H = m->cfg.hidden, E = m->cfg.embed, GH = m->gates * H;
+    const int B = w->B, T = w->t_used;
+    const size_t N = (size_t)T * B;
+    float *dh = dtop;
+    for (int l = L - 1; l >= 0; l--) {
+        const model_layer *p = &m->layer[l];
+        model_layer *gp = &m->glayer[l];
+        cell_chunk c = layer_chunk(m, w, l, T);
+        cell_grads g = {
+            .dh = dh,
+            .dgh = m->cfg.cell == CELL_GRU ? w->dgh : w->gates[l],
+            .dh_next = w->dh_next,
+            .dc_next = w->dc_next,
+        };
+        cell_backward(&c, &g);
+        const float *dgx = w->gates[l]; /* (N, GH) */
+        const float *dgh = g.dgh;       /* (N, GH) */
+        const float *in = layer_input(m, w, l);
+        int D = l == 0 ? E : H;
+        if (l == 0 && E == 0)
+            kern_scatter_add_rows(gp->w_ih, dgx, x, N, GH);
+        else
+            kern_gemm(1, 0, GH, D, (int)N, 1.0f, dgx, GH, in, D, 1.0f, gp->w_ih, D);
+        kern_sum_rows(gp->b_ih, dgx, N, GH);
+        kern_gemm(1, 0, GH, H, (int)N, 1.0f, dgh, GH, w->hs[l], H, 1.0f, gp->w_hh, H);
+        kern_sum_rows(gp->b_hh, dgh, N, GH);
+        if (l > 0) {
+            float *dlow = dh == w->dh_a ? w->dh_b : w->dh_a;
+            kern_gemm(0, 0, (int)N, H, GH, 1.0f, dgx, GH, p->w_ih, H, 0.0f, dlow, H);
+            if (w->dropout_on)
+                kern_dropout_backward(dlow, N * H, m->cfg.dropout, w->dropout_key[l - 1]);
+            dh = dlow;
+        } else if (E > 0) {
+            float *demb = dh == w->dh_a ? w->dh_b : w->dh_a;
+            kern_gemm(0, 0, (int)N, E, GH, 1.0f, dgx, GH, p->w_ih, E, 0.0f, demb, E);
+            kern_scatter_add_rows(m->gembed, demb, x, N, E);
+        }
+        if (on_bucket)
+            on_bucket(ctx, 1 + (L - 1 - l));
+    }
+}
