@@ -1,0 +1,65 @@
+/* config: every setting of a run in one struct, filled by the CLI from flags
+ * (with char-rnn's defaults), stored in checkpoints as root attributes and
+ * read back on resume. */
+#ifndef CHARNN_CONFIG_H
+#define CHARNN_CONFIG_H
+
+#include <stdint.h>
+
+#include "charnn/model.h"
+#include "charnn/optim.h"
+#include "charnn/vocab.h"
+
+#define CONFIG_PATH_MAX 1024
+
+typedef struct {
+    /* data */
+    char data[CONFIG_PATH_MAX]; /* text file (or, later, a prepared corpus) */
+    char out[CONFIG_PATH_MAX];  /* run directory: model.h5, checkpoints, metrics.jsonl */
+    vocab_mode vocab_mode;
+    double val_frac, test_frac;
+    /* model */
+    model_config model; /* model.vocab is filled from the data */
+    float init_scale;   /* uniform init range, default 0.08 */
+    float forget_bias;  /* LSTM forget-gate bias, NaN = leave the uniform init */
+    /* training */
+    int seq;            /* T */
+    int batch;          /* B streams per rank */
+    int64_t steps;      /* total optimizer steps; 0 = from epochs */
+    double epochs;      /* used when steps == 0 */
+    uint64_t seed;
+    int threads;        /* 0 = OMP_NUM_THREADS or all cores */
+    optim_config optim;
+    sched_config sched; /* sched.lr is the base learning rate */
+    float clip;         /* global gradient-norm clip, 0 = off */
+    int64_t eval_every; /* steps between validations, 0 = only at the end */
+    int64_t eval_chunks;/* chunks of the validation split per validation, 0 = all */
+    int64_t log_every;
+    int64_t checkpoint_every; /* 0 = only at the end */
+    int keep_last;            /* checkpoints kept besides best and the final model */
+    int max_bad_steps;        /* consecutive non-finite steps before giving up */
+    int nranks;               /* ranks of the run that wrote a checkpoint */
+    /* this invocation only (not stored in checkpoints) */
+    char resume[CONFIG_PATH_MAX]; /* checkpoint path, "auto", or "" */
+    int progress_bar;             /* -1 auto (a terminal), 0 off, 1 on */
+    int allreduce_blocking;       /* 1: one blocking all-reduce after backward */
+    int timing;                   /* 1: print per-rank compute/communication/idle times */
+    unsigned given;               /* CONFIG_GIVEN_* bits: flags set on the command line */
+} run_config;
+
+/* Shape flags a resumed run must agree on with its checkpoint when given. */
+enum {
+    CONFIG_GIVEN_CELL = 1u << 0,
+    CONFIG_GIVEN_LAYERS = 1u << 1,
+    CONFIG_GIVEN_HIDDEN = 1u << 2,
+    CONFIG_GIVEN_EMBED = 1u << 3,
+    CONFIG_GIVEN_SEQ = 1u << 4,
+    CONFIG_GIVEN_BATCH = 1u << 5,
+    CONFIG_GIVEN_OPTIM = 1u << 6,
+    CONFIG_GIVEN_BYTES = 1u << 7
+};
+
+/* Fill with the defaults (char-rnn's where it has one). */
+void config_default(run_config *c);
+
+#endif
