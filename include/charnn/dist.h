@@ -1,0 +1,45 @@
+/* dist: the only door to MPI (src/dist.c is the one file that includes
+ * mpi.h). Everything here works for a single process started without a
+ * launcher, which Open MPI runs as a one-rank job.
+ *
+ * Failure rule (PETSc's): an error that only one rank sees must not walk into
+ * a collective call, or the other ranks wait forever. Such errors go through
+ * dist_abort, which names the rank and ends the whole job.
+ */
+#ifndef CHARNN_DIST_H
+#define CHARNN_DIST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "charnn/common.h"
+
+/* MPI_Init_thread (funneled); 0 or -1. Safe to call twice. */
+int dist_init(int *argc, char ***argv);
+void dist_finalize(void);
+int dist_rank(void);
+int dist_size(void);
+int dist_initialized(void);
+
+/* End every rank of the job: prints "charnn: rank R: <msg>" and calls
+ * MPI_Abort (a plain exit when the job has one rank). */
+CN_NORETURN void dist_abort(int status, const char *fmt, ...) CN_PRINTF(2, 3);
+
+void dist_barrier(void);
+/* In-place sums over all ranks. */
+void dist_allreduce_sum_f32(float *x, size_t n);
+void dist_allreduce_sum_f64(double *x, size_t n);
+void dist_allreduce_sum_i64(int64_t *x, size_t n);
+/* Largest value of x over all ranks. */
+int dist_allreduce_max_int(int x);
+void dist_bcast(void *buf, size_t bytes, int root);
+/* Root receives nranks * bytes in rank order. */
+void dist_gather(const void *send, size_t bytes, void *recv, int root);
+
+/* Non-blocking sums for overlapping the gradient all-reduce with backward:
+ * start one per bucket, then wait for all before the optimizer step. */
+void dist_iallreduce_sum_f32(float *x, size_t n);
+/* Wait for every started dist_iallreduce_sum_f32; returns seconds waited. */
+double dist_wait_all(void);
+
+#endif

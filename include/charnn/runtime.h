@@ -1,0 +1,13 @@
+/* runtime: process-wide settings: the number of OpenMP threads, the BLAS
+ * library's own threads, and the version string. */
+#ifndef CHARNN_RUNTIME_H
+#define CHARNN_RUNTIME_H
+
+/* Use `threads` OpenMP threads (0: OMP_NUM_THREADS if set, else every core)
+ * and configure BLAS so that its threads do not compete with them. */
+void runtime_set_threads(int threads);
+/* OpenMP threads in use. */
+int runtime_threads(void);
+const char *runtime_version(void);
+
+#endif

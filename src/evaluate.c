@@ -1,0 +1,130 @@
+/* Loss over a split, reduced exactly across ranks. See evaluate.h. */
+#include "charnn/evaluate.h"
+
+#include <math.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "charnn/ckpt.h"
+#include "charnn/corpus.h"
+#include "charnn/dist.h"
+
+double eval_mean(const eval_result *r)
+{
+    return r->tokens > 0 ? r->loss_sum / (double)r->tokens : NAN;
+}
+
+double eval_bpc(const eval_result *r)
+{
+    return eval_mean(r) / log(2.0);
+}
+
+double eval_perplexity(const eval_result *r)
+{
+    return exp(eval_mean(r));
+}
+
+int eval_streams_per_rank(size_t n, int T, int batch, int nranks)
+{
+    /* Aim for streams of at least 4 chunks so that most predictions see context. */
+    size_t per = n / ((size_t)nranks * (size_t)T * 4);
+    if (per < 1)
+        per = 1;
+    return per < (size_t)batch ? (int)per : batch;
+}
+
+int eval_plan(const model *m, model_work *w, model_state *s, const batch_plan *p,
+              data_source *src, int64_t max_chunks, int32_t *x, int32_t *y, int32_t *scratch,
+              eval_result *out)
+{
+    size_t n = p->n_chunks;
+    if (max_chunks > 0 && (size_t)max_chunks < n)
+        n = (size_t)max_chunks;
+    double local[2] = {0.0, 0.0};
+    model_state_reset(s);
+    for (size_t k = 0; k < n; k++) {
+        int T = batch_chunk_len(p, k);
+        if (batch_fill(p, src, k, x, y, scratch) != 0)
+            return -1;
+        local[0] += model_forward(m, w, s, x, y, T, 0, 0);
+        local[1] += (double)T * p->n_streams;
+    }
+    dist_allreduce_sum_f64(local, 2);
+    out->loss_sum = local[0];
+    out->tokens = (int64_t)local[1];
+    return 0;
+}
+
+int eval_run(const eval_options *o)
+{
+    ckpt_data d;
+    if (ckpt_read(o->model_path, &d) != 0)
+        return -1;
+    const int nranks = dist_size(), rank = dist_rank();
+    int rc = -1;
+    data_source src;
+    memset(&src, 0, sizeof src);
+    data_splits sp;
+    if (corpus_is_prepared(o->data_path)) {
+        if (data_source_open_prepared(&src, o->data_path, &d.voc, &sp) != 0)
+            goto done;
+    } else {
+        if (data_source_open_text(&src, o->data_path, &d.voc, d.voc.mode) != 0)
+            goto done;
+        if (data_splits_init(&sp, src.n_tokens, d.cfg.val_frac, d.cfg.test_frac) != 0)
+            goto done;
+    }
+    size_t begin = sp.begin[o->split], end = sp.end[o->split];
+    const int T = o->seq > 0 ? o->seq : d.cfg.seq;
+    int batch = o->batch > 0 ? o->batch : d.cfg.batch;
+    if (end - begin < 2) {
+        cn_err("split '%s' of '%s' has %zu tokens: nothing to evaluate",
+               data_split_name(o->split), o->data_path, end - begin);
+        goto done;
+    }
+    int B = eval_streams_per_rank(end - begin, T, batch, nranks);
+    batch_plan p;
+    if (batch_plan_init(&p, begin, end, nranks * B, rank * B, B, T, 1,
+                        data_split_name(o->split)) != 0) {
+        cn_err_context("'%s'", o->data_path);
+        goto done;
+    }
+    model_work w;
+    model_state s;
+    model_work_init(&w, &d.m, T, B);
+    model_state_init(&s, &d.m.cfg, B);
+    int32_t *x = cn_xmalloc((size_t)T * B * sizeof(int32_t));
+    int32_t *y = cn_xmalloc((size_t)T * B * sizeof(int32_t));
+    int32_t *scratch = cn_xmalloc((size_t)(T + 1) * sizeof(int32_t));
+    eval_result r;
+    double t0 = cn_now();
+    int erc = eval_plan(&d.m, &w, &s, &p, &src, 0, x, y, scratch, &r);
+    double secs = cn_now() - t0;
+    free(x);
+    free(y);
+    free(scratch);
+    model_state_free(&s);
+    model_work_free(&w);
+    if (erc != 0)
+        goto done;
+    if (rank == 0) {
+        if (o->json)
+            printf("{\"model\":\"%s\",\"data\":\"%s\",\"split\":\"%s\",\"loss\":%.6f,"
+                   "\"bpc\":%.6f,\"perplexity\":%.6f,\"tokens\":%lld,\"seconds\":%.3f}\n",
+                   o->model_path, o->data_path, data_split_name(o->split), eval_mean(&r),
+                   eval_bpc(&r), eval_perplexity(&r), (long long)r.tokens, secs);
+        else
+            printf("%s on '%s' (%s split, %lld tokens): loss %.4f nats/char, %.4f bpc, "
+                   "perplexity %.3f\n",
+                   o->model_path, o->data_path, data_split_name(o->split), (long long)r.tokens,
+                   eval_mean(&r), eval_bpc(&r), eval_perplexity(&r));
+        fflush(stdout);
+    }
+    rc = 0;
+done:
+    data_source_close(&src);
+    ckpt_data_free(&d);
+    return rc;
+}
