@@ -14,6 +14,7 @@
 #include "charnn/data.h"
 #include "charnn/dist.h"
 #include "charnn/evaluate.h"
+#include "charnn/inspect.h"
 #include "charnn/runtime.h"
 #include "charnn/sample.h"
 #include "charnn/train.h"
@@ -404,6 +405,35 @@ static int cmd_prepare(int argc, char **argv)
     return 0;
 }
 
+static int cmd_inspect(int argc, char **argv)
+{
+    int json = 0;
+    unsigned given = 0;
+    const flag_spec flags[] = {
+        {"json", F_BOOL, &json, 0, "print one JSON object", 0, 0},
+    };
+    flag_table t = {"inspect", "PATH [--json]", flags, (int)(sizeof flags / sizeof flags[0])};
+    if (argc >= 1 && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)) {
+        print_usage(stdout, &t);
+        return 0;
+    }
+    if (argc < 1 || strncmp(argv[0], "--", 2) == 0)
+        return usage_error(&t, "give the checkpoint to inspect%s%s", "", "");
+    int help;
+    int rc = parse_flags(&t, argc - 1, argv + 1, &given, &help);
+    if (rc)
+        return rc;
+    if (help) {
+        print_usage(stdout, &t);
+        return 0;
+    }
+    if (inspect_run(argv[0], json, stdout) != 0) {
+        fprintf(stderr, "%s: %s\n", prog, cn_errmsg());
+        return TRAIN_EXIT_ERROR;
+    }
+    return 0;
+}
+
 static void print_main_usage(FILE *f)
 {
     fprintf(f,
@@ -414,6 +444,7 @@ static void print_main_usage(FILE *f)
             "  train    train a model on a text file or prepared corpus (truncated BPTT)\n"
             "  eval     loss, bits per character and perplexity of a model on a text\n"
             "  sample   generate text from a model\n"
+            "  inspect  metadata, hyperparameters, progress and tensor norms of a checkpoint\n"
             "  version  print the version\n\n"
             "Run '%s COMMAND --help' for the flags of a command.\n",
             prog, prog);
@@ -443,6 +474,8 @@ int cli_main(int argc, char **argv)
         fn = cmd_sample;
     else if (strcmp(cmd, "prepare") == 0)
         fn = cmd_prepare;
+    else if (strcmp(cmd, "inspect") == 0)
+        fn = cmd_inspect;
     if (!fn) {
         fprintf(stderr, "%s: unknown command '%s'\n", prog, cmd);
         print_main_usage(stderr);

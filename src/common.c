@@ -102,6 +102,22 @@ uint64_t cn_hash64(uint64_t key, uint64_t counter)
     return cn_splitmix(cn_splitmix(key) ^ counter);
 }
 
+uint64_t cn_hash_bytes(const void *data, size_t n)
+{
+    const unsigned char *p = data;
+    uint64_t h = 0xcbf29ce484222325ull;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        h = (h ^ w) * 0x100000001b3ull;
+        h ^= h >> 29;
+    }
+    for (; i < n; i++)
+        h = (h ^ p[i]) * 0x100000001b3ull;
+    return cn_splitmix(h ^ n);
+}
+
 float cn_hash_uniform(uint64_t key, uint64_t counter)
 {
     return (float)(cn_hash64(key, counter) >> 40) * (1.0f / 16777216.0f);

@@ -12,6 +12,7 @@
 #define DIST_PIECE (1 << 30)
 
 static int dist_rank_id = 0, dist_nranks = 1, dist_up = 0;
+static MPI_Comm dist_comm = MPI_COMM_WORLD;
 static MPI_Request dist_pending[DIST_MAX_PENDING];
 static int dist_npending = 0;
 
@@ -36,6 +37,13 @@ void dist_finalize(void)
     if (!fin)
         MPI_Finalize();
     dist_up = 0;
+}
+
+void dist_use_self(int self_only)
+{
+    dist_comm = self_only ? MPI_COMM_SELF : MPI_COMM_WORLD;
+    MPI_Comm_rank(dist_comm, &dist_rank_id);
+    MPI_Comm_size(dist_comm, &dist_nranks);
 }
 
 int dist_rank(void)
@@ -74,7 +82,7 @@ void dist_abort(int status, const char *fmt, ...)
 void dist_barrier(void)
 {
     if (dist_nranks > 1)
-        MPI_Barrier(MPI_COMM_WORLD);
+        MPI_Barrier(dist_comm);
 }
 
 static void allreduce_pieces(void *x, size_t n, MPI_Datatype type, size_t elem)
@@ -84,7 +92,7 @@ static void allreduce_pieces(void *x, size_t n, MPI_Datatype type, size_t elem)
     char *p = x;
     while (n > 0) {
         int count = n > DIST_PIECE ? DIST_PIECE : (int)n;
-        MPI_Allreduce(MPI_IN_PLACE, p, count, type, MPI_SUM, MPI_COMM_WORLD);
+        MPI_Allreduce(MPI_IN_PLACE, p, count, type, MPI_SUM, dist_comm);
         p += (size_t)count * elem;
         n -= (size_t)count;
     }
@@ -105,11 +113,19 @@ void dist_allreduce_sum_i64(int64_t *x, size_t n)
     allreduce_pieces(x, n, MPI_INT64_T, sizeof *x);
 }
 
+int dist_allreduce_sum_int(int x)
+{
+    int out = x;
+    if (dist_nranks > 1)
+        MPI_Allreduce(&x, &out, 1, MPI_INT, MPI_SUM, dist_comm);
+    return out;
+}
+
 int dist_allreduce_max_int(int x)
 {
     int out = x;
     if (dist_nranks > 1)
-        MPI_Allreduce(&x, &out, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+        MPI_Allreduce(&x, &out, 1, MPI_INT, MPI_MAX, dist_comm);
     return out;
 }
 
@@ -120,7 +136,7 @@ void dist_bcast(void *buf, size_t bytes, int root)
     char *p = buf;
     while (bytes > 0) {
         int count = bytes > DIST_PIECE ? DIST_PIECE : (int)bytes;
-        MPI_Bcast(p, count, MPI_BYTE, root, MPI_COMM_WORLD);
+        MPI_Bcast(p, count, MPI_BYTE, root, dist_comm);
         p += count;
         bytes -= (size_t)count;
     }
@@ -135,7 +151,7 @@ void dist_gather(const void *send, size_t bytes, void *recv, int root)
                 ((char *)recv)[i] = ((const char *)send)[i];
         return;
     }
-    MPI_Gather(send, (int)bytes, MPI_BYTE, recv, (int)bytes, MPI_BYTE, root, MPI_COMM_WORLD);
+    MPI_Gather(send, (int)bytes, MPI_BYTE, recv, (int)bytes, MPI_BYTE, root, dist_comm);
 }
 
 void dist_iallreduce_sum_f32(float *x, size_t n)
@@ -145,7 +161,7 @@ void dist_iallreduce_sum_f32(float *x, size_t n)
     while (n > 0) {
         int count = n > DIST_PIECE ? DIST_PIECE : (int)n;
         CHARNN_ASSERT(dist_npending < DIST_MAX_PENDING);
-        MPI_Iallreduce(MPI_IN_PLACE, x, count, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD,
+        MPI_Iallreduce(MPI_IN_PLACE, x, count, MPI_FLOAT, MPI_SUM, dist_comm,
                        &dist_pending[dist_npending++]);
         x += count;
         n -= (size_t)count;

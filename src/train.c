@@ -110,9 +110,26 @@ static int ensure_dir(const char *dir)
     return 0;
 }
 
+/* Every rank must hold the same parameters: compare a hash of the slab with
+ * rank 0's and end the job on a mismatch rather than train diverging copies. */
+static void verify_same_parameters(const trainer *t, const char *when)
+{
+    uint64_t mine[2] = {(uint64_t)t->m.n_params, cn_hash_bytes(t->m.params,
+                                                                t->m.n_params * sizeof(float))};
+    uint64_t root[2] = {mine[0], mine[1]};
+    dist_bcast(root, sizeof root, 0);
+    if (root[0] != mine[0] || root[1] != mine[1])
+        dist_abort(1, "parameters differ from rank 0's %s (%llu parameters, checksum %016llx; "
+                      "rank 0 has %llu, %016llx): were the ranks started with the same flags "
+                      "and data?",
+                   when, (unsigned long long)mine[0], (unsigned long long)mine[1],
+                   (unsigned long long)root[0], (unsigned long long)root[1]);
+}
+
 /* Collect every rank's stream state on rank 0 and write one checkpoint. */
 static void save_checkpoint(trainer *t, const char *path)
 {
+    verify_same_parameters(t, "at a checkpoint");
     const int B = t->cfg.batch, L = t->m.cfg.layers, H = t->m.cfg.hidden;
     const int has_c = t->st.c != NULL;
     const size_t nstate = (size_t)L * B * H;
@@ -484,12 +501,19 @@ int train_run(const run_config *cfg)
 {
     trainer t;
     train_stop_signal = 0;
-    if (trainer_setup(&t, cfg) != 0) {
-        /* inputs are identical on every rank, so all fail alike and exit cleanly */
+    int failed = trainer_setup(&t, cfg) != 0;
+    int n_failed = dist_allreduce_sum_int(failed);
+    if (n_failed == dist_size()) {
+        /* every rank met the same bad input: one message, a clean exit */
         if (dist_rank() == 0)
             fprintf(stderr, "charnn: %s\n", cn_errmsg());
         return TRAIN_EXIT_ERROR;
     }
+    if (failed)
+        dist_abort(1, "%s", cn_errmsg());
+    if (n_failed)
+        dist_abort(1, "stopping: another rank failed to start");
+    verify_same_parameters(&t, "at start");
     int rc = TRAIN_EXIT_OK;
     if (t.rank == 0) {
         if (ensure_dir(t.cfg.out) != 0)
@@ -504,7 +528,8 @@ int train_run(const run_config *cfg)
     print_header(&t);
     install_signals();
 
-    int bar = t.cfg.progress_bar < 0 ? (t.rank == 0 && isatty(STDOUT_FILENO)) : t.cfg.progress_bar;
+    /* under mpirun stdout is a pseudo-terminal even when the job log is a file */
+    int bar = t.cfg.progress_bar < 0 ? (t.nranks == 1 && isatty(STDOUT_FILENO)) : t.cfg.progress_bar;
     const double step_tokens = (double)t.cfg.seq * t.cfg.batch * t.nranks;
     double t_start = cn_now(), t_log = t_start;
     int64_t steps_at_log = t.prog.step, start_step = t.prog.step;

@@ -1,5 +1,7 @@
 #include "testlib.h"
 
+#include "charnn/dist.h"
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -43,6 +45,21 @@ int testlib_run(int argc, char **argv)
         return 1;
     }
     return failures ? 1 : 0;
+}
+
+int testlib_run_mpi(void)
+{
+    if (dist_rank() == 0) {
+        CU_basic_set_mode(CU_BRM_VERBOSE);
+        CU_basic_run_tests();
+    } else {
+        CU_run_all_tests();
+    }
+    int failures = (int)CU_get_number_of_failures();
+    int run = (int)CU_get_number_of_tests_run();
+    CU_cleanup_registry();
+    failures = dist_allreduce_sum_int(failures + (run == 0));
+    return failures;
 }
 
 double testlib_max_rel_diff(const float *a, const float *b, size_t n)

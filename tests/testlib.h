@@ -17,6 +17,10 @@ void testlib_add(CU_pSuite s, const char *name, void (*fn)(void));
 /* Run all registered tests verbosely; returns failures (0 = pass). */
 int testlib_run(int argc, char **argv);
 
+/* testlib_run for MPI programs: rank 0 prints the summary, the others run
+ * silently; the failure count is summed over ranks so every rank exits alike. */
+int testlib_run_mpi(void);
+
 /* Largest |a[i]-b[i]| / max(1, |b[i]|) over n elements. */
 double testlib_max_rel_diff(const float *a, const float *b, size_t n);
 /* Fill with uniform values in [-scale, scale] from a seeded generator. */

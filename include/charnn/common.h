@@ -49,6 +49,8 @@ double cn_now(void);
  * value on any thread, so dropout masks and data order do not depend on the
  * number of threads. */
 uint64_t cn_hash64(uint64_t key, uint64_t counter);
+/* A 64-bit hash of n bytes (FNV-1a over 8-byte words, then mixed). */
+uint64_t cn_hash_bytes(const void *data, size_t n);
 /* Uniform float in [0, 1) from cn_hash64. */
 float cn_hash_uniform(uint64_t key, uint64_t counter);
 

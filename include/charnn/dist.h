@@ -20,6 +20,9 @@ void dist_finalize(void);
 int dist_rank(void);
 int dist_size(void);
 int dist_initialized(void);
+/* Run the collectives on this process alone (1) or on every rank (0, the
+ * default); tests use it to train a one-rank reference inside an MPI job. */
+void dist_use_self(int self_only);
 
 /* End every rank of the job: prints "charnn: rank R: <msg>" and calls
  * MPI_Abort (a plain exit when the job has one rank). */
@@ -30,6 +33,8 @@ void dist_barrier(void);
 void dist_allreduce_sum_f32(float *x, size_t n);
 void dist_allreduce_sum_f64(double *x, size_t n);
 void dist_allreduce_sum_i64(int64_t *x, size_t n);
+/* Sum of x over all ranks. */
+int dist_allreduce_sum_int(int x);
 /* Largest value of x over all ranks. */
 int dist_allreduce_max_int(int x);
 void dist_bcast(void *buf, size_t bytes, int root);
