@@ -30,7 +30,7 @@ void gru_forward(const cell_chunk *c)
                 float r = cn_sigmoidf(gb[j] + hp[j] + b_hh[j]);
                 float z = cn_sigmoidf(gb[H + j] + hp[H + j] + b_hh[H + j]);
                 float hnj = hp[2 * H + j] + b_hh[2 * H + j];
-                float n = tanhf(gb[2 * H + j] + r * hnj);
+                float n = cn_tanhf(gb[2 * H + j] + r * hnj);
                 hnb[j] = hnj;
                 ho[j] = (1.0f - z) * n + z * hpb[j];
                 gb[j] = r;

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "cellmath.h"
 #include "charnn/common.h"
 
 void kern_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
@@ -138,7 +139,7 @@ double kern_softmax_xent(float *logits, const int32_t *y, size_t N, int V, float
         float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
         for (int v = 0; v < V; v++) {
-            z[v] = expf(z[v] - mx);
+            z[v] = cn_expf(z[v] - mx);
             sum += z[v];
         }
         float inv = 1.0f / sum;

@@ -8,10 +8,10 @@
  * weight gradients are then whole-chunk GEMMs done by the caller. */
 #include <string.h>
 
+#include "cellmath.h"
 #include "charnn/cells.h"
 #include "charnn/kernels.h"
 
-#include <math.h>
 
 void lstm_backward(const cell_chunk *c, const cell_grads *gr)
 {
@@ -33,7 +33,7 @@ void lstm_backward(const cell_chunk *c, const cell_grads *gr)
             for (int j = 0; j < H; j++) {
                 float i = gb[j], f = gb[H + j], gg = gb[2 * H + j], o = gb[3 * H + j];
                 float dh = da[j] + dhn[j];
-                float tc = tanhf(cc[j]);
+                float tc = cn_tanhf(cc[j]);
                 float dc = dcn[j] + dh * o * (1.0f - tc * tc);
                 float d_o = dh * tc;
                 float di = dc * gg, dg = dc * i, df = dc * cp[j];

@@ -26,11 +26,11 @@ void lstm_forward(const cell_chunk *c)
             for (int j = 0; j < H; j++) {
                 float i = cn_sigmoidf(gb[j] + b_hh[j]);
                 float f = cn_sigmoidf(gb[H + j] + b_hh[H + j]);
-                float gg = tanhf(gb[2 * H + j] + b_hh[2 * H + j]);
+                float gg = cn_tanhf(gb[2 * H + j] + b_hh[2 * H + j]);
                 float o = cn_sigmoidf(gb[3 * H + j] + b_hh[3 * H + j]);
                 float cc = f * cp[j] + i * gg;
                 cn[j] = cc;
-                hn[j] = o * tanhf(cc);
+                hn[j] = o * cn_tanhf(cc);
                 gb[j] = i;
                 gb[H + j] = f;
                 gb[2 * H + j] = gg;

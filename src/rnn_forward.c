@@ -3,6 +3,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "cellmath.h"
 #include "charnn/cells.h"
 #include "charnn/kernels.h"
 
@@ -19,7 +20,7 @@ void rnn_forward(const cell_chunk *c)
             float *gb = g + (size_t)b * H, *hb = hout + (size_t)b * H;
 #pragma omp simd
             for (int j = 0; j < H; j++) {
-                float h = tanhf(gb[j] + c->b_hh[j]);
+                float h = cn_tanhf(gb[j] + c->b_hh[j]);
                 gb[j] = h;
                 hb[j] = h;
             }

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# PyTorch interop: a charnn checkpoint loads into torch.nn.RNN/LSTM/GRU through
+# h5py (tests/pytorch_interop.py, the snippet of docs/pytorch.md) and
+# reproduces `charnn eval`'s loss. Skipped (exit 77) without Debian's
+# python3-torch and python3-h5py.
+set -u
+charnn=$1
+src=$2
+py=/usr/bin/python3
+if ! $py -c 'import torch, h5py' 2>/dev/null; then
+  echo "skipped: python3-torch and python3-h5py are not installed"
+  exit 77
+fi
+work=$PWD/cli_pytorch_work
+rm -rf "$work" && mkdir -p "$work" && cd "$work" || exit 1
+pass=0; fail=0
+check() { local what=$1; shift; if "$@"; then echo "ok - $what"; pass=$((pass+1)); else echo "not ok - $what"; fail=$((fail+1)); fi; }
+
+text=$src/../shared/data/tinyshakespeare.txt
+if [ -r "$text" ]; then head -c 60000 "$text" > train.txt; else
+  $py -c "
+import random; random.seed(3); w=['the','king','and','queen','of','a','land','where','rivers','run']
+print('\n'.join(' '.join(random.choice(w) for _ in range(9)) for _ in range(1500)))" > train.txt
+fi
+head -c 3000 train.txt > eval.txt
+
+for spec in "lstm 0" "gru 0" "rnn 0" "lstm 8"; do
+  set -- $spec
+  cell=$1 embed=$2
+  out=run_${cell}_$embed
+  "$charnn" train --data train.txt --out "$out" --cell "$cell" --embed "$embed" --layers 2 --hidden 24 \
+    --seq 16 --batch 4 --steps 30 --threads 1 --no-progress --eval-every 0 > "$out.log" 2>&1
+  check "$cell (embed $embed) trains" test $? = 0
+  ours=$("$charnn" eval --model "$out/model.h5" --data eval.txt --batch 1 --seq 64 --json)
+  theirs=$($py "$src/tests/pytorch_interop.py" "$out/model.h5" eval.txt)
+  echo "  charnn: $ours"
+  echo "  torch:  $theirs"
+  check "$cell (embed $embed): torch reproduces charnn's eval loss" $py -c "
+import json,sys
+a=json.loads('''$ours'''); b=json.loads('''$theirs''')
+assert a['tokens']==b['tokens'], (a['tokens'], b['tokens'])
+assert abs(a['loss']-b['loss']) <= 1e-4*abs(b['loss']), (a['loss'], b['loss'])"
+done
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]
