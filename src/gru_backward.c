@@ -20,6 +20,7 @@ void gru_backward(const cell_chunk *c, const cell_grads *gr)
         const float *hn = c->hn + (size_t)t * B * H;
         float *g = c->gates + (size_t)t * B * GH;
         float *dgh = gr->dgh + (size_t)t * B * GH;
+        float *rec_h = gr->dh_record ? gr->dh_record + (size_t)t * B * H : NULL;
 #pragma omp parallel for schedule(static)
         for (int b = 0; b < B; b++) {
             float *gb = g + (size_t)b * GH, *db = dgh + (size_t)b * GH;
@@ -30,6 +31,8 @@ void gru_backward(const cell_chunk *c, const cell_grads *gr)
             for (int j = 0; j < H; j++) {
                 float r = gb[j], z = gb[H + j], n = gb[2 * H + j];
                 float dh = da[j] + dhn[j];
+                if (rec_h)
+                    rec_h[(size_t)b * H + j] = dh;
                 float dn_pre = dh * (1.0f - z) * (1.0f - n * n);
                 float dz_pre = dh * (hp[j] - n) * z * (1.0f - z);
                 float dr_pre = dn_pre * hnb[j] * r * (1.0f - r);

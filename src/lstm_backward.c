@@ -23,6 +23,8 @@ void lstm_backward(const cell_chunk *c, const cell_grads *gr)
         const float *ccur = c->cs + (size_t)(t + 1) * B * H;
         const float *dh_above = gr->dh + (size_t)t * B * H;
         float *g = c->gates + (size_t)t * B * GH;
+        float *rec_h = gr->dh_record ? gr->dh_record + (size_t)t * B * H : NULL;
+        float *rec_c = gr->dc_record ? gr->dc_record + (size_t)t * B * H : NULL;
 #pragma omp parallel for schedule(static)
         for (int b = 0; b < B; b++) {
             float *gb = g + (size_t)b * GH;
@@ -35,6 +37,10 @@ void lstm_backward(const cell_chunk *c, const cell_grads *gr)
                 float dh = da[j] + dhn[j];
                 float tc = cn_tanhf(cc[j]);
                 float dc = dcn[j] + dh * o * (1.0f - tc * tc);
+                if (rec_h) {
+                    rec_h[(size_t)b * H + j] = dh;
+                    rec_c[(size_t)b * H + j] = dc;
+                }
                 float d_o = dh * tc;
                 float di = dc * gg, dg = dc * i, df = dc * cp[j];
                 dcn[j] = dc * f;

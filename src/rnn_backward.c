@@ -13,6 +13,7 @@ void rnn_backward(const cell_chunk *c, const cell_grads *gr)
     for (int t = c->T - 1; t >= 0; t--) {
         const float *dh_above = gr->dh + (size_t)t * B * H;
         float *g = c->gates + (size_t)t * B * H;
+        float *rec_h = gr->dh_record ? gr->dh_record + (size_t)t * B * H : NULL;
 #pragma omp parallel for schedule(static)
         for (int b = 0; b < B; b++) {
             float *gb = g + (size_t)b * H;
@@ -20,8 +21,10 @@ void rnn_backward(const cell_chunk *c, const cell_grads *gr)
             const float *dhn = gr->dh_next + (size_t)b * H;
 #pragma omp simd
             for (int j = 0; j < H; j++) {
-                float h = gb[j];
-                gb[j] = (da[j] + dhn[j]) * (1.0f - h * h);
+                float h = gb[j], dh = da[j] + dhn[j];
+                if (rec_h)
+                    rec_h[(size_t)b * H + j] = dh;
+                gb[j] = dh * (1.0f - h * h);
             }
         }
         if (t > 0)

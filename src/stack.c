@@ -98,6 +98,8 @@ void stack_backward(model *m, model_work *w, const int32_t *x, float *dtop,
             .dgh = m->cfg.cell == CELL_GRU ? w->dgh : w->gates[l],
             .dh_next = w->dh_next,
             .dc_next = w->dc_next,
+            .dh_record = w->dh_record[l],
+            .dc_record = w->dc_record[l],
         };
         cell_backward(&c, &g);
         const float *dgx = w->gates[l]; /* (N, GH) */

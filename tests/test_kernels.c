@@ -589,7 +589,10 @@ static cell_chunk chunk_of(const cell_bufs *s)
 /* dgh: the GRU needs its own buffer; RNN and LSTM pass the gates. */
 static cell_grads grads_of(const cell_bufs *s)
 {
-    cell_grads g = {s->dh, s->kind == CELL_GRU ? s->dgh : s->gates, s->dh_next, s->dc_next};
+    cell_grads g = {.dh = s->dh,
+                    .dgh = s->kind == CELL_GRU ? s->dgh : s->gates,
+                    .dh_next = s->dh_next,
+                    .dc_next = s->dc_next};
     return g;
 }
 

@@ -49,6 +49,8 @@ typedef struct {
                        it equals gates and may be the same pointer; GRU needs its own */
     float *dh_next; /* (B, H) scratch */
     float *dc_next; /* (B, H) scratch, LSTM only */
+    float *dh_record; /* (T, B, H) optional: receives dL/dh_t (from above and from t+1) */
+    float *dc_record; /* (T, B, H) optional, LSTM: receives dL/dc_t */
 } cell_grads;
 
 void rnn_forward(const cell_chunk *c);

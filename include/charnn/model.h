@@ -99,6 +99,10 @@ typedef struct {
     float *dh_next, *dc_next;            /* (B, H) */
     float *logits;                       /* (T, B, V) logits, then probabilities, then dlogits */
     float *row_loss;                     /* (T*B) loss of each position, nats */
+    /* optional, owned by the caller (NULL by default): */
+    const float *row_weight;             /* (T*B) weight of each position's loss in backward */
+    float *dh_record[MODEL_MAX_LAYERS];  /* (T, B, H) receives dL/dh_t of layer l */
+    float *dc_record[MODEL_MAX_LAYERS];  /* (T, B, H) receives dL/dc_t of layer l (LSTM) */
 } model_work;
 
 /* Called when the gradients of `bucket` are final during model_backward. */
