@@ -14,179 +14,13 @@
 #include "charnn/data.h"
 #include "charnn/dist.h"
 #include "charnn/evaluate.h"
+#include "charnn/flags.h"
 #include "charnn/inspect.h"
 #include "charnn/runtime.h"
 #include "charnn/sample.h"
+#include "charnn/trace.h"
+#include "charnn/analyze.h"
 #include "charnn/train.h"
-
-typedef enum { F_INT, F_I64, F_U64, F_FLOAT, F_DOUBLE, F_STR, F_PATH, F_BOOL, F_CELL, F_OPTIM,
-               F_SCHED, F_SPLIT, F_ALLREDUCE } flag_type;
-
-typedef struct {
-    const char *name; /* without the leading "--" */
-    flag_type type;
-    void *dst;
-    unsigned given_bit;
-    const char *help;
-    double min, max; /* numeric range, inclusive */
-} flag_spec;
-
-typedef struct {
-    const char *cmd;
-    const char *synopsis;
-    const flag_spec *flags;
-    int n;
-} flag_table;
-
-static const char *prog = "charnn";
-
-static void print_usage(FILE *f, const flag_table *t)
-{
-    fprintf(f, "usage: %s %s %s\n\nflags:\n", prog, t->cmd, t->synopsis);
-    for (int i = 0; i < t->n; i++)
-        fprintf(f, "  --%-18s %s\n", t->flags[i].name, t->flags[i].help);
-    fprintf(f, "  --%-18s %s\n", "help", "show this screen");
-}
-
-static int usage_error(const flag_table *t, const char *fmt, const char *a, const char *b)
-{
-    fprintf(stderr, "%s %s: ", prog, t->cmd);
-    fprintf(stderr, fmt, a, b);
-    fprintf(stderr, "\n");
-    print_usage(stderr, t);
-    return TRAIN_EXIT_USAGE;
-}
-
-static int parse_number(const char *s, double *out, int integer)
-{
-    char *end;
-    errno = 0;
-    if (integer) {
-        long long v = strtoll(s, &end, 10);
-        if (errno || *s == '\0' || *end != '\0')
-            return -1;
-        *out = (double)v;
-    } else {
-        double v = strtod(s, &end);
-        if (errno || *s == '\0' || *end != '\0' || !isfinite(v))
-            return -1;
-        *out = v;
-    }
-    return 0;
-}
-
-/* 0 ok; otherwise the exit status to return. *help set when --help was given. */
-static int parse_flags(const flag_table *t, int argc, char **argv, unsigned *given, int *help)
-{
-    *help = 0;
-    for (int i = 0; i < argc; i++) {
-        const char *arg = argv[i];
-        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
-            *help = 1;
-            return 0;
-        }
-        if (strncmp(arg, "--", 2) != 0)
-            return usage_error(t, "unexpected argument '%s'%s", arg, "");
-        const char *name = arg + 2, *value = NULL;
-        char namebuf[64];
-        const char *eq = strchr(name, '=');
-        if (eq) {
-            snprintf(namebuf, sizeof namebuf, "%.*s", (int)(eq - name), name);
-            name = namebuf;
-            value = eq + 1;
-        }
-        const flag_spec *f = NULL;
-        for (int k = 0; k < t->n; k++)
-            if (strcmp(t->flags[k].name, name) == 0)
-                f = &t->flags[k];
-        if (!f)
-            return usage_error(t, "unknown flag '--%s'%s", name, "");
-        if (f->type == F_BOOL) {
-            if (value)
-                return usage_error(t, "flag '--%s' takes no value%s", name, "");
-            *(int *)f->dst = 1;
-            *given |= f->given_bit;
-            continue;
-        }
-        if (!value) {
-            if (i + 1 >= argc)
-                return usage_error(t, "flag '--%s' needs a value%s", name, "");
-            value = argv[++i];
-        }
-        double num = 0.0;
-        int bad = 0;
-        switch (f->type) {
-        case F_INT:
-        case F_I64:
-        case F_U64:
-            bad = parse_number(value, &num, 1) != 0 || num < f->min || num > f->max;
-            if (!bad && f->type == F_INT)
-                *(int *)f->dst = (int)num;
-            else if (!bad && f->type == F_I64)
-                *(int64_t *)f->dst = (int64_t)strtoll(value, NULL, 10);
-            else if (!bad)
-                *(uint64_t *)f->dst = (uint64_t)strtoull(value, NULL, 10);
-            break;
-        case F_FLOAT:
-        case F_DOUBLE:
-            bad = parse_number(value, &num, 0) != 0 || num < f->min || num > f->max;
-            if (!bad && f->type == F_FLOAT)
-                *(float *)f->dst = (float)num;
-            else if (!bad)
-                *(double *)f->dst = num;
-            break;
-        case F_STR:
-            *(const char **)f->dst = value;
-            break;
-        case F_PATH:
-            bad = strlen(value) >= CONFIG_PATH_MAX || value[0] == '\0';
-            if (!bad)
-                snprintf((char *)f->dst, CONFIG_PATH_MAX, "%s", value);
-            break;
-        case F_CELL:
-            bad = cell_parse(value, (cell_kind *)f->dst) != 0;
-            break;
-        case F_OPTIM: {
-            optim_kind k;
-            bad = optim_parse(value, &k) != 0;
-            if (!bad) {
-                optim_config *oc = f->dst;
-                float wd = oc->weight_decay;
-                optim_config_default(oc, k);
-                oc->weight_decay = wd;
-            }
-            break;
-        }
-        case F_SCHED:
-            bad = sched_parse(value, (sched_kind *)f->dst) != 0;
-            break;
-        case F_SPLIT: {
-            int s = data_split_parse(value);
-            bad = s < 0;
-            if (!bad)
-                *(int *)f->dst = s;
-            break;
-        }
-        case F_ALLREDUCE:
-            if (strcmp(value, "overlap") == 0)
-                *(int *)f->dst = 0;
-            else if (strcmp(value, "blocking") == 0)
-                *(int *)f->dst = 1;
-            else
-                bad = 1;
-            break;
-        case F_BOOL:
-            break;
-        }
-        if (bad)
-            return usage_error(t, "bad value '%s' for --%s", value, name);
-        *given |= f->given_bit;
-    }
-    return 0;
-}
-
-#define RANGE_POS 1, 1e18
-#define RANGE_NONNEG 0, 1e18
 
 static int cmd_train(int argc, char **argv)
 {
@@ -270,17 +104,17 @@ static int cmd_train(int argc, char **argv)
     flag_table t = {"train", "--data PATH [--out DIR] [flags]", flags,
                     (int)(sizeof flags / sizeof flags[0])};
     int help;
-    int rc = parse_flags(&t, argc, argv, &c.given, &help);
+    int rc = flags_parse(&t, argc, argv, &c.given, &help);
     if (rc)
         return rc;
     if (help) {
-        print_usage(stdout, &t);
+        flags_print_usage(stdout, &t);
         return 0;
     }
     if (!c.data[0])
-        return usage_error(&t, "--data is required%s%s", "", "");
+        return flags_usage_error(&t, "--data is required%s%s", "", "");
     if (c.val_frac + c.test_frac >= 1.0)
-        return usage_error(&t, "--val-frac + --test-frac must be below 1%s%s", "", "");
+        return flags_usage_error(&t, "--val-frac + --test-frac must be below 1%s%s", "", "");
     c.vocab_mode = bytes ? VOCAB_BYTES : VOCAB_CODEPOINTS;
     c.progress_bar = no_progress ? 0 : progress ? 1 : -1;
     runtime_set_threads(c.threads);
@@ -306,20 +140,20 @@ static int cmd_eval(int argc, char **argv)
     flag_table t = {"eval", "--model PATH --data PATH [--split S] [--json]", flags,
                     (int)(sizeof flags / sizeof flags[0])};
     int help;
-    int rc = parse_flags(&t, argc, argv, &given, &help);
+    int rc = flags_parse(&t, argc, argv, &given, &help);
     if (rc)
         return rc;
     if (help) {
-        print_usage(stdout, &t);
+        flags_print_usage(stdout, &t);
         return 0;
     }
     if (!model_path[0] || !data[0])
-        return usage_error(&t, "--model and --data are required%s%s", "", "");
+        return flags_usage_error(&t, "--model and --data are required%s%s", "", "");
     o.model_path = model_path;
     o.data_path = data;
     runtime_set_threads(threads);
     if (eval_run(&o) != 0) {
-        fprintf(stderr, "%s: %s\n", prog, cn_errmsg());
+        fprintf(stderr, "charnn: %s\n", cn_errmsg());
         return TRAIN_EXIT_ERROR;
     }
     return 0;
@@ -346,18 +180,18 @@ static int cmd_sample(int argc, char **argv)
                               "[--prime TEXT] [--seed S]", flags,
                     (int)(sizeof flags / sizeof flags[0])};
     int help;
-    int rc = parse_flags(&t, argc, argv, &given, &help);
+    int rc = flags_parse(&t, argc, argv, &given, &help);
     if (rc)
         return rc;
     if (help) {
-        print_usage(stdout, &t);
+        flags_print_usage(stdout, &t);
         return 0;
     }
     if (!model_path[0])
-        return usage_error(&t, "--model is required%s%s", "", "");
+        return flags_usage_error(&t, "--model is required%s%s", "", "");
     o.model_path = model_path;
     if (sample_run(&o, stdout) != 0) {
-        fprintf(stderr, "%s: %s\n", prog, cn_errmsg());
+        fprintf(stderr, "charnn: %s\n", cn_errmsg());
         return TRAIN_EXIT_ERROR;
     }
     return 0;
@@ -382,22 +216,22 @@ static int cmd_prepare(int argc, char **argv)
     while (n_inputs < argc && strncmp(argv[n_inputs], "--", 2) != 0)
         n_inputs++;
     int help;
-    int rc = parse_flags(&t, argc - n_inputs, argv + n_inputs, &given, &help);
+    int rc = flags_parse(&t, argc - n_inputs, argv + n_inputs, &given, &help);
     if (rc)
         return rc;
     if (help) {
-        print_usage(stdout, &t);
+        flags_print_usage(stdout, &t);
         return 0;
     }
     if (n_inputs == 0 || !out[0])
-        return usage_error(&t, "give at least one text file and --out%s%s", "", "");
+        return flags_usage_error(&t, "give at least one text file and --out%s%s", "", "");
     if (val_frac + test_frac >= 1.0)
-        return usage_error(&t, "--val-frac + --test-frac must be below 1%s%s", "", "");
+        return flags_usage_error(&t, "--val-frac + --test-frac must be below 1%s%s", "", "");
     double t0 = cn_now();
     if (corpus_prepare((const char *const *)argv, n_inputs, out,
                        bytes ? VOCAB_BYTES : VOCAB_CODEPOINTS, val_frac, test_frac,
                        CORPUS_DEFAULT_BUFFER_BYTES) != 0) {
-        fprintf(stderr, "%s: %s\n", prog, cn_errmsg());
+        fprintf(stderr, "charnn: %s\n", cn_errmsg());
         return TRAIN_EXIT_ERROR;
     }
     printf("prepared '%s' from %d file%s in %.1fs\n", out, n_inputs, n_inputs == 1 ? "" : "s",
@@ -414,21 +248,21 @@ static int cmd_inspect(int argc, char **argv)
     };
     flag_table t = {"inspect", "PATH [--json]", flags, (int)(sizeof flags / sizeof flags[0])};
     if (argc >= 1 && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)) {
-        print_usage(stdout, &t);
+        flags_print_usage(stdout, &t);
         return 0;
     }
     if (argc < 1 || strncmp(argv[0], "--", 2) == 0)
-        return usage_error(&t, "give the checkpoint to inspect%s%s", "", "");
+        return flags_usage_error(&t, "give the checkpoint to inspect%s%s", "", "");
     int help;
-    int rc = parse_flags(&t, argc - 1, argv + 1, &given, &help);
+    int rc = flags_parse(&t, argc - 1, argv + 1, &given, &help);
     if (rc)
         return rc;
     if (help) {
-        print_usage(stdout, &t);
+        flags_print_usage(stdout, &t);
         return 0;
     }
     if (inspect_run(argv[0], json, stdout) != 0) {
-        fprintf(stderr, "%s: %s\n", prog, cn_errmsg());
+        fprintf(stderr, "charnn: %s\n", cn_errmsg());
         return TRAIN_EXIT_ERROR;
     }
     return 0;
@@ -445,9 +279,11 @@ static void print_main_usage(FILE *f)
             "  eval     loss, bits per character and perplexity of a model on a text\n"
             "  sample   generate text from a model\n"
             "  inspect  metadata, hyperparameters, progress and tensor norms of a checkpoint\n"
+            "  trace    record hidden states, gates and gradient flow over a text (HDF5)\n"
+            "  analyze  find interpretable cells in a trace: saturation, feature correlations\n"
             "  version  print the version\n\n"
             "Run '%s COMMAND --help' for the flags of a command.\n",
-            prog, prog);
+            "charnn", "charnn");
 }
 
 int cli_main(int argc, char **argv)
@@ -476,13 +312,17 @@ int cli_main(int argc, char **argv)
         fn = cmd_prepare;
     else if (strcmp(cmd, "inspect") == 0)
         fn = cmd_inspect;
+    else if (strcmp(cmd, "trace") == 0)
+        fn = trace_main;
+    else if (strcmp(cmd, "analyze") == 0)
+        fn = analyze_main;
     if (!fn) {
-        fprintf(stderr, "%s: unknown command '%s'\n", prog, cmd);
+        fprintf(stderr, "charnn: unknown command '%s'\n", cmd);
         print_main_usage(stderr);
         return TRAIN_EXIT_USAGE;
     }
     if (dist_init(&argc, &argv) != 0) {
-        fprintf(stderr, "%s: %s\n", prog, cn_errmsg());
+        fprintf(stderr, "charnn: %s\n", cn_errmsg());
         return TRAIN_EXIT_ERROR;
     }
     int rc = fn(argc - 2, argv + 2);

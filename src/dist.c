@@ -1,6 +1,7 @@
 /* MPI wrappers; the one file that includes mpi.h. See dist.h. */
 #include "charnn/dist.h"
 
+#include <hdf5.h>
 #include <limits.h>
 #include <mpi.h>
 #include <stdarg.h>
@@ -176,4 +177,14 @@ double dist_wait_all(void)
     MPI_Waitall(dist_npending, dist_pending, MPI_STATUSES_IGNORE);
     dist_npending = 0;
     return MPI_Wtime() - t0;
+}
+
+int dist_hdf5_fapl_mpio(int64_t fapl)
+{
+    return H5Pset_fapl_mpio((hid_t)fapl, dist_comm, MPI_INFO_NULL) < 0 ? -1 : 0;
+}
+
+int dist_hdf5_dxpl_collective(int64_t dxpl)
+{
+    return H5Pset_dxpl_mpio((hid_t)dxpl, H5FD_MPIO_COLLECTIVE) < 0 ? -1 : 0;
 }

@@ -146,7 +146,7 @@ for cell in rnn lstm gru; do
 done
 
 # ---- 2. stopped by a signal, resumed, compared with a straight run -------
-BIG=(--data "$DATA" --cell lstm --layers 2 --hidden 96 --seq 32 --batch 8 --threads 1
+BIG=(--data "$DATA" --cell lstm --layers 2 --hidden 128 --seq 32 --batch 8 --threads 1
      --log-every 10 --eval-every 100 --eval-chunks 8 --dropout 0.1 --no-progress --steps 400)
 
 # wait (up to 30 s) until a log shows the first training step, i.e. the
@@ -162,7 +162,8 @@ wait_for_training() {
 }
 
 signal_test() {
-    local np=$1 sig=$2 tag="signal-np$np"
+    local np=$1 sig=$2
+    local tag="signal-np$np"
     local launch=()
     [ "$np" = 1 ] || launch=("${MPIEXEC[@]}" -np "$np")
     local S=$WORK/$tag-straight R=$WORK/$tag-R
@@ -193,8 +194,11 @@ signal_test() {
     [ -f "$R/latest" ] && latest=$(cat "$R/latest")
     check "$tag: latest names a ckpt-*.h5 ('$latest')" \
         bash -c "[[ '$latest' =~ ^ckpt-[0-9]{8}\.h5$ ]]"
-    check "$tag: charnn inspect verifies $R/$latest" \
-        "$CHARNN" inspect "$R/$latest" >/dev/null 2>"$WORK/inspect.err"
+    if "$CHARNN" inspect "$R/$latest" >/dev/null 2>"$WORK/inspect.err"; then
+        ok "$tag: charnn inspect verifies $R/$latest"
+    else
+        notok "$tag: charnn inspect verifies $R/$latest: $(head -n 1 "$WORK/inspect.err")"
+    fi
     local step
     step=$(ckpt_step "$R/$latest")
     check "$tag: the stop checkpoint is at step $step, 0 < step < 400" \

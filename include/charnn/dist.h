@@ -41,6 +41,12 @@ void dist_bcast(void *buf, size_t bytes, int root);
 /* Root receives nranks * bytes in rank order. */
 void dist_gather(const void *send, size_t bytes, void *recv, int root);
 
+/* Parallel HDF5 needs the communicator, which only dist.c may see: set an
+ * HDF5 file-access property list (a hid_t) to MPI-IO on the ranks of the job,
+ * and a transfer list to collective I/O. 0 or -1. */
+int dist_hdf5_fapl_mpio(int64_t fapl);
+int dist_hdf5_dxpl_collective(int64_t dxpl);
+
 /* Non-blocking sums for overlapping the gradient all-reduce with backward:
  * start one per bucket, then wait for all before the optimizer step. */
 void dist_iallreduce_sum_f32(float *x, size_t n);

@@ -1,0 +1,46 @@
+/* trace: hidden-state traces in HDF5, the lecture's "watch one dimension of
+ * h_t over a text" as files that h5py and LSTMVis open.
+ *
+ * `charnn trace` runs a model over a text from a zero state, one stream, and
+ * appends per step: the input token, the target, the loss and the probability
+ * of the target, and per layer h_t, c_t (LSTM) and every gate's activation
+ * (LSTM i, f, g, o; GRU r, z, n). Datasets are chunked, compressed (shuffle +
+ * deflate) and growable, written block by block, so memory does not grow with
+ * the text. docs/trace-format.md has the layout.
+ *
+ * Training-time traces (train --trace-every N) use trace_probe_* (one growing
+ * file with a step axis for a fixed probe text) and trace_streams_write (every
+ * rank's stream states of one step in one shared file, written collectively).
+ */
+#ifndef CHARNN_TRACE_H
+#define CHARNN_TRACE_H
+
+#include <stdint.h>
+
+#include "charnn/model.h"
+#include "charnn/vocab.h"
+
+#define TRACE_FORMAT "charnn-trace"
+#define TRACE_FORMAT_VERSION 1
+
+/* `charnn trace ...`: parses its flags and runs; returns the exit status. */
+int trace_main(int argc, char **argv);
+
+/* The probe trace of training: the states of a fixed text at every N steps. */
+typedef struct trace_probe trace_probe;
+/* Create path (replacing an existing file only when step_resume == 0) for a
+ * model shape and probe tokens (n). 0 or -1 with a message. */
+int trace_probe_open(trace_probe **out, const char *path, const model *m, const vocab *v,
+                     const int32_t *tokens, int64_t n);
+/* Run the model over the probe text from a zero state and append its states
+ * as one more entry on the step axis, tagged with the training step. */
+int trace_probe_append(trace_probe *p, const model *m, int64_t step);
+void trace_probe_close(trace_probe *p);
+
+/* Collective over all ranks: append, for one training step, every rank's
+ * hidden states of its own streams, hs (L, T, B, H) of the last forward, into
+ * the shared file `path` (created by the first call), each rank writing its
+ * own hyperslab of streams [rank*B, (rank+1)*B). */
+int trace_streams_write(const char *path, const model *m, const model_work *w, int64_t step);
+
+#endif
