@@ -57,4 +57,5 @@ mkdir -p "$here/results"
 fma_bin="$build/fma_peak"
 gcc -std=gnu11 -O3 -march=native -mfma -fopenmp "$here/fma_peak.c" -o "$fma_bin"
 
-exec python3 "$here/bench.py" --charnn "$build/charnn" --fma-peak "$fma_bin" "$@"
+py=/usr/bin/python3; [ -x "$py" ] || py=python3
+exec "$py" "$here/bench.py" --charnn "$build/charnn" --fma-peak "$fma_bin" "$@"

@@ -147,7 +147,18 @@ smp --temperature 0 --length 50 --seed 2 > g2.txt 2>> g.err; rc3=$?
 check "sample greedy: exit 0 ($rc1 $rc2 $rc3)" test "$rc1$rc2$rc3" = 000
 check "sample greedy: output is not empty" test -s g1a.txt
 check "sample greedy: same seed gives identical text" cmp -s g1a.txt g1b.txt
-check "sample greedy: another seed gives identical text (argmax)" cmp -s g1a.txt g2.txt
+# Without --prime the first character is drawn with the seed (README: "default: a random
+# character"); from there greedy decoding must not use the random numbers at all.
+smp --temperature 0 --length 50 --prime 'The' --seed 1 > gp1.txt 2>> g.err; rc1=$?
+smp --temperature 0 --length 50 --prime 'The' --seed 2 > gp2.txt 2>> g.err; rc2=$?
+check "sample greedy --prime: exit 0 ($rc1 $rc2)" test "$rc1$rc2" = 00
+check "sample greedy --prime: seeds 1 and 2 give identical text (argmax ignores the seed)" \
+  cmp -s gp1.txt gp2.txt
+first=$($py -c 'import sys; print(open(sys.argv[1], encoding="utf-8").read()[:1], end="x")' g2.txt)
+first=${first%x}
+smp --temperature 0 --length 50 --prime "$first" --seed 99 > gfirst.txt 2>> g.err
+check "sample greedy --seed 2 == greedy primed with its own first character (seed 99)" \
+  cmp -s g2.txt gfirst.txt
 smp --temperature 1 --length 200 --seed 1 > t1a.txt 2> t.err; rc1=$?
 smp --temperature 1 --length 200 --seed 1 > t1b.txt 2>> t.err; rc2=$?
 smp --temperature 1 --length 200 --seed 2 > t2.txt 2>> t.err; rc3=$?

@@ -1,0 +1,329 @@
+#!/usr/bin/env bash
+# Checkpoint atomicity and bad checkpoints: kill -9 at random moments never
+# leaves a checkpoint that fails to verify; --resume of a missing, truncated,
+# bit-flipped, non-HDF5 or incompatible file fails with one line naming it and
+# touches nothing; --resume auto falls back past a damaged newest checkpoint;
+# a second SIGINT exits at once; --keep-last prunes.
+#
+#   bash tests/cli_ckpt_faults.sh <path-to-charnn> <source-dir>
+set -u
+
+CHARNN=${1:?usage: cli_ckpt_faults.sh CHARNN SOURCE_DIR}
+SRC=${2:?usage: cli_ckpt_faults.sh CHARNN SOURCE_DIR}
+WORK=$PWD/cli_ckpt_faults.d
+rm -rf "$WORK"
+mkdir -p "$WORK"
+export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+
+PASS=0
+FAIL=0
+ok() { echo "ok - $*"; PASS=$((PASS + 1)); }
+notok() { echo "not ok - $*"; FAIL=$((FAIL + 1)); }
+# check "description" command...: passes when the command exits 0
+check() {
+    local what=$1
+    shift
+    if "$@"; then ok "$what"; else notok "$what"; fi
+}
+show() { sed -e 's/^/#   /' "$@" | tail -n 15; }
+
+# ---- data ---------------------------------------------------------------
+DATA=
+for f in "$SRC/../shared/data/tinyshakespeare.txt" /work/shared/data/tinyshakespeare.txt; do
+    if [ -s "$f" ]; then
+        DATA=$f
+        break
+    fi
+done
+if [ -z "$DATA" ]; then
+    DATA=$WORK/text.txt
+    awk 'BEGIN { srand(7); split("the of and to a in that is was he for it with as his on be at by had not are but from or have an they which one you were her all she there would their we him been has when who will more no if out so said what up its about into than them can only other new some could time these two may then do first any my now such like our over man me even most made after also did many before must through back years where much your way well down should because each just those people how too little state good very make world still own see men work long get here between both life being under never day same another know while last might us great old year off come since against go came right used take three", W, " ")
+    nw = 0; for (k in W) nw++
+    for (i = 0; i < 6000; i++) {
+        line = ""
+        n = 4 + int(rand() * 8)
+        for (j = 0; j < n; j++) line = line (j ? " " : "") W[1 + int(rand() * nw)]
+        print toupper(substr(line, 1, 1)) substr(line, 2) "."
+    }
+}' >"$DATA"
+fi
+echo "# data: $DATA"
+
+run_limited() {
+    local limit=$1
+    shift
+    timeout -k 10 "$limit" "$@"
+}
+verifies() { "$CHARNN" inspect "$1" >/dev/null 2>&1; }
+ckpt_step() {
+    "$CHARNN" inspect "$1" --json 2>/dev/null | sed -nE 's/.*"step":([0-9]+),.*/\1/p'
+}
+# names, sizes, mtimes (ns) and md5sums of everything in a directory
+snapshot() {
+    (cd "$1" && ls -la --time-style=+%s.%N && find . -type f -print0 | sort -z |
+        xargs -0 -r md5sum)
+}
+# flip every bit of the byte at offset $2 of file $1
+flip_byte() {
+    local f=$1 off=$2 b
+    b=$(od -An -tu1 -j "$off" -N1 "$f" | tr -d ' \n')
+    printf "$(printf '\\%03o' $((b ^ 0xff)))" |
+        dd of="$f" bs=1 seek="$off" count=1 conv=notrunc status=none
+}
+file_size() { stat -c %s "$1"; }
+
+SMALL=(--data "$DATA" --layers 2 --hidden 32 --seq 16 --batch 4 --threads 1 --log-every 5
+       --eval-every 5 --eval-chunks 4 --no-progress)
+
+# ---- 1. kill -9 at random moments ------------------------------------------
+K=$WORK/killed
+KILLS=12
+RANDOM=4242
+big=(--data "$DATA" --cell lstm --hidden 256 --layers 2 --seq 16 --batch 4 --threads 1
+     --checkpoint-every 1 --keep-last 2 --eval-every 0 --log-every 10 --no-progress
+     --steps 100000 --resume auto)
+mkdir -p "$K"
+prev_step=0
+seen_ckpt=0
+tmp_left=0
+for i in $(seq 1 $KILLS); do
+    ms=$((300 + RANDOM % 1701))
+    delay=$(printf '%d.%03d' $((ms / 1000)) $((ms % 1000)))
+    "$CHARNN" train "${big[@]}" --out "$K" >"$K.log$i" 2>"$K.err$i" &
+    pid=$!
+    sleep "$delay"
+    kill -KILL "$pid" 2>/dev/null
+    wait "$pid"
+    rc=$?
+    if [ $rc = 137 -o $rc = 0 ]; then
+        ok "kill $i (after ${delay}s): the resumed run was running or done (exit $rc)"
+    else
+        notok "kill $i (after ${delay}s): --resume auto failed with exit $rc"
+        show "$K.err$i"
+    fi
+    if grep -q 'skipping damaged' "$K.err$i"; then
+        notok "kill $i: --resume auto met a damaged checkpoint left by an earlier kill"
+        show "$K.err$i"
+    fi
+    ls "$K"/*.tmp.* >/dev/null 2>&1 && tmp_left=$((tmp_left + 1))
+    # every ckpt-*.h5 present verifies
+    bad=
+    n=0
+    for f in "$K"/ckpt-*.h5; do
+        [ -e "$f" ] || continue
+        n=$((n + 1))
+        verifies "$f" || bad="$bad ${f##*/}"
+    done
+    [ -e "$K/model.h5" ] && { verifies "$K/model.h5" || bad="$bad model.h5"; }
+    check "kill $i: all $n ckpt-*.h5 present verify${bad:+ (bad:$bad)}" [ -z "$bad" ]
+    check "kill $i: at most --keep-last 2 (+1 being superseded) ckpt-*.h5 present ($n)" [ $n -le 3 ]
+    if [ -e "$K/latest" ]; then
+        seen_ckpt=1
+        name=$(cat "$K/latest")
+        if [[ "$name" == *.tmp.* ]]; then
+            notok "kill $i: latest names a temporary file '$name'"
+        elif "$CHARNN" inspect "$K/$name" >/dev/null 2>"$WORK/inspect.err"; then
+            step=$(ckpt_step "$K/$name")
+            ok "kill $i: latest names '$name' (step $step) and it verifies"
+            check "kill $i: the step in latest never goes back ($prev_step -> $step)" \
+                [ "${step:-0}" -ge $prev_step ]
+            prev_step=${step:-0}
+        else
+            notok "kill $i: latest names '$name', which fails to verify: $(head -n 1 "$WORK/inspect.err")"
+        fi
+    elif [ $seen_ckpt = 1 ] || [ -n "$(ls "$K" | grep -E '^ckpt-[0-9]+\.h5$')" ]; then
+        notok "kill $i: DIR/latest is missing although a checkpoint was written"
+    else
+        echo "# kill $i: no checkpoint written yet"
+    fi
+done
+echo "# $tmp_left of $KILLS kills left a temporary *.tmp.* file behind"
+check "kill -9 series: training progressed across the restarts (latest at step $prev_step)" \
+    [ $prev_step -ge 5 ]
+# a last resume from whatever the kills left runs a few more steps to completion
+run_limited 120 "$CHARNN" train "${big[@]}" --steps $((prev_step + 3)) --out "$K" \
+    >"$K.logfinal" 2>"$K.errfinal"
+rc=$?
+check "kill -9 series: a final --resume auto completes (exit $rc)" [ $rc = 0 ]
+check "kill -9 series: it resumed at step $prev_step" \
+    grep -q "resumed from '$K/.*' at step $prev_step " "$K.logfinal"
+
+# ---- 2. --resume of bad files ---------------------------------------------
+R=$WORK/run
+run_limited 120 "$CHARNN" train "${SMALL[@]}" --cell lstm --steps 10 --checkpoint-every 5 \
+    --out "$R" >"$R.log" 2>&1
+rc=$?
+check "setup: a 10-step lstm run for the bad-resume cases exits 0 (got $rc)" [ $rc = 0 ]
+GOOD=$R/model.h5
+BAD=$WORK/bad
+mkdir -p "$BAD"
+
+# resume_fails NAME FILE EXTRA_GREP... [-- train flags]: exit 1, one stderr line
+# naming FILE (plus every EXTRA string), run directory unchanged
+resume_fails() {
+    local name=$1 file=$2
+    shift 2
+    local greps=()
+    while [ $# -gt 0 ] && [ "$1" != "--" ]; do
+        greps+=("$1")
+        shift
+    done
+    [ $# -gt 0 ] && shift
+    snapshot "$R" >"$WORK/snap.before"
+    run_limited 60 "$CHARNN" train "${SMALL[@]}" --steps 20 --out "$R" --resume "$file" "$@" \
+        >"$WORK/$name.out" 2>"$WORK/$name.err"
+    local rc=$?
+    snapshot "$R" >"$WORK/snap.after"
+    check "--resume $name: exit 1 (got $rc)" [ $rc = 1 ]
+    local lines
+    lines=$(wc -l <"$WORK/$name.err")
+    check "--resume $name: exactly one line on stderr (got $lines)" [ "$lines" = 1 ]
+    echo "#   stderr: $(head -n 1 "$WORK/$name.err")"
+    check "--resume $name: the message names '$file'" grep -qF "$file" "$WORK/$name.err"
+    local g
+    for g in "${greps[@]}"; do
+        check "--resume $name: the message says '$g'" grep -qF -- "$g" "$WORK/$name.err"
+    done
+    if cmp -s "$WORK/snap.before" "$WORK/snap.after"; then
+        ok "--resume $name: the run directory is unchanged"
+    else
+        notok "--resume $name: the run directory changed"
+        diff "$WORK/snap.before" "$WORK/snap.after" | sed 's/^/#   /' | head -n 10
+    fi
+}
+
+resume_fails missing "$BAD/no-such.h5" "No such file"
+
+cp "$GOOD" "$BAD/truncated.h5"
+truncate -s $(($(file_size "$GOOD") / 2)) "$BAD/truncated.h5"
+resume_fails truncated "$BAD/truncated.h5" "damaged"
+
+# bit flips: try offsets until one is detected; a flip inspect does not
+# detect must not have changed any dataset either
+size=$(file_size "$GOOD")
+detected=
+silent=0
+for pct in 60 50 70 40 80 55 65 45 75 35 85 30 90; do
+    f=$BAD/flip$pct.h5
+    cp "$GOOD" "$f"
+    flip_byte "$f" $((size * pct / 100))
+    if verifies "$f"; then
+        if ! h5diff "$GOOD" "$f" /model >/dev/null 2>&1 || ! h5diff "$GOOD" "$f" /optimizer >/dev/null 2>&1 ||
+            ! h5diff "$GOOD" "$f" /ranks >/dev/null 2>&1 || ! h5diff "$GOOD" "$f" /vocab >/dev/null 2>&1; then
+            notok "a byte flipped at $pct% passes inspect but changed the data (silent corruption)"
+            silent=1
+        fi
+        echo "# flip at $pct% (offset $((size * pct / 100))) not detected (no data changed)"
+        rm -f "$f"
+    else
+        echo "# flip at $pct% (offset $((size * pct / 100))) detected"
+        detected=$f
+        break
+    fi
+done
+check "a byte flipped in the middle of a checkpoint is detected by inspect" [ -n "$detected" ]
+[ $silent = 0 ] && ok "no undetected flip changed the stored data"
+if [ -n "$detected" ]; then
+    resume_fails bit-flipped "$detected" "damaged"
+fi
+
+printf 'this is not a checkpoint\njust text\n' >"$BAD/text.h5"
+resume_fails text-file "$BAD/text.h5" "not a charnn checkpoint"
+
+resume_fails incompatible-cell "$GOOD" "cell lstm" "--cell gru" -- --cell gru --hidden 48
+resume_fails incompatible-hidden "$GOOD" "hidden size 32" "--hidden 48" -- --cell lstm --hidden 48
+resume_fails incompatible-layers "$GOOD" "2 layers" "--layers 3" -- --layers 3
+
+# ---- 3. --resume auto fallback and fresh start ------------------------------
+F=$WORK/fallback
+run_limited 120 "$CHARNN" train "${SMALL[@]}" --cell gru --steps 15 --checkpoint-every 5 \
+    --keep-last 0 --out "$F" >"$F.log" 2>&1
+rc=$?
+check "setup: a 15-step gru run with checkpoints at 5, 10 exits 0 (got $rc)" \
+    [ $rc = 0 -a -f "$F/ckpt-00000005.h5" -a -f "$F/ckpt-00000010.h5" -a "$(cat "$F/latest" 2>/dev/null)" = model.h5 ]
+
+F1=$WORK/fallback1
+cp -a "$F" "$F1"
+truncate -s $(($(file_size "$F1/model.h5") * 2 / 3)) "$F1/model.h5"
+run_limited 120 "$CHARNN" train "${SMALL[@]}" --steps 20 --out "$F1" --resume auto \
+    >"$F1.out" 2>"$F1.err"
+rc=$?
+check "newest damaged: --resume auto exits 0 (got $rc)" [ $rc = 0 ]
+check "newest damaged: stderr says 'skipping damaged checkpoint' and names model.h5" \
+    grep -qF "skipping damaged checkpoint '$F1/model.h5'" "$F1.err"
+check "newest damaged: it resumed from ckpt-00000010.h5 at step 10" \
+    grep -qF "resumed from '$F1/ckpt-00000010.h5' at step 10 " "$F1.out"
+check "newest damaged: the new model.h5 verifies at step 20" [ "$(ckpt_step "$F1/model.h5")" = 20 ]
+
+F2=$WORK/fallback2
+cp -a "$F" "$F2"
+truncate -s $(($(file_size "$F2/model.h5") / 3)) "$F2/model.h5"
+printf 'garbage' >"$F2/ckpt-00000010.h5"
+run_limited 120 "$CHARNN" train "${SMALL[@]}" --steps 20 --out "$F2" --resume auto \
+    >"$F2.out" 2>"$F2.err"
+rc=$?
+check "two newest damaged: --resume auto exits 0 (got $rc)" [ $rc = 0 ]
+check "two newest damaged: stderr warns about model.h5 and ckpt-00000010.h5" \
+    bash -c "grep -qF \"skipping damaged checkpoint '$F2/model.h5'\" '$F2.err' &&
+             grep -qF \"skipping damaged checkpoint '$F2/ckpt-00000010.h5'\" '$F2.err'"
+check "two newest damaged: it resumed from ckpt-00000005.h5 at step 5" \
+    grep -qF "resumed from '$F2/ckpt-00000005.h5' at step 5 " "$F2.out"
+
+F3=$WORK/fresh
+run_limited 120 "$CHARNN" train "${SMALL[@]}" --steps 5 --out "$F3" --resume auto \
+    >"$F3.out" 2>"$F3.err"
+rc=$?
+check "no checkpoint (no directory): --resume auto exits 0 (got $rc)" [ $rc = 0 ]
+check "no checkpoint (no directory): it says 'starting fresh'" \
+    bash -c "cat '$F3.out' '$F3.err' | grep -q 'starting fresh'"
+check "no checkpoint (no directory): model.h5 is at step 5" [ "$(ckpt_step "$F3/model.h5")" = 5 ]
+F4=$WORK/fresh-empty
+mkdir -p "$F4"
+run_limited 120 "$CHARNN" train "${SMALL[@]}" --steps 5 --out "$F4" --resume auto \
+    >"$F4.out" 2>"$F4.err"
+rc=$?
+check "no checkpoint (empty directory): --resume auto exits 0 and says 'starting fresh'" \
+    bash -c "[ $rc = 0 ] && cat '$F4.out' '$F4.err' | grep -q 'starting fresh'"
+
+# ---- 4. SIGINT twice ------------------------------------------------------
+I=$WORK/sigint
+"$CHARNN" train --data "$DATA" --cell lstm --hidden 256 --layers 2 --seq 64 --batch 32 \
+    --threads 1 --steps 100000 --log-every 1 --eval-every 0 --no-progress --out "$I" \
+    >"$I.out" 2>"$I.err" &
+pid=$!
+for _ in $(seq 1 300); do
+    grep -q '^step ' "$I.out" 2>/dev/null && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+done
+kill -INT "$pid"
+sleep 0.02
+kill -INT "$pid"
+t0=$(date +%s.%N)
+wait "$pid"
+rc=$?
+t1=$(date +%s.%N)
+elapsed=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
+check "SIGINT twice: exit 130 (got $rc)" [ $rc = 130 ]
+check "SIGINT twice: exits within 2 s of the second (${elapsed}s)" \
+    awk -v e="$elapsed" 'BEGIN { exit !(e < 2) }'
+check "SIGINT twice: stderr says it is exiting now" grep -q "second interrupt" "$I.err"
+
+# ---- 5. --keep-last ---------------------------------------------------------
+P=$WORK/keep
+run_limited 120 "$CHARNN" train "${SMALL[@]}" --steps 30 --checkpoint-every 5 --keep-last 2 \
+    --out "$P" >"$P.log" 2>&1
+rc=$?
+check "--keep-last 2: the 30-step run exits 0 (got $rc)" [ $rc = 0 ]
+ckpts=$(cd "$P" && ls | grep -E '^ckpt-' | tr '\n' ' ')
+check "--keep-last 2: exactly ckpt-00000020.h5 and ckpt-00000025.h5 remain ('$ckpts')" \
+    [ "$ckpts" = "ckpt-00000020.h5 ckpt-00000025.h5 " ]
+check "--keep-last 2: best.h5 and model.h5 exist and verify" \
+    bash -c "'$CHARNN' inspect '$P/best.h5' >/dev/null && '$CHARNN' inspect '$P/model.h5' >/dev/null"
+check "--keep-last 2: latest names model.h5" [ "$(cat "$P/latest" 2>/dev/null)" = model.h5 ]
+others=$(cd "$P" && ls | grep -vxE 'ckpt-0000002[05]\.h5|best\.h5|model\.h5|latest|metrics\.jsonl' | tr '\n' ' ')
+check "--keep-last 2: no other files left in the run directory ('$others')" [ -z "$others" ]
+
+echo "$PASS passed, $FAIL failed"
+[ "$FAIL" = 0 ]
