@@ -591,6 +591,24 @@ def main():
         if ref and ref[0]["charnn"]["chars_per_s"]:
             comm["one_rank_two_threads_chars_per_s"] = ref[0]["charnn"]["chars_per_s"]
 
+    # The FMA loop is measured again at the end and the higher figure kept: other load on
+    # the machine can only lower it, and a low peak would inflate MFU.
+    log("bench: measuring the FP32 FMA peak again")
+    peak2 = measure_peak(a)
+    peak["runs"] = [dict(peak), dict(peak2)]
+    for key in ("peak_gflops_1", "peak_gflops_all", "avx2_gflops_1", "avx2_gflops_all",
+                "avx512_gflops_1", "avx512_gflops_all"):
+        if key in peak2:
+            peak[key] = max(peak.get(key, 0), peak2[key])
+    if peak["peak_gflops_1"] != peak1 or peak["peak_gflops_all"] != peak_all:
+        log(f"bench: peak now {peak['peak_gflops_1']} / {peak['peak_gflops_all']} GFLOP/s; "
+            f"MFU recomputed")
+        for r in results:
+            pk = peak["peak_gflops_1"] if r["cores"] == 1 else peak["peak_gflops_all"]
+            r["peak_gflops"] = pk
+            for side in ("charnn", "peer_default", "peer_best"):
+                r[side]["perf"] = perf(r[side]["chars_per_s"], r["train_flops_per_char"], pk)
+
     # ---- output
     now = datetime.datetime.now()
     stamp = now.strftime("%Y%m%d-%H%M%S")
@@ -623,10 +641,10 @@ def render_md(doc):
              f"({info.get('sockets')} socket x {info.get('cores_per_socket')} cores x "
              f"{info.get('threads_per_core')} thread/core); load at start "
              f"{' '.join(info.get('loadavg_at_start', []))}. "
-             f"charnn {info.get('charnn_version') or ''} (git {info.get('charnn_git')}), "
+             f"{info.get('charnn_version') or 'charnn'} (git {info.get('charnn_git')}), "
              f"OpenBLAS {info.get('charnn_openblas')}.")
     L.append("")
-    L.append(f"Measured FP32 FMA peak (bench/fma_peak.c): **{peak['peak_gflops_1']} GFLOP/s on 1 "
+    L.append(f"Measured FP32 FMA peak (bench/fma_peak.c, best of the start and the end of the run): **{peak['peak_gflops_1']} GFLOP/s on 1 "
              f"thread, {peak['peak_gflops_all']} on {peak['threads']}** (256-bit FMAs only: "
              f"{peak.get('avx2_gflops_1')} / {peak.get('avx2_gflops_all')}). MFU = GFLOP/s / "
              f"peak (1-thread peak for 1-thread rows, all-thread peak for 2-core rows). FLOPs per "

@@ -20,6 +20,7 @@
 #include "charnn/sample.h"
 #include "charnn/trace.h"
 #include "charnn/analyze.h"
+#include "charnn/textgen.h"
 #include "charnn/train.h"
 
 static int cmd_train(int argc, char **argv)
@@ -281,6 +282,7 @@ static void print_main_usage(FILE *f)
             "  inspect  metadata, hyperparameters, progress and tensor norms of a checkpoint\n"
             "  trace    record hidden states, gates and gradient flow over a text (HDF5)\n"
             "  analyze  find interpretable cells in a trace: saturation, feature correlations\n"
+            "  generate write synthetic structured text (nested brackets, quotes) for tests\n"
             "  version  print the version\n\n"
             "Run '%s COMMAND --help' for the flags of a command.\n",
             "charnn", "charnn");
@@ -316,6 +318,8 @@ int cli_main(int argc, char **argv)
         fn = trace_main;
     else if (strcmp(cmd, "analyze") == 0)
         fn = analyze_main;
+    else if (strcmp(cmd, "generate") == 0)
+        fn = textgen_main;
     if (!fn) {
         fprintf(stderr, "charnn: unknown command '%s'\n", cmd);
         print_main_usage(stderr);

@@ -19,15 +19,29 @@ void runtime_set_threads(int threads)
     }
     runtime_nthreads = threads;
     omp_set_num_threads(threads);
-    /* Debian's default OpenBLAS runs its own pthread pool, whose spinning
+    /* OpenBLAS's OpenMP build runs its GEMMs on our OpenMP pool, so it may use
+     * every thread. The pthreads build keeps a pool of its own whose spinning
      * threads slow our OpenMP loops down (2 threads ran 2-4x slower than 1):
-     * BLAS runs single-threaded and the parallelism is ours. */
-    openblas_set_num_threads(1);
+     * with it, BLAS runs single-threaded and the parallelism is ours. */
+    openblas_set_num_threads(openblas_get_parallel() == 2 ? threads : 1);
 }
 
 int runtime_threads(void)
 {
     return runtime_nthreads;
+}
+
+const char *runtime_blas(void)
+{
+    switch (openblas_get_parallel()) {
+    case 0:
+        return "OpenBLAS (sequential)";
+    case 1:
+        return "OpenBLAS (pthreads, used single-threaded)";
+    case 2:
+        return "OpenBLAS (OpenMP)";
+    }
+    return "OpenBLAS";
 }
 
 const char *runtime_version(void)

@@ -509,10 +509,17 @@ int train_run(const run_config *cfg)
             fprintf(stderr, "charnn: %s\n", cn_errmsg());
         return TRAIN_EXIT_ERROR;
     }
-    if (failed)
-        dist_abort(1, "%s", cn_errmsg());
-    if (n_failed)
-        dist_abort(1, "stopping: another rank failed to start");
+    if (n_failed) {
+        /* Every rank is alive and knows: the failing ones say why, and the job
+         * ends cleanly. MPI_Abort here could kill a rank before its message
+         * got out; it stays for errors one rank meets alone later on. */
+        if (failed) {
+            fprintf(stderr, "charnn: rank %d: %s\n", dist_rank(), cn_errmsg());
+            fflush(stderr);
+        }
+        dist_barrier();
+        return TRAIN_EXIT_ERROR;
+    }
     verify_same_parameters(&t, "at start");
     int rc = TRAIN_EXIT_OK;
     if (t.rank == 0) {

@@ -61,8 +61,8 @@ ckpt_step() {
 }
 # names, sizes, mtimes (ns) and md5sums of everything in a directory
 snapshot() {
-    (cd "$1" && ls -la --time-style=+%s.%N && find . -type f -print0 | sort -z |
-        xargs -0 -r md5sum)
+    (cd "$1" && ls -la --time-style=+%s.%N | grep -v ' \.\.$' &&
+        find . -type f -print0 | sort -z | xargs -0 -r md5sum)
 }
 # flip every bit of the byte at offset $2 of file $1
 flip_byte() {
@@ -81,7 +81,7 @@ K=$WORK/killed
 KILLS=12
 RANDOM=4242
 big=(--data "$DATA" --cell lstm --hidden 256 --layers 2 --seq 16 --batch 4 --threads 1
-     --checkpoint-every 1 --keep-last 2 --eval-every 0 --log-every 10 --no-progress
+     --checkpoint-every 1 --keep-last 2 --eval-every 0 --eval-chunks 4 --log-every 10 --no-progress
      --steps 100000 --resume auto)
 mkdir -p "$K"
 prev_step=0
@@ -94,7 +94,7 @@ for i in $(seq 1 $KILLS); do
     pid=$!
     sleep "$delay"
     kill -KILL "$pid" 2>/dev/null
-    wait "$pid"
+    wait "$pid" 2>/dev/null
     rc=$?
     if [ $rc = 137 -o $rc = 0 ]; then
         ok "kill $i (after ${delay}s): the resumed run was running or done (exit $rc)"
@@ -199,34 +199,81 @@ cp "$GOOD" "$BAD/truncated.h5"
 truncate -s $(($(file_size "$GOOD") / 2)) "$BAD/truncated.h5"
 resume_fails truncated "$BAD/truncated.h5" "damaged"
 
-# bit flips: try offsets until one is detected; a flip inspect does not
-# detect must not have changed any dataset either
+# bit flips: try offsets around 60% (the optimizer state) until one is
+# detected; a flip inspect does not detect must not have changed any dataset
 size=$(file_size "$GOOD")
-detected=
-silent=0
-for pct in 60 50 70 40 80 55 65 45 75 35 85 30 90; do
-    f=$BAD/flip$pct.h5
+# flip_case PCT: copy GOOD, flip the byte at PCT% -> "detected", "same" or "CHANGED"
+flip_case() {
+    local f=$BAD/flip$1.h5
     cp "$GOOD" "$f"
-    flip_byte "$f" $((size * pct / 100))
+    flip_byte "$f" $((size * $1 / 100))
     if verifies "$f"; then
-        if ! h5diff "$GOOD" "$f" /model >/dev/null 2>&1 || ! h5diff "$GOOD" "$f" /optimizer >/dev/null 2>&1 ||
-            ! h5diff "$GOOD" "$f" /ranks >/dev/null 2>&1 || ! h5diff "$GOOD" "$f" /vocab >/dev/null 2>&1; then
-            notok "a byte flipped at $pct% passes inspect but changed the data (silent corruption)"
-            silent=1
-        fi
-        echo "# flip at $pct% (offset $((size * pct / 100))) not detected (no data changed)"
-        rm -f "$f"
+        local g
+        for g in /model /optimizer /ranks /vocab; do
+            h5diff "$GOOD" "$f" $g >/dev/null 2>&1 || { echo CHANGED; return; }
+        done
+        echo same
     else
-        echo "# flip at $pct% (offset $((size * pct / 100))) detected"
-        detected=$f
+        echo detected
+    fi
+}
+detected=
+for pct in 60 50 70 40 80 55 65 45 75 35 85 30 90; do
+    r=$(flip_case $pct)
+    echo "# flip at $pct% (offset $((size * pct / 100))): $r"
+    [ "$r" = CHANGED ] && notok "a byte flipped at $pct% passes inspect but changed the stored data"
+    if [ "$r" = detected ]; then
+        detected=$BAD/flip$pct.h5
         break
     fi
 done
 check "a byte flipped in the middle of a checkpoint is detected by inspect" [ -n "$detected" ]
-[ $silent = 0 ] && ok "no undetected flip changed the stored data"
-if [ -n "$detected" ]; then
-    resume_fails bit-flipped "$detected" "damaged"
-fi
+[ -n "$detected" ] && resume_fails bit-flipped "$detected" "damaged"
+# the same for a flip in the weights (/model is stored before /optimizer)
+detected=
+for pct in 5 10 3 15 20 8; do
+    r=$(flip_case $pct)
+    echo "# flip at $pct% (offset $((size * pct / 100))): $r"
+    [ "$r" = CHANGED ] && notok "a byte flipped at $pct% passes inspect but changed the stored data"
+    if [ "$r" = detected ]; then
+        detected=$BAD/flip$pct.h5
+        break
+    fi
+done
+check "a byte flipped in the weights is detected by inspect" [ -n "$detected" ]
+[ -n "$detected" ] && resume_fails bit-flipped-weights "$detected" "damaged"
+
+# a sweep of flips over the whole file: inspect either verifies (and then no
+# stored value changed) or exits 1 with one line on stderr naming the file
+sweep_bad=
+sweep_changed=
+n_det=0
+n_same=0
+for off in 9 24 48 64 96 160 256 400 640 1000 1500 2000 3000 4500 7000 $(seq $((size / 20)) $((size / 20)) $((size - 1))) $((size - 64)) $((size - 8)); do
+    f=$BAD/sweep.h5
+    cp "$GOOD" "$f"
+    flip_byte "$f" "$off"
+    "$CHARNN" inspect "$f" >/dev/null 2>"$WORK/sweep.err"
+    rc=$?
+    if [ $rc = 0 ]; then
+        n_same=$((n_same + 1))
+        for g in /model /optimizer /ranks /vocab; do
+            h5diff "$GOOD" "$f" $g >/dev/null 2>&1 || { sweep_changed="$sweep_changed $off"; break; }
+        done
+    else
+        n_det=$((n_det + 1))
+        if [ $rc != 1 ] || [ "$(wc -l <"$WORK/sweep.err")" != 1 ] || ! grep -qF "'$f'" "$WORK/sweep.err"; then
+            sweep_bad="$sweep_bad $off"
+            echo "# flip at offset $off: inspect exit $rc, stderr:"
+            cut -c1-160 "$WORK/sweep.err" | sed 's/^/#   /' | head -n 4
+        fi
+    fi
+done
+echo "# flip sweep: $n_det detected, $n_same not detected (bytes unused or not data)"
+check "flip sweep: every detected flip gives exit 1 and one stderr line naming the file${sweep_bad:+ (not at offsets:$sweep_bad)}" \
+    [ -z "$sweep_bad" ]
+check "flip sweep: no undetected flip changed the stored data${sweep_changed:+ (changed at:$sweep_changed)}" \
+    [ -z "$sweep_changed" ]
 
 printf 'this is not a checkpoint\njust text\n' >"$BAD/text.h5"
 resume_fails text-file "$BAD/text.h5" "not a charnn checkpoint"

@@ -2,11 +2,239 @@
  * Fei-Fei 2015): gate saturation, per-unit statistics, correlation of each
  * unit with text features (quotes, bracket depth, line position, comments,
  * word starts, user regexes), their change over training, gradient-flow decay,
- * as a table, JSON or a self-contained HTML page. */
+ * as a table, JSON or a self-contained HTML page.
+ *
+ * Use: `analyze_main` is the CLI. Library callers fill analyze_options and
+ * call analyze_run, which reads the trace (docs/trace-format.md) in blocks of
+ * steps, so memory grows with the hidden size and the number of features but
+ * not with the length of the trace, and fills an analyze_report that
+ * analyze_write_table / _json / _html print; analyze_report_free releases it.
+ *
+ * The pieces underneath are public for tests: the text features of a token
+ * stream (analyze_features_*), the streaming mean / std / saturation /
+ * Pearson accumulator (analyze_stats_*) and the exponential-decay fit.
+ *
+ * Files: analyze.c (trace reading, the report, table and JSON),
+ * analyze_features.c (features, accumulator, fit), analyze_html.c (the page).
+ */
 #ifndef CHARNN_ANALYZE_H
 #define CHARNN_ANALYZE_H
 
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
 /* `charnn analyze TRACE ...`: parses its flags and runs; returns the exit status. */
 int analyze_main(int argc, char **argv);
+
+/* ---- text features -------------------------------------------------------
+ *
+ * Each feature has one value per token, the state after reading that token
+ * (what h_t, which has read token t, can know):
+ *   quote          1 from an opening '"' up to the character before the
+ *                  closing '"', 0 elsewhere (the closing quote is outside)
+ *   bracket_depth  nesting of (, [ and { after this token, never below 0
+ *   line_pos       characters since the last newline (0 at the newline; the
+ *                  text starts as if after a newline)
+ *   comment        1 from the '*' of "/ *" (written without the space) through
+ *                  the '*' of the closing "* /", 0 elsewhere
+ *   word_start     1 where this token is alphanumeric and the previous one is
+ *                  not (or there is none); alphanumeric: ASCII letters and
+ *                  digits, and characters beyond ASCII except punctuation and
+ *                  symbol blocks (Latin-1 signs, U+2000-U+2BFF, CJK punctuation,
+ *                  fullwidth signs, emoji)
+ *   user features  1 inside a match of a POSIX extended regex (REG_NEWLINE:
+ *                  '^' and '$' work per line), 0 elsewhere; matches are taken
+ *                  left to right without overlap over the UTF-8 text and a
+ *                  token counts when any of its bytes is matched. Matching
+ *                  looks ANALYZE_REGEX_LOOKAHEAD tokens beyond each block, so
+ *                  a match longer than that may be cut. U+0000 is matched as
+ *                  U+FFFD (regexec stops at a NUL byte).
+ */
+enum {
+    ANALYZE_FEAT_QUOTE,
+    ANALYZE_FEAT_BRACKET_DEPTH,
+    ANALYZE_FEAT_LINE_POS,
+    ANALYZE_FEAT_COMMENT,
+    ANALYZE_FEAT_WORD_START,
+    ANALYZE_N_BUILTIN
+};
+
+#define ANALYZE_MAX_FEATURES 32
+#define ANALYZE_MAX_USER_FEATURES (ANALYZE_MAX_FEATURES - ANALYZE_N_BUILTIN)
+#define ANALYZE_MAX_LAYERS 16
+#define ANALYZE_NAME_MAX 48
+#define ANALYZE_REGEX_LOOKAHEAD 65536
+
+/* Name of built-in feature k ("quote", "bracket_depth", ...). */
+const char *analyze_builtin_name(int k);
+
+/* A user feature: --feature NAME=REGEX. */
+typedef struct {
+    char name[ANALYZE_NAME_MAX];
+    const char *regex; /* borrowed */
+} analyze_feature_spec;
+
+/* Split "NAME=REGEX" (NAME: letters, digits, '_', '-'; not a built-in name).
+ * 0, or -1 with a message. */
+int analyze_feature_parse(const char *arg, analyze_feature_spec *out);
+/* Compile the regex once to check it. 0, or -1 with the regex library's message. */
+int analyze_feature_check(const analyze_feature_spec *spec);
+
+/* Reads count tokens from position start into out; 0 or -1 with a message. */
+typedef int (*analyze_token_reader)(void *ctx, int64_t start, int64_t count, int32_t *out);
+
+typedef struct analyze_features analyze_features;
+
+/* Features of a text of n_tokens tokens whose ids index symbols (n_symbols
+ * code points, or bytes when bytes_mode), read through `read`. The built-in
+ * features come first, then the user's in order. 0, or -1 with a message. */
+int analyze_features_open(analyze_features **out, const uint32_t *symbols, int n_symbols,
+                          int bytes_mode, int64_t n_tokens, analyze_token_reader read,
+                          void *ctx, const analyze_feature_spec *user, int n_user);
+int analyze_features_count(const analyze_features *f);
+const char *analyze_features_name(const analyze_features *f, int j);
+/* The values at positions [start, start + rows), row-major out (rows, count).
+ * Blocks must come in order from 0 without gaps. 0, or -1 with a message
+ * (a failed read or a token id outside the vocabulary). */
+int analyze_features_next(analyze_features *f, int64_t start, int rows, double *out);
+void analyze_features_free(analyze_features *f);
+
+/* All features of a UTF-8 text (invalid UTF-8 is an error): *out (n, count)
+ * with *n_out tokens and *count features, caller frees *out. 0 or -1. */
+int analyze_text_features(const char *text, size_t len, const analyze_feature_spec *user,
+                          int n_user, double **out, int64_t *n_out, int *count);
+
+/* ---- streaming statistics ------------------------------------------------
+ *
+ * Per unit: mean, standard deviation (population), the fraction of rows
+ * below lo and above hi (saturation; lo > hi counts nothing), and Pearson's r
+ * with each of `features` columns. Sums are kept in double around the first
+ * row's values (shifted sums), so long traces and large cell states do not
+ * cancel. */
+typedef struct {
+    int units, features;
+    int64_t n;
+    double lo, hi;
+    double *shift, *fshift;   /* (units), (features): the first row */
+    double *sum, *sumsq;      /* (units) of x - shift */
+    double *fsum, *fsumsq;    /* (features) of f - fshift */
+    double *cross;            /* (features, units) of (f - fshift)(x - shift) */
+    int64_t *left, *right;    /* (units) rows below lo, above hi */
+    double *xbuf, *fbuf;      /* scratch, (cap, units) and (cap, features) */
+    int cap;
+} analyze_stats;
+
+void analyze_stats_init(analyze_stats *s, int units, int features, double lo, double hi);
+/* Add rows of x (rows, units) and f (rows, features; NULL when features == 0). */
+void analyze_stats_add(analyze_stats *s, const float *x, const double *f, int rows);
+double analyze_stats_mean(const analyze_stats *s, int unit);
+double analyze_stats_std(const analyze_stats *s, int unit);
+double analyze_stats_feature_mean(const analyze_stats *s, int feature);
+double analyze_stats_feature_std(const analyze_stats *s, int feature);
+double analyze_stats_left(const analyze_stats *s, int unit);
+double analyze_stats_right(const analyze_stats *s, int unit);
+/* Pearson r of unit with feature; NaN when either is constant. */
+double analyze_stats_r(const analyze_stats *s, int feature, int unit);
+void analyze_stats_free(analyze_stats *s);
+
+/* Least squares of log(norm[d]) = log_a - rate * d over the d in [0, n) with a
+ * finite norm[d] > 0. Returns the points used; with fewer than 2, rate and
+ * log_a are NaN. */
+int analyze_fit_decay(const double *norm, int n, double *rate, double *log_a);
+
+/* ---- the analysis ------------------------------------------------------- */
+
+typedef struct {
+    const char *trace;                /* TRACE: kind "text" or "probe" */
+    const char *probe;                /* --probe, or NULL */
+    const analyze_feature_spec *user; /* --feature, n_user of them */
+    int n_user;
+    int top_k;                        /* units kept per feature */
+    int unit_layer;                   /* --unit L:U[:h|c]; unit_layer < 0: not given */
+    int unit_index;
+    int unit_state;                   /* 0 h, 1 c */
+    int excerpt;                      /* characters of text kept for the page */
+} analyze_options;
+
+/* The states and gates of one layer: "h", "c" (LSTM), then the gates in the
+ * order of the trace's `gates` attribute. */
+#define ANALYZE_MAX_SERIES 6
+
+typedef struct {
+    char name[4];
+    int is_gate;
+    double lo, hi;        /* saturation thresholds: 0.1 / 0.9 of the gate's range */
+    double *mean, *std;   /* (H) */
+    double *left, *right; /* (H) saturated fractions; gates only */
+    double *r;            /* (F, H) Pearson r with each feature; h and c only, NaN = undefined */
+} analyze_series;
+
+/* One unit: layer, series (0 h, 1 c), index; r with the feature it was picked for. */
+typedef struct {
+    int layer, series, unit;
+    double r;
+} analyze_pick;
+
+typedef struct {
+    char name[ANALYZE_NAME_MAX];
+    const char *regex; /* NULL for a built-in */
+    double mean, std;
+    int n_top;
+    analyze_pick *top; /* (n_top) by |r|, largest first */
+} analyze_feature_result;
+
+typedef struct {
+    double *norm;     /* (chunk_len) mean over chunks of the norm at distance d */
+    int n_fit;
+    double rate;      /* per step; NaN without a fit */
+    double log_a;
+    double half_life; /* ln 2 / rate; INFINITY when rate <= 0 */
+} analyze_decay;
+
+typedef struct {
+    /* the trace */
+    char trace[1024], kind[16], cell[16], model[1024], source[1024], vocab_mode[16];
+    int64_t model_step;
+    int layers, hidden, vocab_size;
+    int64_t n_steps;      /* positions analysed */
+    int64_t probe_step;   /* a probe trace as TRACE: the training step analysed (its last) */
+    /* features and units */
+    int n_features;
+    analyze_feature_result feature[ANALYZE_MAX_FEATURES];
+    int n_series;         /* per layer */
+    analyze_series series[ANALYZE_MAX_LAYERS][ANALYZE_MAX_SERIES];
+    analyze_pick unit;    /* the shown unit: --unit, or the top unit of the first feature */
+    int has_unit;
+    /* the excerpt for the page: the first n_excerpt symbols and activations */
+    int64_t n_excerpt;
+    uint32_t *excerpt;    /* (n_excerpt) code points, or bytes when bytes_mode */
+    int bytes_mode;
+    float *excerpt_unit;  /* (n_excerpt) activation of `unit` */
+    float *excerpt_top;   /* (F, n_excerpt) of each feature's top unit (NaN without one) */
+    /* gradient flow (/grads) */
+    int has_grads, has_dc, chunk_len;
+    int64_t n_chunks;
+    analyze_decay dh[ANALYZE_MAX_LAYERS], dc[ANALYZE_MAX_LAYERS];
+    /* correlation over training (a probe trace) */
+    int has_probe;
+    char probe[1024];
+    int n_probe_steps;
+    int64_t *probe_steps;  /* (S) */
+    analyze_pick probe_unit[ANALYZE_MAX_FEATURES];
+    double *probe_r;       /* (F, S) r of probe_unit[j] with feature j at each entry */
+} analyze_report;
+
+/* Run the analysis. 0, or -1 with a message (an unreadable or malformed
+ * trace: "'x.h5' is not a charnn trace ..."); ANALYZE_BAD_UNIT when --unit
+ * is outside the trace's layers or units. */
+#define ANALYZE_BAD_UNIT (-2)
+int analyze_run(const analyze_options *o, analyze_report *r);
+void analyze_report_free(analyze_report *r);
+
+void analyze_write_table(FILE *out, const analyze_report *r);
+void analyze_write_json(FILE *out, const analyze_report *r);
+/* The self-contained page (inline CSS and SVG, no scripts). 0, or -1 with a message. */
+int analyze_write_html(const char *path, const analyze_report *r);
 
 #endif

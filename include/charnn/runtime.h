@@ -9,5 +9,7 @@ void runtime_set_threads(int threads);
 /* OpenMP threads in use. */
 int runtime_threads(void);
 const char *runtime_version(void);
+/* Which BLAS build is loaded and how it is used. */
+const char *runtime_blas(void);
 
 #endif
