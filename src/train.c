@@ -25,6 +25,7 @@
 #include "charnn/model.h"
 #include "charnn/optim.h"
 #include "charnn/runtime.h"
+#include "charnn/trace.h"
 
 typedef struct {
     run_config cfg;
@@ -39,13 +40,14 @@ typedef struct {
     optim opt;
     uint8_t *decay_mask;
     model_state st, val_st;
-    model_work w, val_w;
+    model_work w; /* also evaluates: validation uses at most B streams */
     int32_t *x, *y, *scratch;
     train_progress prog;
     cn_rng rng;
     int64_t total_steps;
     FILE *metrics;
     int bad_streak;
+    trace_probe *probe; /* --trace-every, rank 0 */
     /* timing of the current log interval */
     double t_compute, t_comm, t_other;
     int blocking;
@@ -204,8 +206,13 @@ static double validate(trainer *t)
     eval_result r;
     if (!t->has_val)
         return NAN;
-    if (eval_plan(&t->m, &t->val_w, &t->val_st, &t->val_plan, &t->src, t->cfg.eval_chunks, t->x,
-                  t->y, t->scratch, &r) != 0)
+    /* the training workspace holds T x B; validation runs T x (B' <= B) in it */
+    const int train_batch = t->w.B;
+    t->w.B = t->val_plan.n_streams;
+    int rc = eval_plan(&t->m, &t->w, &t->val_st, &t->val_plan, &t->src, t->cfg.eval_chunks, t->x,
+                       t->y, t->scratch, &r);
+    t->w.B = train_batch;
+    if (rc != 0)
         dist_abort(1, "%s", cn_errmsg());
     double loss = eval_mean(&r);
     t->prog.last_val = loss;
@@ -279,6 +286,43 @@ static double train_step(trainer *t, double *grad_norm, float *lr_out)
     t->t_compute += (t1 - t0) + (t3 - t2);
     t->t_comm += waited + (t2 - t1 - waited);
     return ok ? loss : NAN;
+}
+
+/* --trace-every: rank 0's probe trace over the first trace_probe_chars tokens
+ * of the validation split (the training split when there is none). A fresh
+ * run starts both trace files anew; a resumed one appends to them. */
+static int open_probe_trace(trainer *t)
+{
+    char path[CONFIG_PATH_MAX + 32];
+    int split = t->splits.end[SPLIT_VAL] - t->splits.begin[SPLIT_VAL] >= 2 ? SPLIT_VAL
+                                                                         : SPLIT_TRAIN;
+    size_t n = t->splits.end[split] - t->splits.begin[split];
+    if (n > (size_t)t->cfg.trace_probe_chars + 1)
+        n = (size_t)t->cfg.trace_probe_chars + 1;
+    for (int i = 0; i < 2 && t->prog.step == 0; i++) {
+        snprintf(path, sizeof path, "%s/%s", t->cfg.out,
+                 i ? "trace_probe.h5" : "trace_streams.h5");
+        if (unlink(path) != 0 && errno != ENOENT)
+            return cn_err("cannot remove '%s': %s", path, strerror(errno));
+    }
+    snprintf(path, sizeof path, "%s/trace_probe.h5", t->cfg.out);
+    int32_t *tokens = cn_xmalloc(n * sizeof *tokens);
+    int rc = t->src.read(&t->src, t->splits.begin[split], n, tokens);
+    if (rc == 0)
+        rc = trace_probe_open(&t->probe, path, &t->m, &t->voc, tokens, (int64_t)n);
+    free(tokens);
+    return rc;
+}
+
+/* --trace-every, right after a step while t->w still holds its forward. */
+static void trace_training_step(trainer *t)
+{
+    char path[CONFIG_PATH_MAX + 32];
+    if (t->probe && trace_probe_append(t->probe, &t->m, t->prog.step) != 0)
+        dist_abort(1, "%s", cn_errmsg());
+    snprintf(path, sizeof path, "%s/trace_streams.h5", t->cfg.out);
+    if (trace_streams_write(path, &t->m, &t->w, t->prog.step) != 0)
+        dist_abort(1, "%s", cn_errmsg());
 }
 
 static int open_data(trainer *t)
@@ -419,7 +463,6 @@ static int trainer_setup(trainer *t, const run_config *cfg)
     model_work_init(&t->w, &t->m, T, B);
     if (t->has_val) {
         model_state_init(&t->val_st, &t->cfg.model, t->val_plan.n_streams);
-        model_work_init(&t->val_w, &t->m, T, t->val_plan.n_streams);
     }
     int bmax = B > t->val_plan.n_streams ? B : t->val_plan.n_streams;
     t->x = cn_xmalloc((size_t)T * bmax * sizeof(int32_t));
@@ -463,6 +506,7 @@ static int trainer_setup(trainer *t, const run_config *cfg)
 
 static void trainer_free(trainer *t)
 {
+    trace_probe_close(t->probe);
     if (t->metrics)
         fclose(t->metrics);
     free(t->x);
@@ -472,7 +516,6 @@ static void trainer_free(trainer *t)
     model_work_free(&t->w);
     model_state_free(&t->st);
     if (t->has_val) {
-        model_work_free(&t->val_w);
         model_state_free(&t->val_st);
     }
     optim_free(&t->opt);
@@ -530,6 +573,8 @@ int train_run(const run_config *cfg)
         t.metrics = fopen(path, "a");
         if (!t.metrics)
             dist_abort(1, "cannot open '%s': %s", path, strerror(errno));
+        if (t.cfg.trace_every > 0 && open_probe_trace(&t) != 0)
+            dist_abort(1, "%s", cn_errmsg());
     }
     dist_barrier();
     print_header(&t);
@@ -555,6 +600,8 @@ int train_run(const run_config *cfg)
         double gnorm;
         float lr;
         double loss = train_step(&t, &gnorm, &lr);
+        if (t.cfg.trace_every > 0 && t.prog.step % t.cfg.trace_every == 0)
+            trace_training_step(&t);
         if (isnan(loss)) {
             say(&t, "step %lld: non-finite loss or gradient (norm %g), update skipped (%d in a "
                     "row)\n",
