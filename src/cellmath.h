@@ -12,7 +12,6 @@
 
 #include <math.h>
 #include <stdint.h>
-#include <string.h>
 
 #if defined(__GNUC__)
 #define CN_INLINE static inline __attribute__((always_inline))
@@ -24,7 +23,8 @@ CN_INLINE float cn_expf(float x)
 {
     x = x < -87.0f ? -87.0f : x;
     x = x > 88.0f ? 88.0f : x;
-    float n = floorf(x * 1.44269504088896341f + 0.5f);
+    /* round to nearest by the 1.5 * 2^23 trick: floorf() would block vectorization */
+    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     float r = x - n * 0.693359375f;
     r = r + n * 2.12194440e-4f;
     float p = 1.9875691500e-4f;
@@ -34,10 +34,11 @@ CN_INLINE float cn_expf(float x)
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
-    int32_t bits = ((int32_t)n + 127) << 23;
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
+    union {
+        int32_t i;
+        float f;
+    } scale = {.i = ((int32_t)n + 127) << 23};
+    return p * scale.f;
 }
 
 CN_INLINE float cn_sigmoidf(float x)
