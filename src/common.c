@@ -82,6 +82,21 @@ const char *cn_errmsg(void)
     return cn_errbuf;
 }
 
+void cn_json_string(void *fp, const char *s)
+{
+    FILE *f = fp;
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(f, "\\%c", *p);
+        else if (*p < 0x20)
+            fprintf(f, "\\u%04x", *p);
+        else
+            fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
 double cn_now(void)
 {
     struct timespec ts;

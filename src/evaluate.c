@@ -110,11 +110,16 @@ int eval_run(const eval_options *o)
     if (erc != 0)
         goto done;
     if (rank == 0) {
-        if (o->json)
-            printf("{\"model\":\"%s\",\"data\":\"%s\",\"split\":\"%s\",\"loss\":%.6f,"
-                   "\"bpc\":%.6f,\"perplexity\":%.6f,\"tokens\":%lld,\"seconds\":%.3f}\n",
-                   o->model_path, o->data_path, data_split_name(o->split), eval_mean(&r),
-                   eval_bpc(&r), eval_perplexity(&r), (long long)r.tokens, secs);
+        if (o->json) {
+            printf("{\"model\":");
+            cn_json_string(stdout, o->model_path);
+            printf(",\"data\":");
+            cn_json_string(stdout, o->data_path);
+            printf(",\"split\":\"%s\",\"loss\":%.6f,\"bpc\":%.6f,\"perplexity\":%.6f,"
+                   "\"tokens\":%lld,\"seconds\":%.3f}\n",
+                   data_split_name(o->split), eval_mean(&r), eval_bpc(&r), eval_perplexity(&r),
+                   (long long)r.tokens, secs);
+        }
         else
             printf("%s on '%s' (%s split, %lld tokens): loss %.4f nats/char, %.4f bpc, "
                    "perplexity %.3f\n",

@@ -27,12 +27,14 @@ int inspect_run(const char *path, int json, FILE *out)
     const run_config *c = &d.cfg;
     const train_progress *p = &d.prog;
     if (json) {
-        fprintf(out, "{\"path\":\"%s\",\"cell\":\"%s\",\"layers\":%d,\"hidden\":%d,\"embed\":%d,"
+        fputs("{\"path\":", out);
+        cn_json_string(out, path);
+        fprintf(out, ",\"cell\":\"%s\",\"layers\":%d,\"hidden\":%d,\"embed\":%d,"
                      "\"vocab_size\":%d,\"vocab_mode\":\"%s\",\"dropout\":%g,\"seq\":%d,"
                      "\"batch\":%d,\"nranks\":%d,\"optimizer\":\"%s\",\"lr\":%g,"
                      "\"schedule\":\"%s\",\"clip\":%g,\"seed\":%llu,\"step\":%lld,\"epoch\":%lld,"
                      "\"tokens_seen\":%lld,\"skipped\":%lld,\"best_val_loss\":",
-                path, cell_name(c->model.cell), c->model.layers, c->model.hidden, c->model.embed,
+                cell_name(c->model.cell), c->model.layers, c->model.hidden, c->model.embed,
                 d.voc.size, d.voc.mode == VOCAB_BYTES ? "bytes" : "codepoints",
                 (double)c->model.dropout, c->seq, c->batch, c->nranks,
                 optim_name(c->optim.kind), (double)c->sched.lr, sched_name(c->sched.kind),

@@ -42,6 +42,9 @@ const char *cn_errmsg(void);
 /* Prefix the recorded message with "<context>: " and return -1. */
 int cn_err_context(const char *fmt, ...) CN_PRINTF(1, 2);
 
+/* Write s as a JSON string literal (quoted, escaped) to f (a FILE *). */
+void cn_json_string(void *f, const char *s);
+
 /* Wall-clock seconds from a monotonic clock. */
 double cn_now(void);
 
