@@ -393,9 +393,9 @@ def stats(runs):
     return dict(median=round(statistics.median(v), 1), min=min(v), max=max(v), n=len(v))
 
 
-def med(runs, key):
+def med(runs, key, nd=1):
     v = [r[key] for r in runs if r.get("ok") and r.get(key) is not None]
-    return round(statistics.median(v), 1) if v else None
+    return round(statistics.median(v), nd) if v else None
 
 
 def fmt_cps(s):
@@ -557,8 +557,8 @@ def main():
                 row["ratio_vs_peer_best"] = round(cs["median"] / pbest["median"], 3)
             if sp["ranks"] > 1:
                 row["charnn"]["peak_rss_sum_mib"] = med(runs[key], "peak_rss_sum_mib")
-                row["charnn"]["comm_share"] = med(runs[key], "comm_share")
-                row["charnn"]["wait_share"] = med(runs[key], "wait_share")
+                row["charnn"]["comm_share"] = med(runs[key], "comm_share", 4)
+                row["charnn"]["wait_share"] = med(runs[key], "wait_share", 4)
             results.append(row)
 
     # ---- communication: overlap vs blocking all-reduce, 2 ranks x 1 thread
@@ -585,8 +585,8 @@ def main():
                     log(f"  [{mode} {rep + 1}/{repeats}] FAILED: {r.get('error')}")
         comm = dict(config=a.comm_config, ranks=2, threads=1, batch_per_rank=cfg["batch"] // 2)
         for mode, rs in cr.items():
-            comm[mode] = dict(chars_per_s=stats(rs), comm_share=med(rs, "comm_share"),
-                              wait_share=med(rs, "wait_share"), runs=rs)
+            comm[mode] = dict(chars_per_s=stats(rs), comm_share=med(rs, "comm_share", 4),
+                              wait_share=med(rs, "wait_share", 4), runs=rs)
         ref = [r for r in results if r["config"] == a.comm_config and r["setup"] == "1r2t"]
         if ref and ref[0]["charnn"]["chars_per_s"]:
             comm["one_rank_two_threads_chars_per_s"] = ref[0]["charnn"]["chars_per_s"]
