@@ -25,11 +25,13 @@
 #include <hdf5.h>
 #include <limits.h>
 #include <math.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -93,6 +95,8 @@ static const config_field config_fields[] = {
     FIELD("log_every", FIELD_I64, log_every, 0),
     FIELD("checkpoint_every", FIELD_I64, checkpoint_every, 0),
     FIELD("keep_last", FIELD_INT, keep_last, 0),
+    FIELD("trace_every", FIELD_I64, trace_every, 0),
+    FIELD("trace_probe_chars", FIELD_INT, trace_probe_chars, 0),
     FIELD("max_bad_steps", FIELD_INT, max_bad_steps, 0),
     FIELD("init_scale", FIELD_FLOAT, init_scale, 0),
     FIELD("forget_bias", FIELD_FLOAT, forget_bias, 0),
@@ -1267,13 +1271,24 @@ static int read_file(const char *path, ckpt_data *d)
     int rc = -1;
     if (!has_hdf5_signature(path))
         return cn_err("'%s' is not a charnn checkpoint (not an HDF5 file)", path);
-    if ((fid = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT)) < 0) {
+    /* Strong close: a read that fails halfway must not leave objects open,
+     * or the library complains again when the process exits. */
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    if (fapl < 0 || H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0) {
+        H5Pclose(fapl);
+        return cn_err("cannot read '%s': HDF5 property setup failed", path);
+    }
+    fid = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    if (fid < 0) {
+        /* read the error stack before any other HDF5 call clears it */
         h5_stack st;
         h5_stack_get(&st);
+        H5Pclose(fapl);
         if (st.truncated)
             return cn_err("'%s' is damaged: the file is truncated", path);
         return cn_err("'%s' is damaged: %s", path, st.inner);
     }
+    H5Pclose(fapl);
     if ((root = H5Gopen2(fid, "/", H5P_DEFAULT)) < 0) {
         read_fail(path, "/");
         goto done;
@@ -1437,13 +1452,70 @@ int ckpt_prune(const char *dir, int keep_last)
 }
 
 /* Try one candidate; 1 if it verifies, else warn on stderr and return 0. */
-static int try_candidate(const char *path)
+int ckpt_verify(const char *path, int64_t *step)
 {
-    ckpt_data d;
-    if (ckpt_read(path, &d) == 0) {
-        ckpt_data_free(&d);
-        return 1;
+    /* HDF5 1.10 cannot release a file whose metadata failed its checksum:
+     * at shutdown (exit, or MPI_Finalize in a parallel build) it then prints
+     * "infinite loop closing library" under our message. So a damaged file
+     * is only ever opened in a child process that reports back. */
+    int fds[2];
+    if (pipe(fds) != 0)
+        return cn_err("cannot check '%s': pipe: %s", path, strerror(errno));
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return cn_err("cannot check '%s': fork: %s", path, strerror(errno));
     }
+    if (pid == 0) {
+        close(fds[0]);
+        ckpt_data d;
+        int64_t got = -1;
+        int ok = ckpt_read(path, &d) == 0;
+        if (ok)
+            got = d.prog.step;
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", ok ? "" : cn_errmsg());
+        ssize_t w1 = write(fds[1], &got, sizeof got);
+        ssize_t w2 = write(fds[1], msg, strlen(msg) + 1);
+        (void)w1;
+        (void)w2;
+        _exit(ok ? 0 : 1);
+    }
+    close(fds[1]);
+    int64_t got = -1;
+    char msg[1024] = "";
+    size_t have = 0;
+    ssize_t r = read(fds[0], &got, sizeof got);
+    while (r == (ssize_t)sizeof got && have < sizeof msg - 1) {
+        ssize_t m = read(fds[0], msg + have, sizeof msg - 1 - have);
+        if (m <= 0)
+            break;
+        have += (size_t)m;
+    }
+    msg[have < sizeof msg ? have : sizeof msg - 1] = '\0';
+    close(fds[0]);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && r == (ssize_t)sizeof got) {
+        if (step)
+            *step = got;
+        return 0;
+    }
+    if (msg[0])
+        return cn_err("%s", msg);
+    return cn_err("'%s' is damaged: the reader failed", path);
+}
+
+/* 1 and the step if path verifies; 0 (with a warning on stderr) if not. */
+static int try_candidate(const char *path, int64_t *step)
+{
+    if (access(path, F_OK) != 0)
+        return 0;
+    if (ckpt_verify(path, step) == 0)
+        return 1;
     /* The message usually starts "'<path>' is damaged: "; keep only the reason. */
     const char *msg = cn_errmsg();
     size_t plen = strlen(path);
@@ -1480,38 +1552,72 @@ static void read_latest(const char *dir, char *name, size_t n)
 
 int ckpt_find_resumable(const char *dir, char *out, size_t n)
 {
-    char latest[256], path[4096], latest_path[4096] = "";
-    int64_t *steps = NULL;
+    char latest[256], path[4096], latest_path[4096] = "", best_path[4096] = "";
+    int64_t *steps = NULL, step = 0, best_step = -1;
     size_t n_steps = 0;
     struct stat sb;
-    int found = 0;
     out[0] = 0;
     if (stat(dir, &sb) < 0 && errno == ENOENT)
         return 0;
     if (list_steps(dir, &steps, &n_steps) < 0)
         return -1;
+    /* Every candidate that verifies competes on its step, so a damaged or
+     * missing newest file falls back to the newest good one, whichever it is. */
     read_latest(dir, latest, sizeof latest);
     if (latest[0]) {
         snprintf(latest_path, sizeof latest_path, "%s/%s", dir, latest);
-        found = try_candidate(latest_path);
-        if (found)
-            snprintf(path, sizeof path, "%s", latest_path);
+        if (access(latest_path, F_OK) != 0)
+            fprintf(stderr, "charnn: warning: '%s/latest' names '%s', which does not exist\n",
+                    dir, latest);
+        else if (try_candidate(latest_path, &step)) {
+            best_step = step;
+            snprintf(best_path, sizeof best_path, "%s", latest_path);
+        }
     }
-    for (size_t i = n_steps; !found && i-- > 0;) {
+    for (size_t i = n_steps; i-- > 0;) {
         ckpt_step_path(path, sizeof path, dir, steps[i]);
-        if (strcmp(path, latest_path) != 0)
-            found = try_candidate(path);
+        if (strcmp(path, latest_path) != 0 && steps[i] > best_step &&
+            try_candidate(path, &step) && step > best_step) {
+            best_step = step;
+            snprintf(best_path, sizeof best_path, "%s", path);
+        }
     }
-    if (!found) {
-        snprintf(path, sizeof path, "%s/model.h5", dir);
-        if (strcmp(path, latest_path) != 0 && access(path, F_OK) == 0)
-            found = try_candidate(path);
+    snprintf(path, sizeof path, "%s/model.h5", dir);
+    if (strcmp(path, latest_path) != 0 && try_candidate(path, &step) && step > best_step) {
+        best_step = step;
+        snprintf(best_path, sizeof best_path, "%s", path);
     }
     free(steps);
-    if (!found)
+    if (best_step < 0)
         return 0;
-    if (strlen(path) >= n)
-        return cn_err("checkpoint path '%s' is too long", path);
-    snprintf(out, n, "%s", path);
+    if (strlen(best_path) >= n)
+        return cn_err("checkpoint path '%s' is too long", best_path);
+    snprintf(out, n, "%s", best_path);
+    return 0;
+}
+
+int ckpt_remove_stale_tmp(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    struct dirent *e;
+    char path[4096];
+    while ((e = readdir(d)) != NULL) {
+        const char *tag = strstr(e->d_name, ".h5.tmp.");
+        if (!tag)
+            continue;
+        char *end;
+        long pid = strtol(tag + 8, &end, 10);
+        if (*end != '\0' || pid <= 0)
+            continue;
+        /* a writer that is gone (killed mid-write) left it behind */
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (unlink(path) == 0)
+            fprintf(stderr, "charnn: removed '%s', left by an interrupted checkpoint write\n", path);
+    }
+    closedir(d);
     return 0;
 }

@@ -92,6 +92,11 @@ static int cmd_train(int argc, char **argv)
          "steps between checkpoints, 0 = end only (default 1000)", RANGE_NONNEG},
         {"keep-last", F_INT, &c.keep_last, 0, "step checkpoints to keep, 0 = all (default 3)", 0,
          1000000},
+        {"trace-every", F_I64, &c.trace_every, 0, "steps between hidden-state traces into "
+                                                  "trace_probe.h5 and trace_streams.h5, 0 = off "
+                                                  "(default 0)", RANGE_NONNEG},
+        {"trace-probe-chars", F_INT, &c.trace_probe_chars, 0,
+         "characters of validation text the probe trace runs over (default 500)", 1, 100000000},
         {"max-bad-steps", F_INT, &c.max_bad_steps, 0,
          "non-finite steps in a row before giving up (default 5)", 1, 1000000},
         {"resume", F_PATH, c.resume, 0, "checkpoint to resume from, or 'auto' (newest valid one "
@@ -248,21 +253,29 @@ static int cmd_inspect(int argc, char **argv)
         {"json", F_BOOL, &json, 0, "print one JSON object", 0, 0},
     };
     flag_table t = {"inspect", "PATH [--json]", flags, (int)(sizeof flags / sizeof flags[0])};
-    if (argc >= 1 && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)) {
-        flags_print_usage(stdout, &t);
-        return 0;
+    /* the path may come before or after the flags */
+    const char *path = NULL;
+    char *rest[8];
+    int n_rest = 0;
+    for (int i = 0; i < argc; i++) {
+        if (strncmp(argv[i], "-", 1) != 0 && !path)
+            path = argv[i];
+        else if (n_rest < 8)
+            rest[n_rest++] = argv[i];
+        else
+            return flags_usage_error(&t, "too many arguments%s%s", "", "");
     }
-    if (argc < 1 || strncmp(argv[0], "--", 2) == 0)
-        return flags_usage_error(&t, "give the checkpoint to inspect%s%s", "", "");
     int help;
-    int rc = flags_parse(&t, argc - 1, argv + 1, &given, &help);
+    int rc = flags_parse(&t, n_rest, rest, &given, &help);
     if (rc)
         return rc;
     if (help) {
         flags_print_usage(stdout, &t);
         return 0;
     }
-    if (inspect_run(argv[0], json, stdout) != 0) {
+    if (!path)
+        return flags_usage_error(&t, "give the checkpoint to inspect%s%s", "", "");
+    if (inspect_run(path, json, stdout) != 0) {
         fprintf(stderr, "charnn: %s\n", cn_errmsg());
         return TRAIN_EXIT_ERROR;
     }
@@ -294,6 +307,7 @@ int cli_main(int argc, char **argv)
         print_main_usage(stderr);
         return TRAIN_EXIT_USAGE;
     }
+    runtime_init();
     const char *cmd = argv[1];
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
         print_main_usage(stdout);
@@ -325,11 +339,15 @@ int cli_main(int argc, char **argv)
         print_main_usage(stderr);
         return TRAIN_EXIT_USAGE;
     }
-    if (dist_init(&argc, &argv) != 0) {
+    /* Only the commands that can run on many ranks start MPI (about a second);
+     * the others run as plain processes, where dist_* calls are no-ops. */
+    int parallel = fn == cmd_train || fn == cmd_eval || fn == trace_main;
+    if (parallel && dist_init(&argc, &argv) != 0) {
         fprintf(stderr, "charnn: %s\n", cn_errmsg());
         return TRAIN_EXIT_ERROR;
     }
     int rc = fn(argc - 2, argv + 2);
-    dist_finalize();
+    if (parallel)
+        dist_finalize();
     return rc;
 }

@@ -39,6 +39,8 @@ void config_default(run_config *c)
     c->log_every = 10;
     c->checkpoint_every = 1000;
     c->keep_last = 3;
+    c->trace_every = 0;
+    c->trace_probe_chars = 500;
     c->max_bad_steps = 5;
     c->nranks = 1;
     c->progress_bar = -1;

@@ -2,6 +2,7 @@
 #include "charnn/runtime.h"
 
 #include <cblas.h>
+#include <hdf5.h>
 #include <omp.h>
 #include <stdlib.h>
 
@@ -10,6 +11,15 @@
 #endif
 
 static int runtime_nthreads = 1;
+
+void runtime_init(void)
+{
+    /* HDF5 shuts itself down at exit and, when a damaged file could not be
+     * closed, prints "infinite loop closing library" under our one-line
+     * error. Every file charnn writes is closed explicitly before exit, so
+     * the shutdown has nothing to save: skip it. */
+    H5dont_atexit();
+}
 
 void runtime_set_threads(int threads)
 {

@@ -102,12 +102,23 @@ static void format_duration(char *out, size_t n, double s)
         snprintf(out, n, "%dh%02dm", (int)(s / 3600), ((int)s % 3600) / 60);
 }
 
+/* mkdir -p */
 static int ensure_dir(const char *dir)
 {
     struct stat sb;
     if (stat(dir, &sb) == 0)
         return S_ISDIR(sb.st_mode) ? 0 : cn_err("--out '%s' exists and is not a directory", dir);
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+    char path[CONFIG_PATH_MAX];
+    snprintf(path, sizeof path, "%s", dir);
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(path, 0777) != 0 && errno != EEXIST)
+            return cn_err("cannot create --out directory '%s': %s", path, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(path, 0777) != 0 && errno != EEXIST)
         return cn_err("cannot create --out directory '%s': %s", dir, strerror(errno));
     return 0;
 }
@@ -141,8 +152,10 @@ static void save_checkpoint(trainer *t, const char *path)
     char *p = mine;
     memcpy(p, &t->rng, sizeof(cn_rng));
     p += sizeof(cn_rng);
+    /* at an epoch's end the next chunk is the first of the next epoch */
+    const size_t next_chunk = t->prog.chunk < t->plan.n_chunks ? t->prog.chunk : 0;
     for (int b = 0; b < B; b++) {
-        uint64_t off = batch_offset(&t->plan, b, t->prog.chunk);
+        uint64_t off = batch_offset(&t->plan, b, next_chunk);
         memcpy(p + (size_t)b * sizeof(uint64_t), &off, sizeof off);
     }
     p += (size_t)B * sizeof(uint64_t);
@@ -400,7 +413,7 @@ static int trainer_setup(trainer *t, const run_config *cfg)
     int resumed = 0;
     memset(&d, 0, sizeof d);
     if (resume_path[0]) {
-        if (ckpt_read(resume_path, &d) != 0)
+        if (ckpt_verify(resume_path, NULL) != 0 || ckpt_read(resume_path, &d) != 0)
             return -1;
         if (check_resume_compatible(t, &d, resume_path) != 0) {
             ckpt_data_free(&d);
@@ -544,6 +557,8 @@ int train_run(const run_config *cfg)
 {
     trainer t;
     train_stop_signal = 0;
+    /* from the start: a stop asked for during set-up takes effect at the first step */
+    install_signals();
     int failed = trainer_setup(&t, cfg) != 0;
     int n_failed = dist_allreduce_sum_int(failed);
     if (n_failed == dist_size()) {
@@ -568,6 +583,7 @@ int train_run(const run_config *cfg)
     if (t.rank == 0) {
         if (ensure_dir(t.cfg.out) != 0)
             dist_abort(1, "%s", cn_errmsg());
+        ckpt_remove_stale_tmp(t.cfg.out);
         char path[CONFIG_PATH_MAX + 32];
         snprintf(path, sizeof path, "%s/metrics.jsonl", t.cfg.out);
         t.metrics = fopen(path, "a");
@@ -578,7 +594,6 @@ int train_run(const run_config *cfg)
     }
     dist_barrier();
     print_header(&t);
-    install_signals();
 
     /* under mpirun stdout is a pseudo-terminal even when the job log is a file */
     int bar = t.cfg.progress_bar < 0 ? (t.nranks == 1 && isatty(STDOUT_FILENO)) : t.cfg.progress_bar;

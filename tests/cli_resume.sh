@@ -107,7 +107,8 @@ for cell in rnn lstm gru; do
         check "$tag: first $N steps exit 0 (got $rc) and write model.h5" \
             [ $rc = 0 -a -f "$B/model.h5" ]
         [ $rc = 0 ] || show "$B.log1"
-        check "$tag: the $N-step model.h5 is at step $N" [ "$(ckpt_step "$B/model.h5")" = "$N" ]
+        sb=$(ckpt_step "$B/model.h5")
+        check "$tag: the $N-step model.h5 is at step $N ('$sb')" [ "$sb" = "$N" ]
         run_limited 120 "${launch[@]}" "$CHARNN" train "${flags[@]}" --out "$B" --steps $STEPS2 \
             --resume auto >"$B.log2" 2>&1
         rc=$?
@@ -117,8 +118,10 @@ for cell in rnn lstm gru; do
             grep -qF "resumed from '$B/model.h5' at step $N " "$B.log2"
         check "$tag: the resumed run did not re-derive the streams" \
             bash -c "! grep -q 're-derived' '$B.log2'"
-        check "$tag: both model.h5 are at step $STEPS2" \
-            [ "$(ckpt_step "$A/model.h5")" = $STEPS2 -a "$(ckpt_step "$B/model.h5")" = $STEPS2 ]
+        sa=$(ckpt_step "$A/model.h5")
+        sb=$(ckpt_step "$B/model.h5")
+        check "$tag: both model.h5 are at step $STEPS2 (straight: '$sa', resumed: '$sb')" \
+            [ "$sa" = $STEPS2 -a "$sb" = $STEPS2 ]
         same_groups "$A/model.h5" "$B/model.h5" "$tag: straight vs resumed model.h5" \
             /model /optimizer /ranks
         train_losses "$A/metrics.jsonl" >"$A.losses"
@@ -232,8 +235,8 @@ check "2 ranks -> 1 rank: resume exits 0 (got $rc)" [ $rc = 0 ]
 check "2 ranks -> 1 rank: stdout says the data cursors were re-derived" grep -q "re-derived" "$X.log"
 check "2 ranks -> 1 rank: stdout says carried states restart from zero" \
     grep -q "restart from zero" "$X.log"
-check "2 ranks -> 1 rank: model.h5 reaches step $((STEPS2 + 10))" \
-    [ "$(ckpt_step "$X/model.h5")" = $((STEPS2 + 10)) ]
+sx=$(ckpt_step "$X/model.h5")
+check "2 ranks -> 1 rank: model.h5 reaches step $((STEPS2 + 10)) ('$sx')" [ "$sx" = $((STEPS2 + 10)) ]
 check "2 ranks -> 1 rank: model.h5 now records 1 rank" \
     bash -c "'$CHARNN' inspect '$X/model.h5' --json | grep -q '\"nranks\":1,'"
 

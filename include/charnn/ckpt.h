@@ -69,6 +69,10 @@ int ckpt_write_atomic(const char *path, const run_config *cfg, const vocab *voc,
 /* Read and verify a checkpoint (format, version, checksums, shapes). */
 int ckpt_read(const char *path, ckpt_data *out);
 void ckpt_data_free(ckpt_data *d);
+/* Read and verify path in a child process (a damaged file never touches this
+ * process's HDF5 state); 0 and *step (may be NULL), or -1 with ckpt_read's
+ * message. */
+int ckpt_verify(const char *path, int64_t *step);
 
 /* Run-directory helpers. Checkpoints are DIR/ckpt-<step, 8 digits>.h5; DIR/latest
  * is a one-line text file naming the newest complete checkpoint (written
@@ -78,8 +82,12 @@ void ckpt_step_path(char *out, size_t n, const char *dir, int64_t step);
 int ckpt_update_latest(const char *dir, const char *ckpt_path);
 /* Delete the oldest ckpt-*.h5 beyond the newest keep_last (never best.h5/model.h5). */
 int ckpt_prune(const char *dir, int keep_last);
-/* The newest checkpoint in dir that reads and verifies, falling back to older
- * ones (and saying so on stderr); out is "" when there is none. */
+/* The checkpoint with the highest step in dir that reads and verifies (among
+ * the one DIR/latest names, ckpt-*.h5 and model.h5), so a damaged newest file
+ * falls back to an older one, saying so on stderr; out is "" when there is none. */
 int ckpt_find_resumable(const char *dir, char *out, size_t n);
+/* Delete "*.h5.tmp.<pid>" files in dir whose writing process no longer
+ * exists on this host (a checkpoint write killed halfway). */
+int ckpt_remove_stale_tmp(const char *dir);
 
 #endif

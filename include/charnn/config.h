@@ -37,6 +37,9 @@ typedef struct {
     int64_t log_every;
     int64_t checkpoint_every; /* 0 = only at the end */
     int keep_last;            /* checkpoints kept besides best and the final model */
+    int64_t trace_every;      /* steps between hidden-state traces (trace_probe.h5,
+                                 trace_streams.h5 in out), 0 = off */
+    int trace_probe_chars;    /* length of the probe text those traces run over */
     int max_bad_steps;        /* consecutive non-finite steps before giving up */
     int nranks;               /* ranks of the run that wrote a checkpoint */
     /* this invocation only (not stored in checkpoints) */

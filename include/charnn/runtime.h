@@ -3,6 +3,9 @@
 #ifndef CHARNN_RUNTIME_H
 #define CHARNN_RUNTIME_H
 
+/* Process start-up, before any other charnn call. */
+void runtime_init(void);
+
 /* Use `threads` OpenMP threads (0: OMP_NUM_THREADS if set, else every core)
  * and configure BLAS so that its threads do not compete with them. */
 void runtime_set_threads(int threads);
