@@ -6,7 +6,9 @@
  * of the target, and per layer h_t, c_t (LSTM) and every gate's activation
  * (LSTM i, f, g, o; GRU r, z, n). Datasets are chunked, compressed (shuffle +
  * deflate) and growable, written block by block, so memory does not grow with
- * the text. docs/trace-format.md has the layout.
+ * the text; the forward runs in fixed windows, so --block changes memory and
+ * write sizes but not one bit of the result. docs/trace-format.md has the
+ * layout.
  *
  * Training-time traces (train --trace-every N) use trace_probe_* (one growing
  * file with a step axis for a fixed probe text) and trace_streams_write (every
@@ -28,19 +30,27 @@ int trace_main(int argc, char **argv);
 
 /* The probe trace of training: the states of a fixed text at every N steps. */
 typedef struct trace_probe trace_probe;
-/* Create path (replacing an existing file only when step_resume == 0) for a
- * model shape and probe tokens (n). 0 or -1 with a message. */
+/* Open the probe trace `path` for a model shape and a probe text of n tokens
+ * (n - 1 steps: inputs tokens[0..n-1), targets tokens[1..n)). An existing file
+ * of the same shape, vocabulary and probe text is kept and appended to (a
+ * resumed run); any other is replaced (with a warning on stderr). Serial:
+ * one rank calls it. 0 or -1 with a message (*out NULL). */
 int trace_probe_open(trace_probe **out, const char *path, const model *m, const vocab *v,
                      const int32_t *tokens, int64_t n);
 /* Run the model over the probe text from a zero state and append its states
- * as one more entry on the step axis, tagged with the training step. */
+ * as one more entry on the step axis, tagged with the training step; entries
+ * of steps >= step already in the file (written after the checkpoint a run
+ * resumed from) are dropped first. Opens and closes the file each time. */
 int trace_probe_append(trace_probe *p, const model *m, int64_t step);
+/* Free p (NULL is fine); the file is already closed. */
 void trace_probe_close(trace_probe *p);
 
 /* Collective over all ranks: append, for one training step, every rank's
  * hidden states of its own streams, hs (L, T, B, H) of the last forward, into
- * the shared file `path` (created by the first call), each rank writing its
- * own hyperslab of streams [rank*B, (rank+1)*B). */
+ * the shared file `path` (created by the first call; an existing file of the
+ * same shape is appended to like the probe trace, any other replaced), each
+ * rank writing its own hyperslab of streams [rank*B, (rank+1)*B) with
+ * parallel HDF5. Every rank returns the same status. */
 int trace_streams_write(const char *path, const model *m, const model_work *w, int64_t step);
 
 #endif
