@@ -50,6 +50,9 @@ int analyze_main(int argc, char **argv);
  *                  looks ANALYZE_REGEX_LOOKAHEAD tokens beyond each block, so
  *                  a match longer than that may be cut. U+0000 is matched as
  *                  U+FFFD (regexec stops at a NUL byte).
+ * A trace starts with no context: the text is taken to begin outside quotes
+ * and comments at depth 0. A trace that starts inside a quote sees the quote
+ * feature inverted throughout, which negates r and leaves |r| unchanged.
  */
 enum {
     ANALYZE_FEAT_QUOTE,
@@ -178,10 +181,12 @@ typedef struct {
 
 typedef struct {
     char name[ANALYZE_NAME_MAX];
-    const char *regex; /* NULL for a built-in */
+    char *regex;       /* owned; NULL for a built-in */
     double mean, std;
     int n_top;
-    analyze_pick *top; /* (n_top) by |r|, largest first */
+    analyze_pick *top; /* (n_top) by |r|, largest first, over every layer and state */
+    int n_top_by[ANALYZE_MAX_LAYERS][2];
+    analyze_pick *top_by[ANALYZE_MAX_LAYERS][2]; /* the same within layer k, state h / c */
 } analyze_feature_result;
 
 typedef struct {
@@ -233,6 +238,17 @@ int analyze_run(const analyze_options *o, analyze_report *r);
 void analyze_report_free(analyze_report *r);
 
 void analyze_write_table(FILE *out, const analyze_report *r);
+/* One JSON object (undefined numbers are null):
+ *   trace, kind, cell, layers, hidden, vocab_size, vocab_mode, model, model_step, source,
+ *   n_steps, [probe_step],
+ *   features:     [{name, regex, mean, std}]
+ *   correlations: [{feature, top: [{layer, state, unit, r}], by_layer: [{layer, state, top}]}]
+ *   unit:         {layer, state, unit, mean, std, r: {feature: r}} or null
+ *   saturation:   [{layer, gate, lo, hi, left_mean, right_mean, left: [H], right: [H]}]
+ *   unit_stats:   [{layer, series, mean: [H], std: [H], r: {feature: [H]} (h and c)}]
+ *   gradient_flow: {chunk_len, chunks, layers: [{layer, dh: {norm: [L], fit_points, rate,
+ *                  half_life}, dc: ...}]} or null
+ *   probe:        {trace, steps: [S], series: [{feature, layer, state, unit, r: [S]}]} or null */
 void analyze_write_json(FILE *out, const analyze_report *r);
 /* The self-contained page (inline CSS and SVG, no scripts). 0, or -1 with a message. */
 int analyze_write_html(const char *path, const analyze_report *r);
