@@ -33,7 +33,7 @@ fi
 
 # stop NAME...: SIGTERM each recorded daemon, wait up to 15 s, then SIGKILL
 stop() {
-    local name pid live=() np still t
+    local name pid live=() np still
     for name in "$@"; do
         if ! alive "$name"; then
             [ -s "$DIR/pids/$name.pid" ] && say "$name ($(cat "$DIR/pids/$name.pid")) is not running"
@@ -43,7 +43,7 @@ stop() {
         pid=$(cat "$DIR/pids/$name.pid")
         kill -TERM "$pid" && live+=("$name:$pid")
     done
-    for t in $(seq 1 75); do
+    for _ in $(seq 1 75); do
         still=()
         for np in "${live[@]}"; do kill -0 "${np#*:}" 2>/dev/null && still+=("$np"); done
         [ ${#still[@]} = 0 ] && break

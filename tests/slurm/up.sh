@@ -93,6 +93,7 @@ if [ -n "$need" ]; then
         tmp_policy=1
     fi
     ok=1
+    # shellcheck disable=SC2086 # $need: one word per package
     { apt-get -o DPkg::Lock::Timeout=600 update -qq &&
         apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends $need; } \
         >"${TMPDIR:-/tmp}/charnn-slurm-apt.log" 2>&1 || ok=0
