@@ -4,7 +4,9 @@
 #include <cblas.h>
 #include <hdf5.h>
 #include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <strings.h>
 
 #ifndef CHARNN_VERSION
 #define CHARNN_VERSION "unknown"
@@ -41,17 +43,54 @@ int runtime_threads(void)
     return runtime_nthreads;
 }
 
+/* OpenBLAS's kernel families that use 512-bit vectors (0.3.21's names). */
+static int runtime_core_is_avx512(const char *core)
+{
+    static const char *const wide[] = {"skylakex", "cooperlake", "sapphirerapids"};
+    for (size_t i = 0; i < sizeof wide / sizeof *wide; i++)
+        if (strcasecmp(core, wide[i]) == 0)
+            return 1;
+    return 0;
+}
+
 const char *runtime_blas(void)
 {
+    static char desc[160];
+    const char *build = "OpenBLAS";
     switch (openblas_get_parallel()) {
     case 0:
-        return "OpenBLAS (sequential)";
+        build = "sequential";
+        break;
     case 1:
-        return "OpenBLAS (pthreads, used single-threaded)";
+        build = "pthreads build, used single-threaded";
+        break;
     case 2:
-        return "OpenBLAS (OpenMP)";
+        build = "OpenMP build";
+        break;
     }
-    return "OpenBLAS";
+    snprintf(desc, sizeof desc, "OpenBLAS (%s, %s kernels)", build, openblas_get_corename());
+    return desc;
+}
+
+const char *runtime_blas_note(void)
+{
+    static char note[320];
+    const char *forced = getenv("OPENBLAS_CORETYPE");
+    const char *core = openblas_get_corename();
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    __builtin_cpu_init();
+    int cpu_wide = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                   __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+#else
+    int cpu_wide = 0;
+#endif
+    if (!forced || !*forced || !cpu_wide || runtime_core_is_avx512(core))
+        return NULL;
+    snprintf(note, sizeof note,
+             "note: OPENBLAS_CORETYPE=%s keeps OpenBLAS on its %s kernels although this CPU has "
+             "AVX-512; unset it (or set SkylakeX) for faster matrix products",
+             forced, core);
+    return note;
 }
 
 const char *runtime_version(void)

@@ -549,8 +549,11 @@ static void print_header(const trainer *t)
         t->splits.end[1] - t->splits.begin[1], t->splits.end[2] - t->splits.begin[2], t->nranks,
         t->nranks == 1 ? "" : "s", c->batch, c->seq, (unsigned long long)t->plan.n_chunks,
         (long long)t->total_steps, runtime_threads(), runtime_threads() == 1 ? "" : "s");
-    say(t, "optimizer %s, lr %.3g (%s schedule), clip %.3g\n", optim_name(c->optim.kind),
-        (double)c->sched.lr, sched_name(c->sched.kind), (double)c->clip);
+    say(t, "optimizer %s, lr %.3g (%s schedule), clip %.3g; %s\n", optim_name(c->optim.kind),
+        (double)c->sched.lr, sched_name(c->sched.kind), (double)c->clip, runtime_blas());
+    const char *note = runtime_blas_note();
+    if (note)
+        say(t, "%s\n", note);
 }
 
 int train_run(const run_config *cfg)

@@ -12,7 +12,10 @@ void runtime_set_threads(int threads);
 /* OpenMP threads in use. */
 int runtime_threads(void);
 const char *runtime_version(void);
-/* Which BLAS build is loaded and how it is used. */
+/* Which BLAS build is loaded, how it is used and which kernels it runs. */
 const char *runtime_blas(void);
+/* A one-line note when OPENBLAS_CORETYPE holds OpenBLAS to narrower kernels
+ * than this CPU runs (AVX2 on an AVX-512 machine); NULL otherwise. */
+const char *runtime_blas_note(void);
 
 #endif
