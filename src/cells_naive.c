@@ -80,7 +80,7 @@ void cell_backward_naive(const cell_chunk *c, const cell_grads *gr)
     for (int t = c->T - 1; t >= 0; t--) {
         for (int b = 0; b < B; b++) {
             float *g = c->gates + ((size_t)t * B + b) * GH;
-            float *dgh = c->kind == CELL_GRU ? gr->dgh + ((size_t)t * B + b) * GH : g;
+            float *dgn = c->kind == CELL_GRU ? gr->dgh_n + ((size_t)t * B + b) * H : NULL;
             const float *da = gr->dh + ((size_t)t * B + b) * H;
             float *dhn = dh_next + (size_t)b * H;
             for (int j = 0; j < H; j++) {
@@ -111,20 +111,22 @@ void cell_backward_naive(const cell_chunk *c, const cell_grads *gr)
                     g[j] = (float)dr_pre;
                     g[H + j] = (float)dz_pre;
                     g[2 * H + j] = (float)dn_pre;
-                    dgh[j] = (float)dr_pre;
-                    dgh[H + j] = (float)dz_pre;
-                    dgh[2 * H + j] = (float)(dn_pre * r);
+                    dgn[j] = (float)(dn_pre * r);
                 }
             }
         }
-        /* dh_next (B, H) = dgh_t (B, GH) W_hh (GH, H), plus the GRU's direct path */
+        /* dh_next (B, H) = dgh_t (B, GH) W_hh (GH, H), plus the GRU's direct path;
+         * dgh_t is the gates' gradient except the GRU's n part */
         for (int b = 0; b < B; b++) {
-            const float *dgh = (c->kind == CELL_GRU ? gr->dgh : c->gates) + ((size_t)t * B + b) * GH;
+            const float *dgh = c->gates + ((size_t)t * B + b) * GH;
+            const float *dgn = c->kind == CELL_GRU ? gr->dgh_n + ((size_t)t * B + b) * H : NULL;
             float *dhn = dh_next + (size_t)b * H;
             for (int j = 0; j < H; j++) {
                 double acc = c->kind == CELL_GRU ? dhn[j] : 0.0;
-                for (int k = 0; k < GH; k++)
-                    acc += (double)dgh[k] * c->w_hh[(size_t)k * H + j];
+                for (int k = 0; k < GH; k++) {
+                    double d = dgn && k >= 2 * H ? dgn[k - 2 * H] : dgh[k];
+                    acc += d * c->w_hh[(size_t)k * H + j];
+                }
                 dhn[j] = t > 0 ? (float)acc : 0.0f;
             }
         }

@@ -468,7 +468,56 @@ static int write_ranks(const char *path, hid_t fid, int nranks, const ckpt_rank 
     return 0;
 }
 
-/* The whole checkpoint as an HDF5 file image in memory (*image, malloc'd).
+/* The core driver's memory goes through these callbacks, so that on close
+ * the finished image is handed to us instead of being freed: no second copy
+ * (H5Fget_file_image would copy it, doubling the write's memory). */
+typedef struct {
+    void *image; /* the core driver's buffer, once the file is closed */
+} image_capture;
+
+static void *image_cb_malloc(size_t size, H5FD_file_image_op_t op, void *udata)
+{
+    (void)op, (void)udata;
+    return malloc(size);
+}
+
+static void *image_cb_memcpy(void *dest, const void *src, size_t size, H5FD_file_image_op_t op,
+                             void *udata)
+{
+    (void)op, (void)udata;
+    return memcpy(dest, src, size);
+}
+
+static void *image_cb_realloc(void *ptr, size_t size, H5FD_file_image_op_t op, void *udata)
+{
+    (void)op, (void)udata;
+    return realloc(ptr, size);
+}
+
+static herr_t image_cb_free(void *ptr, H5FD_file_image_op_t op, void *udata)
+{
+    image_capture *cap = udata;
+    if (op == H5FD_FILE_IMAGE_OP_FILE_CLOSE && cap && !cap->image)
+        cap->image = ptr;
+    else
+        free(ptr);
+    return 0;
+}
+
+/* the property list copies udata by reference: one capture per write */
+static void *image_cb_udata_copy(void *udata)
+{
+    return udata;
+}
+
+static herr_t image_cb_udata_free(void *udata)
+{
+    (void)udata;
+    return 0;
+}
+
+/* The whole checkpoint as an HDF5 file image in memory (*image, malloc'd,
+ * *size bytes).
  *
  * HDF5 works on its in-memory core driver and never touches the disk; we
  * write the image ourselves. With a file on disk, a failed write inside
@@ -481,12 +530,19 @@ static int build_image(const char *path, const char *name, const run_config *cfg
 {
     hid_t fapl = H5I_INVALID_HID, fid = H5I_INVALID_HID, root = H5I_INVALID_HID;
     int rc = -1;
-    /* Grow the in-memory file in steps of the parameters' size (at least 1 MiB). */
+    image_capture cap = {NULL};
+    H5FD_file_image_callbacks_t cb = {image_cb_malloc, image_cb_memcpy,     image_cb_realloc,
+                                      image_cb_free,   image_cb_udata_copy, image_cb_udata_free,
+                                      &cap};
+    /* Grow the in-memory file in steps of the parameters' size (at least 1 MiB):
+     * a few reallocations, which move no data for blocks this large. */
     size_t increment = m->n_params * sizeof(float);
     increment = increment < ((size_t)1 << 20) ? (size_t)1 << 20 : increment;
+    ssize_t len = -1;
     *image = NULL;
     *size = 0;
     if ((fapl = H5Pcreate(H5P_FILE_ACCESS)) < 0 || H5Pset_fapl_core(fapl, increment, 0) < 0 ||
+        H5Pset_file_image_callbacks(fapl, &cb) < 0 ||
         H5Pset_libver_bounds(fapl, H5F_LIBVER_V110, H5F_LIBVER_V110) < 0 ||
         H5Pset_fclose_degree(fapl, H5F_CLOSE_SEMI) < 0) {
         write_fail(path, "setting up file access");
@@ -507,31 +563,32 @@ static int build_image(const char *path, const char *name, const run_config *cfg
         goto done;
     H5Gclose(root);
     root = H5I_INVALID_HID;
-    /* The image is only complete after a flush. */
     if (H5Fflush(fid, H5F_SCOPE_GLOBAL) < 0) {
         write_fail(path, "flushing the file");
         goto done;
     }
-    ssize_t len = H5Fget_file_image(fid, NULL, 0);
-    if (len <= 0) {
+    /* the file's length (its end of allocation); the buffer is rounded up to
+     * the increment */
+    if ((len = H5Fget_file_image(fid, NULL, 0)) <= 0) {
         write_fail(path, "sizing the file image");
         goto done;
     }
-    *image = cn_xmalloc((size_t)len);
-    if (H5Fget_file_image(fid, *image, (size_t)len) != len) {
-        write_fail(path, "copying the file image");
+    /* closing writes the final superblock into the buffer and hands it over */
+    herr_t closed = H5Fclose(fid);
+    fid = H5I_INVALID_HID;
+    if (closed < 0 || !cap.image) {
+        write_fail(path, "closing the file image");
         goto done;
     }
+    *image = cap.image;
     *size = (size_t)len;
+    cap.image = NULL;
     rc = 0;
 done:
     H5Gclose(root);
     H5Fclose(fid);
     H5Pclose(fapl);
-    if (rc < 0) {
-        free(*image);
-        *image = NULL;
-    }
+    free(cap.image); /* a failed build's buffer */
     return rc;
 }
 

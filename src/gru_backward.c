@@ -3,7 +3,9 @@
  *   dn = dh (1 - z), dz = dh (h_{t-1} - n), dn_pre = dn (1 - n^2)
  *   dr_pre = dn_pre * hp_n * r (1 - r),  dz_pre = dz z (1 - z)
  * The input side sees [dr_pre, dz_pre, dn_pre] (written over the gates); the
- * hidden side sees [dr_pre, dz_pre, dn_pre * r] (written to g->dgh), and
+ * hidden side sees [dr_pre, dz_pre, dn_pre * r], of which only the last part
+ * differs and is kept (g->dgh_n, (T, B, H)); the step's whole row is built in
+ * the (B, 3H) scratch c->hproj for
  *   dh_next = dh * z + dgh_t W_hh. */
 #include <string.h>
 
@@ -19,11 +21,12 @@ void gru_backward(const cell_chunk *c, const cell_grads *gr)
         const float *dh_above = gr->dh + (size_t)t * B * H;
         const float *hn = c->hn + (size_t)t * B * H;
         float *g = c->gates + (size_t)t * B * GH;
-        float *dgh = gr->dgh + (size_t)t * B * GH;
+        float *dgh = c->hproj; /* (B, GH) this step's h-side gradient */
+        float *dgn = gr->dgh_n + (size_t)t * B * H;
         float *rec_h = gr->dh_record ? gr->dh_record + (size_t)t * B * H : NULL;
 #pragma omp parallel for schedule(static)
         for (int b = 0; b < B; b++) {
-            float *gb = g + (size_t)b * GH, *db = dgh + (size_t)b * GH;
+            float *gb = g + (size_t)b * GH, *db = dgh + (size_t)b * GH, *dn = dgn + (size_t)b * H;
             const float *hp = hprev + (size_t)b * H, *hnb = hn + (size_t)b * H;
             const float *da = dh_above + (size_t)b * H;
             float *dhn = gr->dh_next + (size_t)b * H;
@@ -43,6 +46,7 @@ void gru_backward(const cell_chunk *c, const cell_grads *gr)
                 db[j] = dr_pre;
                 db[H + j] = dz_pre;
                 db[2 * H + j] = dn_pre * r;
+                dn[j] = dn_pre * r;
             }
         }
         if (t > 0)

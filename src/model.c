@@ -1,11 +1,16 @@
 /* The model's parameter slab, its carried state and its chunk workspace, and
  * the forward/backward that joins the stack to the head. See model.h. */
+/* madvise(MADV_DONTNEED) for model_work_release: glibc's posix_madvise ignores
+ * POSIX_MADV_DONTNEED */
+#define _DEFAULT_SOURCE
 #include "charnn/model.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "charnn/common.h"
 #include "charnn/head_lm.h"
@@ -181,6 +186,16 @@ void model_state_free(model_state *s)
     memset(s, 0, sizeof *s);
 }
 
+static float *work_alloc(model_work *w, size_t n)
+{
+    CHARNN_ASSERT(w->n_owned < (int)(sizeof w->owned / sizeof w->owned[0]));
+    float *p = slab_alloc(n);
+    w->owned[w->n_owned].p = p;
+    w->owned[w->n_owned].n = n;
+    w->n_owned++;
+    return p;
+}
+
 void model_work_init(model_work *w, const model *m, int T, int B)
 {
     const int L = m->cfg.layers, H = m->cfg.hidden, E = m->cfg.embed, V = m->cfg.vocab;
@@ -189,48 +204,47 @@ void model_work_init(model_work *w, const model *m, int T, int B)
     w->T = T;
     w->B = B;
     for (int l = 0; l < L; l++) {
-        w->gates[l] = slab_alloc(N * GH);
-        w->hs[l] = slab_alloc((N + B) * H);
+        w->gates[l] = work_alloc(w, N * GH);
+        w->hs[l] = work_alloc(w, (N + B) * H);
         if (m->cfg.cell == CELL_LSTM)
-            w->cs[l] = slab_alloc((N + B) * H);
+            w->cs[l] = work_alloc(w, (N + B) * H);
         if (m->cfg.cell == CELL_GRU)
-            w->hn[l] = slab_alloc(N * H);
+            w->hn[l] = work_alloc(w, N * H);
         if (m->cfg.dropout > 0.0f && l < L - 1)
-            w->dropped[l] = slab_alloc(N * H);
+            w->dropped[l] = work_alloc(w, N * H);
     }
     if (E > 0)
-        w->emb = slab_alloc(N * E);
-    w->hproj = slab_alloc((size_t)B * GH);
+        w->emb = work_alloc(w, N * E);
+    w->hproj = work_alloc(w, (size_t)B * GH);
     if (m->cfg.cell == CELL_GRU)
-        w->dgh = slab_alloc(N * GH);
+        w->dgh_n = work_alloc(w, N * H);
     size_t dw = (size_t)(H > E ? H : E);
-    w->dh_a = slab_alloc(N * dw);
-    w->dh_b = slab_alloc(N * dw);
-    w->dh_next = slab_alloc((size_t)B * H);
-    w->dc_next = slab_alloc((size_t)B * H);
-    w->logits = slab_alloc(N * V);
-    w->row_loss = slab_alloc(N);
+    w->dh_a = work_alloc(w, N * dw);
+    if (stack_needs_second_dh(&m->cfg))
+        w->dh_b = work_alloc(w, N * dw);
+    w->dh_next = work_alloc(w, (size_t)B * H);
+    w->dc_next = work_alloc(w, (size_t)B * H);
+    w->logits = work_alloc(w, N * V);
+    w->row_loss = work_alloc(w, N);
 }
 
 void model_work_free(model_work *w)
 {
-    for (int l = 0; l < MODEL_MAX_LAYERS; l++) {
-        free(w->gates[l]);
-        free(w->hs[l]);
-        free(w->cs[l]);
-        free(w->hn[l]);
-        free(w->dropped[l]);
-    }
-    free(w->emb);
-    free(w->hproj);
-    free(w->dgh);
-    free(w->dh_a);
-    free(w->dh_b);
-    free(w->dh_next);
-    free(w->dc_next);
-    free(w->logits);
-    free(w->row_loss);
+    for (int i = 0; i < w->n_owned; i++)
+        free(w->owned[i].p);
     memset(w, 0, sizeof *w);
+}
+
+void model_work_release(model_work *w)
+{
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    for (int i = 0; i < w->n_owned; i++) {
+        /* only whole pages inside the buffer: the allocator's neighbours stay */
+        uintptr_t a = ((uintptr_t)w->owned[i].p + page - 1) / page * page;
+        uintptr_t e = ((uintptr_t)(w->owned[i].p + w->owned[i].n)) / page * page;
+        if (e > a)
+            (void)madvise((void *)a, e - a, MADV_DONTNEED); /* advice; failure costs memory only */
+    }
 }
 
 double model_forward(const model *m, model_work *w, model_state *s, const int32_t *x,

@@ -82,45 +82,86 @@ const float *stack_forward(const model *m, model_work *w, model_state *s, const 
     return w->hs[L - 1] + BH;
 }
 
+int stack_needs_second_dh(const model_config *cfg)
+{
+    /* mirrors spare_buffer: the RNN keeps no per-step buffer besides h and its
+     * gates, so its gradients ping-pong; a wide embedding (E > H) under a
+     * single layer has nowhere else to go */
+    return (cfg->cell == CELL_RNN && (cfg->layers > 1 || cfg->embed > 0)) ||
+           (cfg->embed > cfg->hidden && cfg->layers == 1);
+}
+
+/* A (T*B, cols) buffer that is free once layer l's cell backward has run and
+ * differs from dh (the gradient flowing into layer l): the LSTM's cell states
+ * or the GRU's kept W_hn h, else whichever head-sized buffer dh is not. The
+ * hidden states stay intact (the streams trace reads them after a step). */
+static float *spare_buffer(const model *m, model_work *w, int l, const float *dh, int cols)
+{
+    if (cols <= m->cfg.hidden) {
+        if (m->cfg.cell == CELL_LSTM)
+            return w->cs[l];
+        if (m->cfg.cell == CELL_GRU)
+            return w->hn[l];
+    }
+    float *other = dh == w->dh_a ? w->dh_b : w->dh_a;
+    CHARNN_ASSERT(other != NULL);
+    return other;
+}
+
 void stack_backward(model *m, model_work *w, const int32_t *x, float *dtop,
                     model_bucket_fn on_bucket, void *ctx)
 {
     const int L = m->cfg.layers, H = m->cfg.hidden, E = m->cfg.embed, GH = m->gates * H;
-    const int B = w->B, T = w->t_used;
+    const int B = w->B, T = w->t_used, gru = m->cfg.cell == CELL_GRU;
     const size_t N = (size_t)T * B;
     float *dh = dtop;
+    float *bsum = w->hproj; /* (GH) column sums of the gate gradients */
     for (int l = L - 1; l >= 0; l--) {
         const model_layer *p = &m->layer[l];
         model_layer *gp = &m->glayer[l];
         cell_chunk c = layer_chunk(m, w, l, T);
         cell_grads g = {
             .dh = dh,
-            .dgh = m->cfg.cell == CELL_GRU ? w->dgh : w->gates[l],
+            .dgh_n = gru ? w->dgh_n : NULL,
             .dh_next = w->dh_next,
             .dc_next = w->dc_next,
             .dh_record = w->dh_record[l],
             .dc_record = w->dc_record[l],
         };
         cell_backward(&c, &g);
-        const float *dgx = w->gates[l]; /* (N, GH) */
-        const float *dgh = g.dgh;       /* (N, GH) */
+        /* dgx (N, GH): the gradient of both projections, except the GRU's n part
+         * of the h-projection, which is dgh_n (N, H) */
+        const float *dgx = w->gates[l];
         const float *in = layer_input(m, w, l);
         int D = l == 0 ? E : H;
         if (l == 0 && E == 0)
             kern_scatter_add_rows(gp->w_ih, dgx, x, N, GH);
         else
             kern_gemm(1, 0, GH, D, (int)N, 1.0f, dgx, GH, in, D, 1.0f, gp->w_ih, D);
-        kern_sum_rows(gp->b_ih, dgx, N, GH);
-        kern_gemm(1, 0, GH, H, (int)N, 1.0f, dgh, GH, w->hs[l], H, 1.0f, gp->w_hh, H);
-        kern_sum_rows(gp->b_hh, dgh, N, GH);
+        memset(bsum, 0, (size_t)GH * sizeof(float));
+        kern_sum_rows(bsum, dgx, N, GH);
+        for (int k = 0; k < GH; k++)
+            gp->b_ih[k] += bsum[k];
+        if (gru) {
+            kern_gemm(1, 0, 2 * H, H, (int)N, 1.0f, dgx, GH, w->hs[l], H, 1.0f, gp->w_hh, H);
+            kern_gemm(1, 0, H, H, (int)N, 1.0f, w->dgh_n, H, w->hs[l], H, 1.0f,
+                      gp->w_hh + (size_t)2 * H * H, H);
+            for (int k = 0; k < 2 * H; k++)
+                gp->b_hh[k] += bsum[k];
+            kern_sum_rows(gp->b_hh + 2 * H, w->dgh_n, N, H);
+        } else {
+            kern_gemm(1, 0, GH, H, (int)N, 1.0f, dgx, GH, w->hs[l], H, 1.0f, gp->w_hh, H);
+            for (int k = 0; k < GH; k++)
+                gp->b_hh[k] += bsum[k];
+        }
         if (l > 0) {
-            float *dlow = dh == w->dh_a ? w->dh_b : w->dh_a;
+            float *dlow = spare_buffer(m, w, l, dh, H);
             kern_gemm(0, 0, (int)N, H, GH, 1.0f, dgx, GH, p->w_ih, H, 0.0f, dlow, H);
             if (w->dropout_on)
                 kern_dropout_backward(dlow, N * H, m->cfg.dropout, w->dropout_key[l - 1]);
             dh = dlow;
         } else if (E > 0) {
-            float *demb = dh == w->dh_a ? w->dh_b : w->dh_a;
+            float *demb = spare_buffer(m, w, l, dh, E);
             kern_gemm(0, 0, (int)N, E, GH, 1.0f, dgx, GH, p->w_ih, E, 0.0f, demb, E);
             kern_scatter_add_rows(m->gembed, demb, x, N, E);
         }

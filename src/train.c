@@ -166,6 +166,8 @@ static void save_checkpoint(trainer *t, const char *path)
     dist_gather(mine, bytes, all, 0);
     int rc = 0;
     if (t->rank == 0) {
+        /* the file is built in memory first; let it take the activations' pages */
+        model_work_release(&t->w);
         ckpt_rank *ranks = cn_xcalloc((size_t)t->nranks, sizeof *ranks);
         for (int r = 0; r < t->nranks; r++) {
             char *q = all + bytes * (size_t)r;

@@ -531,7 +531,7 @@ static void bufs_init(cell_bufs *s, cell_kind kind, int T, int B, int H, unsigne
     s->hn = fmalloc(n_steps(s));
     s->hproj = fmalloc((size_t)B * GH);
     s->dh = fmalloc(n_steps(s));
-    s->dgh = fmalloc(n_gates(s));
+    s->dgh = fmalloc(n_steps(s));
     s->dh_next = fmalloc((size_t)B * H);
     s->dc_next = fmalloc((size_t)B * H);
     testlib_fill_uniform(s->w_hh, GH * H, 0.5f, seed + 1);
@@ -542,7 +542,7 @@ static void bufs_init(cell_bufs *s, cell_kind kind, int T, int B, int H, unsigne
     testlib_fill_uniform(s->hn, n_steps(s), 1.0f, seed + 6);
     testlib_fill_uniform(s->hproj, (size_t)B * GH, 1.0f, seed + 7);
     testlib_fill_uniform(s->dh, n_steps(s), 1.0f, seed + 8);
-    testlib_fill_uniform(s->dgh, n_gates(s), 1.0f, seed + 9);
+    testlib_fill_uniform(s->dgh, n_steps(s), 1.0f, seed + 9);
     testlib_fill_uniform(s->dh_next, (size_t)B * H, 1.0f, seed + 10);
     testlib_fill_uniform(s->dc_next, (size_t)B * H, 1.0f, seed + 11);
 }
@@ -559,7 +559,7 @@ static void bufs_copy(cell_bufs *d, const cell_bufs *s)
     d->hn = fdup(s->hn, n_steps(s));
     d->hproj = fdup(s->hproj, (size_t)s->B * GH);
     d->dh = fdup(s->dh, n_steps(s));
-    d->dgh = fdup(s->dgh, n_gates(s));
+    d->dgh = fdup(s->dgh, n_steps(s));
     d->dh_next = fdup(s->dh_next, (size_t)s->B * s->H);
     d->dc_next = fdup(s->dc_next, (size_t)s->B * s->H);
 }
@@ -586,11 +586,11 @@ static cell_chunk chunk_of(const cell_bufs *s)
     return c;
 }
 
-/* dgh: the GRU needs its own buffer; RNN and LSTM pass the gates. */
+/* dgh: the GRU's n part of the h-side gradient (T, B, H). */
 static cell_grads grads_of(const cell_bufs *s)
 {
     cell_grads g = {.dh = s->dh,
-                    .dgh = s->kind == CELL_GRU ? s->dgh : s->gates,
+                    .dgh_n = s->kind == CELL_GRU ? s->dgh : NULL,
                     .dh_next = s->dh_next,
                     .dc_next = s->dc_next};
     return g;
@@ -665,7 +665,7 @@ static void cell_case(cell_kind kind, int T, int B, int H, unsigned seed)
     report(name, e);
     CU_ASSERT(e <= CELL_TOL);
     if (kind == CELL_GRU) {
-        e = testlib_max_rel_diff(bf.dgh, bn.dgh, n_gates(&base));
+        e = testlib_max_rel_diff(bf.dgh, bn.dgh, n_steps(&base));
         snprintf(name, sizeof name, "%s T=%d B=%d H=%d backward dgh", cell_name(kind), T, B, H);
         report(name, e);
         CU_ASSERT(e <= CELL_TOL);
@@ -737,7 +737,7 @@ static void test_cells_thread_independent(void)
             run_backward(&b, 0);
             CU_ASSERT(memcmp(a.gates, b.gates, n_gates(&base) * sizeof(float)) == 0);
             if (k == CELL_GRU)
-                CU_ASSERT(memcmp(a.dgh, b.dgh, n_gates(&base) * sizeof(float)) == 0);
+                CU_ASSERT(memcmp(a.dgh, b.dgh, n_steps(&base) * sizeof(float)) == 0);
             bufs_free(&base);
             bufs_free(&a);
             bufs_free(&b);

@@ -39,14 +39,16 @@ typedef struct {
     float *hs;         /* (T+1, B, H) hs[0] = carried h (in), hs[1..T] = outputs */
     float *cs;         /* (T+1, B, H) LSTM only: cs[0] = carried c, cs[1..T] */
     float *hn;         /* (T, B, H) GRU only: W_hn h_{t-1} + b_hn, kept for backward */
-    float *hproj;      /* (B, G*H) scratch */
+    float *hproj;      /* (B, G*H) scratch (forward and backward) */
 } cell_chunk;
 
 /* Backward scratch and results beside the cell_chunk. */
 typedef struct {
     float *dh;      /* (T, B, H) in: dL/dh_t from above (decoder or next layer); destroyed */
-    float *dgh;     /* (T, B, G*H) out: dL/d(h-projection incl. b_hh); for RNN and LSTM
-                       it equals gates and may be the same pointer; GRU needs its own */
+    float *dgh_n;   /* (T, B, H) GRU only, out: dL/d(W_hn h_{t-1} + b_hn) = dn_pre * r.
+                       The h-projection's r and z parts get the same gradient as the
+                       x-projection's (left in gates), so only the n part is kept;
+                       for RNN and LSTM the whole h-projection gradient is gates */
     float *dh_next; /* (B, H) scratch */
     float *dc_next; /* (B, H) scratch, LSTM only */
     float *dh_record; /* (T, B, H) optional: receives dL/dh_t (from above and from t+1) */

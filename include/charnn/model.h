@@ -94,8 +94,10 @@ typedef struct {
     int dropout_on;                      /* masks applied in the last forward */
     float *emb;                          /* (T, B, E) embedded input, E > 0 */
     float *hproj;                        /* (B, G*H) */
-    float *dgh;                          /* (T, B, G*H) GRU only */
-    float *dh_a, *dh_b;                  /* (T, B, max(H, E)) gradients flowing down */
+    float *dgh_n;                        /* (T, B, H) GRU only */
+    float *dh_a;                         /* (T, B, max(H, E)) gradient from the head */
+    float *dh_b;                         /* (T, B, max(H, E)) a second one, only where
+                                            stack_backward has no spare buffer */
     float *dh_next, *dc_next;            /* (B, H) */
     float *logits;                       /* (T, B, V) logits, then probabilities, then dlogits */
     float *row_loss;                     /* (T*B) loss of each position, nats */
@@ -103,6 +105,12 @@ typedef struct {
     const float *row_weight;             /* (T*B) weight of each position's loss in backward */
     float *dh_record[MODEL_MAX_LAYERS];  /* (T, B, H) receives dL/dh_t of layer l */
     float *dc_record[MODEL_MAX_LAYERS];  /* (T, B, H) receives dL/dc_t of layer l (LSTM) */
+    /* every buffer above that model_work_init allocated, with its length */
+    int n_owned;
+    struct {
+        float *p;
+        size_t n;
+    } owned[5 * MODEL_MAX_LAYERS + 10];
 } model_work;
 
 /* Called when the gradients of `bucket` are final during model_backward. */
@@ -128,6 +136,10 @@ void model_state_free(model_state *s);
 
 void model_work_init(model_work *w, const model *m, int T, int B);
 void model_work_free(model_work *w);
+/* Hand the pages of w's buffers back to the system (their contents become
+ * zeros; the next forward refills them). Between steps nothing in w is live,
+ * so a checkpoint write can use that memory instead of adding to the peak. */
+void model_work_release(model_work *w);
 
 /* Forward over T <= w->T steps of tokens x (T, B), targets y (T, B) or NULL.
  * Starts from s and leaves s at the state after the chunk. With train != 0 and

@@ -16,4 +16,8 @@ const float *stack_forward(const model *m, model_work *w, model_state *s, const 
 void stack_backward(model *m, model_work *w, const int32_t *x, float *dtop,
                     model_bucket_fn on_bucket, void *ctx);
 
+/* Whether stack_backward needs model_work's second head-sized gradient
+ * buffer (dh_b) for this model; other cells reuse per-step buffers. */
+int stack_needs_second_dh(const model_config *cfg);
+
 #endif
