@@ -339,9 +339,10 @@ int cli_main(int argc, char **argv)
         print_main_usage(stderr);
         return TRAIN_EXIT_USAGE;
     }
-    /* Only the commands that can run on many ranks start MPI (about a second);
-     * the others run as plain processes, where dist_* calls are no-ops. */
-    int parallel = fn == cmd_train || fn == cmd_eval || fn == trace_main;
+    /* Only the commands that can run on many ranks start MPI (about a second),
+     * and only when a launcher started them; otherwise they run as plain
+     * processes, where dist_* calls are no-ops. */
+    int parallel = (fn == cmd_train || fn == cmd_eval || fn == trace_main) && dist_launched();
     if (parallel && dist_init(&argc, &argv) != 0) {
         fprintf(stderr, "charnn: %s\n", cn_errmsg());
         return TRAIN_EXIT_ERROR;

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define DIST_MAX_PENDING 256
 /* MPI counts are int: large buffers go in pieces. */
@@ -26,6 +27,19 @@ int dist_init(int *argc, char ***argv)
     MPI_Comm_rank(MPI_COMM_WORLD, &dist_rank_id);
     MPI_Comm_size(MPI_COMM_WORLD, &dist_nranks);
     dist_up = 1;
+    return 0;
+}
+
+int dist_launched(void)
+{
+    static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK",
+                                       "PMI_SIZE", "PMI_FD", "MPI_LOCALNRANKS"};
+    const char *force = getenv("CHARNN_MPI");
+    if (force && *force)
+        return strcmp(force, "0") != 0;
+    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++)
+        if (getenv(vars[i]))
+            return 1;
     return 0;
 }
 
@@ -181,10 +195,14 @@ double dist_wait_all(void)
 
 int dist_hdf5_fapl_mpio(int64_t fapl)
 {
+    if (!dist_up)
+        return 0; /* one process without MPI: HDF5's default driver */
     return H5Pset_fapl_mpio((hid_t)fapl, dist_comm, MPI_INFO_NULL) < 0 ? -1 : 0;
 }
 
 int dist_hdf5_dxpl_collective(int64_t dxpl)
 {
+    if (!dist_up)
+        return 0;
     return H5Pset_dxpl_mpio((hid_t)dxpl, H5FD_MPIO_COLLECTIVE) < 0 ? -1 : 0;
 }
