@@ -56,6 +56,9 @@ SETUPS = [
     ("1t", "1 thread", dict(ranks=1, threads=1)),
     ("1r2t", "1 rank x 2 threads", dict(ranks=1, threads=2)),
     ("2r1t", "2 ranks x 1 thread", dict(ranks=2, threads=1)),
+    # weak scaling: each rank keeps the config's B (data-parallel practice: a global
+    # batch of 2B); the step does twice the work, chars/s compares directly
+    ("2r1tw", "2 ranks x 1 thread, B per rank", dict(ranks=2, threads=1, weak=True)),
 ]
 
 OPENBLAS_OPENMP = "/usr/lib/x86_64-linux-gnu/openblas-openmp"
@@ -165,8 +168,17 @@ def run_child(cmd, env, timeout, track=None):
                 track_hwm_mib=[round(v / 1024.0, 1) for v in hwm.values()])
 
 
+# OPENBLAS_CORETYPE for both programs: None = leave the environment's value;
+# "" = unset it (OpenBLAS picks the kernels for this CPU); else that core name.
+BLAS_CORE = None
+
+
 def base_env():
     env = {k: v for k, v in os.environ.items() if k not in THREAD_VARS}
+    if BLAS_CORE is not None:
+        env.pop("OPENBLAS_CORETYPE", None)
+        if BLAS_CORE:
+            env["OPENBLAS_CORETYPE"] = BLAS_CORE
     env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
     env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
     return env
@@ -192,16 +204,21 @@ def parse_timing(out):
     return intervals
 
 
-def run_charnn(a, cfg, name, ranks, threads, k, warm, timed, data, extra=(), timing=False):
+KERNELS_RE = re.compile(r"OpenBLAS \(([^)]*?), (\S+) kernels\)")
+
+
+def run_charnn(a, cfg, name, ranks, threads, k, warm, timed, data, extra=(), timing=False,
+               prefix=(), steps=None, weak=False):
     """One charnn training run; chars/s over the timed intervals."""
     out_dir = tempfile.mkdtemp(prefix=f"charnn-bench-{name}-")
     # The global batch stays B: with R ranks each rank takes B/R streams, so every
     # setup does the same work per step as the peer.
-    batch = cfg["batch"] // ranks
+    batch = cfg["batch"] if weak else cfg["batch"] // ranks
     args = [a.charnn, "train", "--data", data, "--out", out_dir,
             "--cell", cfg["cell"], "--layers", str(cfg["layers"]), "--hidden", str(cfg["hidden"]),
             "--batch", str(batch), "--seq", str(cfg["seq"]),
-            "--steps", str(k * (warm + timed)), "--log-every", str(k),
+            *(("--steps", str(k * (warm + timed))) if steps is None else steps),
+            "--log-every", str(k),
             "--eval-every", "0", "--checkpoint-every", "0", "--threads", str(threads),
             "--no-progress", "--optim", "adam", "--lr", "2e-3", "--clip", "5", *extra]
     if timing:
@@ -209,10 +226,13 @@ def run_charnn(a, cfg, name, ranks, threads, k, warm, timed, data, extra=(), tim
     if ranks > 1:
         cmd = [a.mpiexec, "--oversubscribe", "-np", str(ranks), *args]
     else:
-        cmd = args
+        cmd = [*prefix, *args]
     r = run_child(cmd, base_env(), a.timeout, track="charnn")
     res = dict(ok=False, rc=r["rc"], wall_s=round(r["wall_s"], 2), ranks=ranks, threads=threads,
                batch_per_rank=batch, steps=k * (warm + timed), log_every=k, warmup_steps=k * warm)
+    m = KERNELS_RE.search(r["out"] + r["err"])
+    if m:
+        res["blas_kernels"] = m.group(2)
     rows = []
     try:
         with open(os.path.join(out_dir, "metrics.jsonl")) as f:
@@ -226,6 +246,15 @@ def run_charnn(a, cfg, name, ranks, threads, k, warm, timed, data, extra=(), tim
     except OSError:
         pass
     shutil.rmtree(out_dir, ignore_errors=True)
+    if r["rc"] == 0 and steps is not None and rows:
+        # a whole run (the scaling report): training seconds summed over every interval
+        secs, prev = 0.0, 0
+        for row in rows:
+            secs += (row["tokens_seen"] - prev) / row["chars_per_s"]
+            prev = row["tokens_seen"]
+        res.update(ok=True, train_s=round(secs, 3), tokens=prev, steps=rows[-1]["step"],
+                   chars_per_s=round(prev / secs, 1), peak_rss_mib=r["maxrss_mib"])
+        return res
     if r["rc"] != 0 or len(rows) < warm + timed:
         res["error"] = (f"exit {r['rc']}, {len(rows)} train lines; stderr: "
                         + r["err"].strip()[-400:])
@@ -426,7 +455,7 @@ def main():
     p.add_argument("--configs", default=",".join(CONFIGS),
                    help="comma-separated, from: " + ", ".join(CONFIGS))
     p.add_argument("--setups", default=",".join(s[0] for s in SETUPS),
-                   help="comma-separated, from: 1t, 1r2t, 2r1t")
+                   help="comma-separated, from: 1t, 1r2t, 2r1t, 2r1tw")
     p.add_argument("--comm-config", default="lstm-2x512",
                    help="config for the overlap-vs-blocking communication report ('' = none)")
     p.add_argument("--no-comm", action="store_true", help="skip the communication report")
@@ -440,7 +469,15 @@ def main():
     p.add_argument("--data", default=None, help="text file (default tinyshakespeare or synthetic)")
     p.add_argument("--timeout", type=float, default=900.0, help="seconds per run")
     p.add_argument("--out-dir", default=os.path.join(HERE, "results"))
+    p.add_argument("--blas-core", default="native",
+                   help="OPENBLAS_CORETYPE for both programs: 'native' (unset: OpenBLAS picks "
+                        "the kernels for this CPU), 'env' (keep the environment's), or a core "
+                        "name such as Haswell or SkylakeX")
+    p.add_argument("--no-scaling", action="store_true",
+                   help="skip the report on cost against text length and T")
     a = p.parse_args()
+    global BLAS_CORE
+    BLAS_CORE = None if a.blas_core == "env" else ("" if a.blas_core == "native" else a.blas_core)
     repeats = a.repeats if a.repeats is not None else (1 if a.quick else 3)
     names = [n.strip() for n in a.configs.split(",") if n.strip()]
     for n in names:
@@ -512,7 +549,7 @@ def main():
                 if kind == "charnn":
                     key, label, sp = what
                     r = run_charnn(a, cfg, name, sp["ranks"], sp["threads"], k, warm, timed, data,
-                                   timing=sp["ranks"] > 1)
+                                   timing=sp["ranks"] > 1, weak=sp.get("weak", False))
                     runs[key].append(r)
                     desc = f"charnn {label}"
                 else:
@@ -591,6 +628,82 @@ def main():
         if ref and ref[0]["charnn"]["chars_per_s"]:
             comm["one_rank_two_threads_chars_per_s"] = ref[0]["charnn"]["chars_per_s"]
 
+    # ---- per-core speed: the comm config at 1 thread pinned to each core in turn. A
+    # 2-rank run steps at the pace of its slower core.
+    cores_rep = None
+    if a.comm_config and not a.no_comm and shutil.which("taskset") and (os.cpu_count() or 1) >= 2:
+        cfg = CONFIGS[a.comm_config]
+        k, warm, timed = ((cfg["qk"], cfg["qwarm"], cfg["qtimed"]) if a.quick
+                          else (cfg["k"], cfg["warm"], cfg["timed"]))
+        log(f"bench: per-core speed: {a.comm_config}, 1 thread with B/2 streams, pinned to core 0, "
+            f"then 1")
+        cr = {0: [], 1: []}
+        for rep in range(repeats):
+            for core in (0, 1):
+                sub = dict(cfg, batch=cfg["batch"] // 2)
+                r = run_charnn(a, sub, a.comm_config, 1, 1, k, warm, timed, data,
+                               prefix=("taskset", "-c", str(core)))
+                cr[core].append(r)
+                if r.get("ok"):
+                    log(f"  [core {core} {rep + 1}/{repeats}] {r['chars_per_s']:,.0f} chars/s")
+        cores_rep = dict(config=a.comm_config, batch=CONFIGS[a.comm_config]["batch"] // 2,
+                         core0=stats(cr[0]), core1=stats(cr[1]), runs=cr)
+
+    # ---- scaling: training cost against text length (one epoch of the text and of the
+    # text twice over) and against T (same B, T and 2T)
+    scaling = None
+    if not a.no_scaling:
+        cfg = CONFIGS["lstm-1x128"]
+        log("bench: scaling report: lstm-1x128, 1 thread: one epoch of 1x and 2x the text; "
+            f"T={cfg['seq']} and T={2 * cfg['seq']}")
+        tmpd = tempfile.mkdtemp(prefix="charnn-bench-scaling-")
+        with open(data, "rb") as f:
+            text = f.read()
+        texts = {}
+        for mult in (1, 2):
+            texts[mult] = os.path.join(tmpd, f"text-x{mult}.txt")
+            with open(texts[mult], "wb") as f:
+                f.write(text * mult)
+        sr = dict(length={1: [], 2: []}, seq={cfg["seq"]: [], 2 * cfg["seq"]: []})
+        for rep in range(repeats):
+            for mult in (1, 2):
+                r = run_charnn(a, cfg, "scaling", 1, 1, 20, 0, 1, texts[mult],
+                               steps=("--epochs", "1"))
+                sr["length"][mult].append(r)
+                if r.get("ok"):
+                    log(f"  [text x{mult} {rep + 1}/{repeats}] {r['steps']} steps, "
+                        f"{r['train_s']:.2f} s, {r['chars_per_s']:,.0f} chars/s, "
+                        f"RSS {r['peak_rss_mib']} MiB")
+            for T in sr["seq"]:
+                sub = dict(cfg, seq=T)
+                kk = 20 * cfg["seq"] // T
+                r = run_charnn(a, sub, "scaling", 1, 1, kk, 1, 3, data)
+                sr["seq"][T].append(r)
+                if r.get("ok"):
+                    log(f"  [T={T} {rep + 1}/{repeats}] {r['chars_per_s']:,.0f} chars/s, "
+                        f"{1000 * cfg['batch'] * T / r['chars_per_s']:.1f} ms/step")
+        shutil.rmtree(tmpd, ignore_errors=True)
+
+        def medkey(rs, key):
+            v = [r[key] for r in rs if r.get("ok")]
+            return statistics.median(v) if v else None
+        length = {m: dict(chars=len(text) * m, train_s=medkey(rs, "train_s"),
+                          steps=medkey(rs, "steps"), chars_per_s=medkey(rs, "chars_per_s"),
+                          peak_rss_mib=medkey(rs, "peak_rss_mib"), runs=rs)
+                  for m, rs in sr["length"].items()}
+        seq = {}
+        for T, rs in sr["seq"].items():
+            c = medkey(rs, "chars_per_s")
+            seq[T] = dict(chars_per_s=c, ms_per_step=(1000 * cfg["batch"] * T / c) if c else None,
+                          runs=rs)
+        scaling = dict(config="lstm-1x128", batch=cfg["batch"], seq=cfg["seq"], length=length,
+                       seq_runs=seq)
+        if length[1]["train_s"] and length[2]["train_s"]:
+            scaling["length_time_ratio"] = round(length[2]["train_s"] / length[1]["train_s"], 3)
+        t1, t2 = seq[cfg["seq"]]["ms_per_step"], seq[2 * cfg["seq"]]["ms_per_step"]
+        if t1 and t2:
+            scaling["seq_time_ratio"] = round(t2 / t1, 3)
+
     # The FMA loop is measured again at the end and the higher figure kept: other load on
     # the machine can only lower it, and a low peak would inflate MFU.
     log("bench: measuring the FP32 FMA peak again")
@@ -621,7 +734,13 @@ def main():
                          best_skipped=best_note),
                flops_formula="train = 3 * (sum_l 2*G*H*(I_l + H) + 2*H*V), I_1 = V (one-hot); "
                              "the peer's torch_charlm_bench.flops_per_char",
-               elapsed_s=round(time.time() - t_start, 1), results=results, communication=comm)
+               elapsed_s=round(time.time() - t_start, 1), results=results, communication=comm,
+               per_core=cores_rep, scaling=scaling,
+               blas=dict(setting=a.blas_core,
+                         environment_coretype=os.environ.get("OPENBLAS_CORETYPE"),
+                         charnn_kernels=sorted({r2.get("blas_kernels") for row in results
+                                                for r2 in row["charnn"]["runs"]
+                                                if r2.get("blas_kernels")})))
     with open(base + ".json", "w") as f:
         json.dump(doc, f, indent=1)
     md = render_md(doc)
@@ -644,6 +763,22 @@ def render_md(doc):
              f"{info.get('charnn_version') or 'charnn'} (git {info.get('charnn_git')}), "
              f"OpenBLAS {info.get('charnn_openblas')}.")
     L.append("")
+    bl = doc.get("blas") or {}
+    if bl:
+        setting = bl.get("setting")
+        envc = bl.get("environment_coretype")
+        if setting == "native":
+            how = ("OPENBLAS_CORETYPE unset for both programs, so OpenBLAS picks the kernels for "
+                   "this CPU" + (f" (the environment's OPENBLAS_CORETYPE={envc} removed)"
+                                 if envc else ""))
+        elif setting == "env":
+            how = f"both programs run with the environment's OPENBLAS_CORETYPE={envc or '(unset)'}"
+        else:
+            how = f"OPENBLAS_CORETYPE={setting} for both programs"
+        L.append(f"BLAS kernels: {how}; charnn ran OpenBLAS's "
+                 f"{', '.join(bl.get('charnn_kernels') or ['?'])} kernels. The peer's torch loads "
+                 f"the same OpenBLAS 0.3.21 with the same environment.")
+        L.append("")
     L.append(f"Measured FP32 FMA peak (bench/fma_peak.c, best of the start and the end of the run): **{peak['peak_gflops_1']} GFLOP/s on 1 "
              f"thread, {peak['peak_gflops_all']} on {peak['threads']}** (256-bit FMAs only: "
              f"{peak.get('avx2_gflops_1')} / {peak.get('avx2_gflops_all')}). MFU = GFLOP/s / "
@@ -654,7 +789,8 @@ def render_md(doc):
     L.append(f"Data: {d['path']} ({d['kind']}, V={d['vocab']}). Repeats: {doc['repeats']}"
              f"{' (quick mode: short runs, numbers are a smoke test)' if doc['quick'] else ''}. "
              f"chars/s: median [min–max] over the repeats, timed after warm-up steps. "
-             f"2-rank charnn runs use B/2 streams per rank (the same global batch). "
+             f"2-rank charnn runs use B/2 streams per rank (the same global batch), except "
+             f"the 'B per rank' rows (B streams on each rank, a global batch of 2B). "
              f"The peer's 2-thread runs stand against both 2-core charnn setups.")
     if doc["peer"]["skipped"]:
         L.append("")
@@ -721,6 +857,113 @@ def render_md(doc):
                  "communication + idle, from `--timing`), mean over the two ranks, median over "
                  "runs. 'Idle' is the rest of the interval: logging, data, waiting outside "
                  "the all-reduce.")
+    pc = doc.get("per_core")
+    if pc and pc.get("core0") and pc.get("core1"):
+        c0, c1 = pc["core0"]["median"], pc["core1"]["median"]
+        L.append("")
+        L.append(f"## Per-core speed ({pc['config']}, 1 thread, B{pc['batch']}: one rank's share)")
+        L.append("")
+        L.append(f"Pinned to core 0: {fmt_cps(pc['core0'])} chars/s; to core 1: "
+                 f"{fmt_cps(pc['core1'])} chars/s (core 1 at {100 * c1 / c0:.0f}% of core 0). "
+                 f"The ranks of a synchronous step wait for the slower one, so 2 ranks x 1 "
+                 f"thread can reach at most about 2 x {min(c0, c1):,.0f} = "
+                 f"{2 * min(c0, c1):,.0f} chars/s here.")
+    sc = doc.get("scaling")
+    if sc:
+        L.append("")
+        L.append(f"## Cost against text length and T ({sc['config']}, 1 thread, "
+                 f"B{sc['batch']})")
+        L.append("")
+        L.append("| run | characters | steps | training time s | chars/s | peak RSS MiB |")
+        L.append("|---|---|---|---|---|---|")
+        for m in sorted(sc["length"], key=int):
+            x = sc["length"][m]
+            ts = "—" if x["train_s"] is None else f"{x['train_s']:.2f}"
+            cps = "—" if x["chars_per_s"] is None else f"{x['chars_per_s']:,.0f}"
+            L.append(f"| one epoch, text x{m}, T{sc['seq']} | {x['chars']:,} | "
+                     f"{'—' if x['steps'] is None else int(x['steps'])} | {ts} | {cps} | "
+                     f"{'—' if x['peak_rss_mib'] is None else round(x['peak_rss_mib'])} |")
+        L.append("")
+        L.append("| T | chars/s | ms per step |")
+        L.append("|---|---|---|")
+        for T in sorted(sc["seq_runs"], key=int):
+            x = sc["seq_runs"][T]
+            if x["chars_per_s"]:
+                L.append(f"| {T} | {x['chars_per_s']:,.0f} | {x['ms_per_step']:.1f} |")
+        L.append("")
+        L.append(f"Time ratio for twice the text: {sc.get('length_time_ratio', '—')} (linear: "
+                 f"2.0); step-time ratio for twice T: {sc.get('seq_time_ratio', '—')} (linear: "
+                 f"2.0). Training time sums the logged intervals of the whole epoch; the text "
+                 f"file holds the data text once and twice over (same vocabulary).")
+    L.append("")
+    L.append(targets_md(doc))
+    return "\n".join(L)
+
+
+def targets_md(doc):
+    """The issue's targets against this run's numbers."""
+    L = ["## Targets", ""]
+    rows = doc["results"]
+
+    def get(cfg, setup):
+        for r in rows:
+            if r["config"] == cfg and r["setup"] == setup:
+                return r
+        return None
+    issue_peak = 234.0
+    L.append("| target | measured | met |")
+    L.append("|---|---|---|")
+    for r in rows:
+        if r["hidden"] == 512 and r["cores"] == 2:
+            g = (r["charnn"]["perf"] or {}).get("gflops")
+            if g is None:
+                continue
+            L.append(f"| {r['config']} {r['setup_label']}: >= 80% of {issue_peak:.0f} GFLOP/s "
+                     f"(the issue's 2-core peak) | {g:.1f} GFLOP/s = {100 * g / issue_peak:.0f}% "
+                     f"({100 * r['charnn']['perf']['mfu']:.0f}% of this run's measured "
+                     f"{r['peak_gflops']:.0f}) | {'yes' if g >= 0.8 * issue_peak else 'no'} |")
+    for r in rows:
+        if r["config"] == "lstm-1x128" and r["cores"] == 2 and r.get("ratio_vs_peer_best"):
+            x = r["ratio_vs_peer_best"]
+            L.append(f"| lstm-1x128 {r['setup_label']}: >= 2.5x peer best | {x:.2f}x | "
+                     f"{'yes' if x >= 2.5 else 'no'} |")
+    for r in rows:
+        if r["cores"] == 1 and r.get("ratio_vs_peer_best") and r.get("ratio_vs_peer_default"):
+            x = min(r["ratio_vs_peer_best"], r["ratio_vs_peer_default"])
+            L.append(f"| {r['config']} 1 thread: >= 1.3x peer | {x:.2f}x (the lower of default "
+                     f"and best) | {'yes' if x >= 1.3 else 'no'} |")
+    for name in sorted({r["config"] for r in rows}):
+        one, two_t = get(name, "1t"), get(name, "1r2t")
+        for key in ("2r1t", "2r1tw"):
+            two_r = get(name, key)
+            if not (one and two_t and two_r):
+                continue
+            cs = [x["charnn"]["chars_per_s"] for x in (one, two_t, two_r)]
+            if not all(cs):
+                continue
+            ref = max(cs[1]["median"], 2 * cs[0]["median"])
+            x = cs[2]["median"] / ref
+            L.append(f"| {name} {two_r['setup_label']} within 5% of max(1 rank x 2 threads, "
+                     f"2 x 1 thread) = {ref:,.0f} | {cs[2]['median']:,.0f} = {100 * x:.0f}% | "
+                     f"{'yes' if x >= 0.95 else 'no'} |")
+    for r in rows:
+        c = r["charnn"].get("peak_rss_mib")
+        ps = [r[k].get("peak_rss_mib") for k in ("peer_default", "peer_best")]
+        ps = [p for p in ps if p]
+        if c is None or not ps:
+            continue
+        p = min(ps)
+        L.append(f"| {r['config']} {r['setup_label']}: peak RSS <= 1/3 of the peer's | {c:.0f} "
+                 f"vs {p:.0f} MiB = {100 * c / p:.0f}% | {'yes' if 3 * c <= p else 'no'} |")
+    sc = doc.get("scaling")
+    if sc:
+        a, b = sc.get("length_time_ratio"), sc.get("seq_time_ratio")
+        if a is not None:
+            L.append(f"| cost linear in text length (x2 text -> x2 time, within 10%) | {a:.2f} | "
+                     f"{'yes' if abs(a - 2) <= 0.2 else 'no'} |")
+        if b is not None:
+            L.append(f"| cost linear in T (x2 T -> x2 step time, within 10%) | {b:.2f} | "
+                     f"{'yes' if abs(b - 2) <= 0.2 else 'no'} |")
     L.append("")
     return "\n".join(L)
 
