@@ -183,6 +183,16 @@ void dist_iallreduce_sum_f32(float *x, size_t n)
     }
 }
 
+void dist_progress(void)
+{
+    if (dist_npending == 0)
+        return;
+    int done = 0;
+    MPI_Testall(dist_npending, dist_pending, &done, MPI_STATUSES_IGNORE);
+    if (done)
+        dist_npending = 0; /* all complete (and freed) */
+}
+
 double dist_wait_all(void)
 {
     if (dist_npending == 0)

@@ -51,5 +51,7 @@ void gru_backward(const cell_chunk *c, const cell_grads *gr)
         }
         if (t > 0)
             kern_gemm(0, 0, B, H, GH, 1.0f, dgh, GH, c->w_hh, H, 1.0f, gr->dh_next, H);
+        if (gr->progress && t % CELL_PROGRESS_EVERY == 0)
+            gr->progress(gr->progress_ctx);
     }
 }

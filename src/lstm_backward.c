@@ -52,5 +52,7 @@ void lstm_backward(const cell_chunk *c, const cell_grads *gr)
         }
         if (t > 0)
             kern_gemm(0, 0, B, H, GH, 1.0f, g, GH, c->w_hh, H, 0.0f, gr->dh_next, H);
+        if (gr->progress && t % CELL_PROGRESS_EVERY == 0)
+            gr->progress(gr->progress_ctx);
     }
 }

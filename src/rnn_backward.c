@@ -29,5 +29,7 @@ void rnn_backward(const cell_chunk *c, const cell_grads *gr)
         }
         if (t > 0)
             kern_gemm(0, 0, B, H, H, 1.0f, g, H, c->w_hh, H, 0.0f, gr->dh_next, H);
+        if (gr->progress && t % CELL_PROGRESS_EVERY == 0)
+            gr->progress(gr->progress_ctx);
     }
 }

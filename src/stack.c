@@ -127,6 +127,8 @@ void stack_backward(model *m, model_work *w, const int32_t *x, float *dtop,
             .dc_next = w->dc_next,
             .dh_record = w->dh_record[l],
             .dc_record = w->dc_record[l],
+            .progress = w->progress,
+            .progress_ctx = w->progress_ctx,
         };
         cell_backward(&c, &g);
         /* dgx (N, GH): the gradient of both projections, except the GRU's n part
@@ -167,5 +169,7 @@ void stack_backward(model *m, model_work *w, const int32_t *x, float *dtop,
         }
         if (on_bucket)
             on_bucket(ctx, 1 + (L - 1 - l));
+        if (w->progress)
+            w->progress(w->progress_ctx);
     }
 }

@@ -254,6 +254,12 @@ static void on_bucket_done(void *ctx, int bucket)
     dist_iallreduce_sum_f32(t->m.grads + t->m.bucket_offset[bucket], t->m.bucket_size[bucket]);
 }
 
+static void on_backward_progress(void *ctx)
+{
+    (void)ctx;
+    dist_progress();
+}
+
 /* One training step; returns the global mean loss (NaN if the step was skipped). */
 static double train_step(trainer *t, double *grad_norm, float *lr_out)
 {
@@ -265,8 +271,12 @@ static double train_step(trainer *t, double *grad_norm, float *lr_out)
     double local_loss = model_forward(&t->m, &t->w, &t->st, t->x, t->y, T, 1, key);
     model_zero_grads(&t->m);
     const double global_tokens = (double)T * B * t->nranks;
+    const int overlap = !t->blocking && t->nranks > 1;
+    /* the buckets' all-reduces run during the rest of backward, moved on by
+     * progress calls between the cells' steps */
+    t->w.progress = overlap ? on_backward_progress : NULL;
     model_backward(&t->m, &t->w, t->x, t->y, (float)(1.0 / global_tokens),
-                   t->blocking || t->nranks == 1 ? NULL : on_bucket_done, t);
+                   overlap ? on_bucket_done : NULL, t);
     double t1 = cn_now();
     double waited;
     if (t->blocking) {

@@ -53,7 +53,14 @@ typedef struct {
     float *dc_next; /* (B, H) scratch, LSTM only */
     float *dh_record; /* (T, B, H) optional: receives dL/dh_t (from above and from t+1) */
     float *dc_record; /* (T, B, H) optional, LSTM: receives dL/dc_t */
+    /* optional: called every few steps between the parallel regions (from the
+     * calling thread), e.g. to let started all-reduces progress */
+    void (*progress)(void *ctx);
+    void *progress_ctx;
 } cell_grads;
+
+/* How many steps a cell backward runs between progress calls. */
+#define CELL_PROGRESS_EVERY 4
 
 void rnn_forward(const cell_chunk *c);
 void rnn_backward(const cell_chunk *c, const cell_grads *g);

@@ -56,6 +56,9 @@ int dist_hdf5_dxpl_collective(int64_t dxpl);
 /* Non-blocking sums for overlapping the gradient all-reduce with backward:
  * start one per bucket, then wait for all before the optimizer step. */
 void dist_iallreduce_sum_f32(float *x, size_t n);
+/* Let started dist_iallreduce_sum_f32 calls progress (MPI moves non-blocking
+ * collectives only inside MPI calls); cheap, call it now and then. */
+void dist_progress(void);
 /* Wait for every started dist_iallreduce_sum_f32; returns seconds waited. */
 double dist_wait_all(void);
 

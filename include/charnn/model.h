@@ -105,6 +105,8 @@ typedef struct {
     const float *row_weight;             /* (T*B) weight of each position's loss in backward */
     float *dh_record[MODEL_MAX_LAYERS];  /* (T, B, H) receives dL/dh_t of layer l */
     float *dc_record[MODEL_MAX_LAYERS];  /* (T, B, H) receives dL/dc_t of layer l (LSTM) */
+    void (*progress)(void *ctx);         /* called now and then during backward */
+    void *progress_ctx;
     /* every buffer above that model_work_init allocated, with its length */
     int n_owned;
     struct {
