@@ -244,10 +244,6 @@ static double validate(trainer *t)
     return loss;
 }
 
-typedef struct {
-    trainer *t;
-} bucket_ctx;
-
 static void on_bucket_done(void *ctx, int bucket)
 {
     trainer *t = ctx;
