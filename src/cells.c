@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "charnn/common.h"
+#include "charnn/kernels.h"
 
 static const char *const cell_names[] = {"rnn", "lstm", "gru"};
 
@@ -68,4 +69,11 @@ void cell_backward(const cell_chunk *c, const cell_grads *g)
         return;
     }
     CHARNN_ASSERT(!"unknown cell kind");
+}
+
+size_t cell_wpack_floats(cell_kind kind, int H)
+{
+    const int GH = cell_gates(kind) * H;
+    size_t fwd = kern_pack_floats(GH, H), bwd = kern_pack_floats(H, GH);
+    return fwd > bwd ? fwd : bwd;
 }

@@ -16,6 +16,8 @@ void gru_backward(const cell_chunk *c, const cell_grads *gr)
 {
     const int B = c->B, H = c->H, GH = 3 * H;
     memset(gr->dh_next, 0, (size_t)B * H * sizeof(float));
+    kern_packed whh; /* B = W_hh (3H, H), packed once for all T steps */
+    kern_pack(&whh, c->w_hh, H, GH, 0, c->wpack);
     for (int t = c->T - 1; t >= 0; t--) {
         const float *hprev = c->hs + (size_t)t * B * H;
         const float *dh_above = gr->dh + (size_t)t * B * H;
@@ -50,7 +52,7 @@ void gru_backward(const cell_chunk *c, const cell_grads *gr)
             }
         }
         if (t > 0)
-            kern_gemm(0, 0, B, H, GH, 1.0f, dgh, GH, c->w_hh, H, 1.0f, gr->dh_next, H);
+            kern_gemm_packed(B, dgh, GH, &whh, 1.0f, gr->dh_next, H);
         if (gr->progress && t % CELL_PROGRESS_EVERY == 0)
             gr->progress(gr->progress_ctx);
     }

@@ -13,12 +13,14 @@ void gru_forward(const cell_chunk *c)
 {
     const int B = c->B, H = c->H, GH = 3 * H;
     const float *b_hh = c->b_hh;
+    kern_packed whh; /* B = W_hh^T (H, 3H), packed once for all T steps */
+    kern_pack(&whh, c->w_hh, GH, H, 1, c->wpack);
     for (int t = 0; t < c->T; t++) {
         const float *hprev = c->hs + (size_t)t * B * H;
         float *hout = c->hs + (size_t)(t + 1) * B * H;
         float *g = c->gates + (size_t)t * B * GH;
         float *hn = c->hn + (size_t)t * B * H;
-        kern_gemm(0, 1, B, GH, H, 1.0f, hprev, H, c->w_hh, H, 0.0f, c->hproj, GH);
+        kern_gemm_packed(B, hprev, H, &whh, 0.0f, c->hproj, GH);
 #pragma omp parallel for schedule(static)
         for (int b = 0; b < B; b++) {
             float *gb = g + (size_t)b * GH;

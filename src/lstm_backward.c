@@ -18,6 +18,8 @@ void lstm_backward(const cell_chunk *c, const cell_grads *gr)
     const int B = c->B, H = c->H, GH = 4 * H;
     memset(gr->dh_next, 0, (size_t)B * H * sizeof(float));
     memset(gr->dc_next, 0, (size_t)B * H * sizeof(float));
+    kern_packed whh; /* B = W_hh (4H, H), packed once for all T steps */
+    kern_pack(&whh, c->w_hh, H, GH, 0, c->wpack);
     for (int t = c->T - 1; t >= 0; t--) {
         const float *cprev = c->cs + (size_t)t * B * H;
         const float *ccur = c->cs + (size_t)(t + 1) * B * H;
@@ -51,7 +53,7 @@ void lstm_backward(const cell_chunk *c, const cell_grads *gr)
             }
         }
         if (t > 0)
-            kern_gemm(0, 0, B, H, GH, 1.0f, g, GH, c->w_hh, H, 0.0f, gr->dh_next, H);
+            kern_gemm_packed(B, g, GH, &whh, 0.0f, gr->dh_next, H);
         if (gr->progress && t % CELL_PROGRESS_EVERY == 0)
             gr->progress(gr->progress_ctx);
     }

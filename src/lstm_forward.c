@@ -35,13 +35,15 @@ void lstm_forward(const cell_chunk *c)
 {
     const int B = c->B, H = c->H, GH = 4 * H;
     const float *b_hh = c->b_hh;
+    kern_packed whh; /* B = W_hh^T (H, 4H), packed once for all T steps */
+    kern_pack(&whh, c->w_hh, GH, H, 1, c->wpack);
     for (int t = 0; t < c->T; t++) {
         const float *hprev = c->hs + (size_t)t * B * H;
         const float *cprev = c->cs + (size_t)t * B * H;
         float *hout = c->hs + (size_t)(t + 1) * B * H;
         float *cout = c->cs + (size_t)(t + 1) * B * H;
         float *g = c->gates + (size_t)t * B * GH; /* (B, 4H) */
-        kern_gemm(0, 1, B, GH, H, 1.0f, hprev, H, c->w_hh, H, 1.0f, g, GH);
+        kern_gemm_packed(B, hprev, H, &whh, 1.0f, g, GH);
 #pragma omp parallel for schedule(static)
         for (int b = 0; b < B; b++) {
             float *gb = g + (size_t)b * GH;

@@ -216,6 +216,7 @@ void model_work_init(model_work *w, const model *m, int T, int B)
     if (E > 0)
         w->emb = work_alloc(w, N * E);
     w->hproj = work_alloc(w, (size_t)B * GH);
+    w->wpack = work_alloc(w, cell_wpack_floats(m->cfg.cell, H));
     if (m->cfg.cell == CELL_GRU)
         w->dgh_n = work_alloc(w, N * H);
     size_t dw = (size_t)(H > E ? H : E);

@@ -10,6 +10,8 @@ void rnn_backward(const cell_chunk *c, const cell_grads *gr)
 {
     const int B = c->B, H = c->H;
     memset(gr->dh_next, 0, (size_t)B * H * sizeof(float));
+    kern_packed whh; /* B = W_hh (H, H), packed once for all T steps */
+    kern_pack(&whh, c->w_hh, H, H, 0, c->wpack);
     for (int t = c->T - 1; t >= 0; t--) {
         const float *dh_above = gr->dh + (size_t)t * B * H;
         float *g = c->gates + (size_t)t * B * H;
@@ -28,7 +30,7 @@ void rnn_backward(const cell_chunk *c, const cell_grads *gr)
             }
         }
         if (t > 0)
-            kern_gemm(0, 0, B, H, H, 1.0f, g, H, c->w_hh, H, 0.0f, gr->dh_next, H);
+            kern_gemm_packed(B, g, H, &whh, 0.0f, gr->dh_next, H);
         if (gr->progress && t % CELL_PROGRESS_EVERY == 0)
             gr->progress(gr->progress_ctx);
     }

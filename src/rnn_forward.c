@@ -10,11 +10,13 @@
 void rnn_forward(const cell_chunk *c)
 {
     const int B = c->B, H = c->H;
+    kern_packed whh; /* B = W_hh^T (H, H), packed once for all T steps */
+    kern_pack(&whh, c->w_hh, H, H, 1, c->wpack);
     for (int t = 0; t < c->T; t++) {
         const float *hprev = c->hs + (size_t)t * B * H;
         float *hout = c->hs + (size_t)(t + 1) * B * H;
         float *g = c->gates + (size_t)t * B * H; /* (B, H) */
-        kern_gemm(0, 1, B, H, H, 1.0f, hprev, H, c->w_hh, H, 1.0f, g, H);
+        kern_gemm_packed(B, hprev, H, &whh, 1.0f, g, H);
 #pragma omp parallel for schedule(static)
         for (int b = 0; b < B; b++) {
             float *gb = g + (size_t)b * H, *hb = hout + (size_t)b * H;

@@ -40,6 +40,7 @@ static cell_chunk layer_chunk(const model *m, model_work *w, int l, int T)
         .cs = w->cs[l],
         .hn = w->hn[l],
         .hproj = w->hproj,
+        .wpack = w->wpack,
     };
     return c;
 }

@@ -157,6 +157,61 @@ static void test_gemm(void)
     }
 }
 
+/* The packed product against the naive GEMM: rows in blocks of 8 and single,
+ * full and partial 32-column panels, W used as it is and transposed, beta 0
+ * (ignoring NaN in C) and 1; and bit-identical for 1 and 2 threads. */
+static void test_gemm_packed(void)
+{
+    static const int Ms[] = {1, 8, 13, 64}, Ns[] = {1, 31, 32, 33, 100}, Ks[] = {1, 7, 64};
+    int saved = max_threads();
+    double worst = 0.0;
+    unsigned seed = 500;
+    for (size_t mi = 0; mi < sizeof Ms / sizeof *Ms; mi++)
+        for (size_t ni = 0; ni < sizeof Ns / sizeof *Ns; ni++)
+            for (size_t ki = 0; ki < sizeof Ks / sizeof *Ks; ki++)
+                for (int trans = 0; trans < 2; trans++)
+                    for (int beta = 0; beta < 2; beta++) {
+                        const int M = Ms[mi], N = Ns[ni], K = Ks[ki], lda = K + 3, ldc = N + 5;
+                        float *A = fmalloc((size_t)M * lda), *W = fmalloc((size_t)N * K);
+                        float *Cp = fmalloc((size_t)M * ldc), *Cn = fmalloc((size_t)M * ldc);
+                        float *C2 = fmalloc((size_t)M * ldc);
+                        size_t bytes = (kern_pack_floats(N, K) * sizeof(float) + 63) / 64 * 64;
+                        float *panels = aligned_alloc(64, bytes);
+                        CU_ASSERT_FATAL(panels != NULL);
+                        testlib_fill_uniform(A, (size_t)M * lda, 1.0f, seed += 3);
+                        testlib_fill_uniform(W, (size_t)N * K, 1.0f, seed += 3);
+                        testlib_fill_uniform(Cn, (size_t)M * ldc, 1.0f, seed += 3);
+                        if (!beta)
+                            for (int i = 0; i < M; i++)
+                                for (int j = 0; j < N; j++)
+                                    Cn[(size_t)i * ldc + j] = NAN;
+                        memcpy(Cp, Cn, (size_t)M * ldc * sizeof(float));
+                        memcpy(C2, Cn, (size_t)M * ldc * sizeof(float));
+                        kern_packed p;
+                        kern_pack(&p, W, N, K, trans, panels);
+                        set_threads(1);
+                        kern_gemm_packed(M, A, lda, &p, (float)beta, Cp, ldc);
+                        set_threads(2);
+                        kern_gemm_packed(M, A, lda, &p, (float)beta, C2, ldc);
+                        set_threads(saved);
+                        kern_gemm_naive(0, trans, M, N, K, 1.0f, A, lda, W, trans ? K : N,
+                                        (float)beta, Cn, ldc);
+                        CU_ASSERT(memcmp(Cp, C2, (size_t)M * ldc * sizeof(float)) == 0);
+                        double e = testlib_max_rel_diff(Cp, Cn, (size_t)M * ldc);
+                        CU_ASSERT(e <= 1e-5 * sqrt((double)K));
+                        worst = e > worst ? e : worst;
+                        free(A);
+                        free(W);
+                        free(Cp);
+                        free(Cn);
+                        free(C2);
+                        free(panels);
+                    }
+    report(kern_packed_available() ? "gemm_packed (AVX-512 panels), all shapes"
+                                   : "gemm_packed (no AVX-512: kern_gemm), all shapes",
+           worst);
+}
+
 /* beta == 0 must ignore whatever C held (BLAS semantics), even NaN. */
 static void test_gemm_beta0_ignores_c(void)
 {
@@ -500,7 +555,21 @@ typedef struct {
     int T, B, H, G;
     float *w_hh, *b_hh, *gates, *hs, *cs, *hn, *hproj;
     float *dh, *dgh, *dh_next, *dc_next;
+    float *wpack; /* scratch for the packed W_hh, NULL when cells_packed is 0 */
 } cell_bufs;
+
+/* whether the fast cells get a wpack buffer (the packed step products) */
+static int cells_packed = 1;
+
+static float *wpack_alloc(cell_kind kind, int H)
+{
+    if (!cells_packed)
+        return NULL;
+    size_t bytes = (cell_wpack_floats(kind, H) * sizeof(float) + 63) / 64 * 64;
+    float *p = aligned_alloc(64, bytes);
+    CU_ASSERT_FATAL(p != NULL);
+    return p;
+}
 
 static size_t n_gates(const cell_bufs *s)
 {
@@ -534,6 +603,7 @@ static void bufs_init(cell_bufs *s, cell_kind kind, int T, int B, int H, unsigne
     s->dgh = fmalloc(n_steps(s));
     s->dh_next = fmalloc((size_t)B * H);
     s->dc_next = fmalloc((size_t)B * H);
+    s->wpack = wpack_alloc(kind, H);
     testlib_fill_uniform(s->w_hh, GH * H, 0.5f, seed + 1);
     testlib_fill_uniform(s->b_hh, GH, 0.5f, seed + 2);
     testlib_fill_uniform(s->gates, n_gates(s), 1.0f, seed + 3); /* input projections */
@@ -562,6 +632,7 @@ static void bufs_copy(cell_bufs *d, const cell_bufs *s)
     d->dgh = fdup(s->dgh, n_steps(s));
     d->dh_next = fdup(s->dh_next, (size_t)s->B * s->H);
     d->dc_next = fdup(s->dc_next, (size_t)s->B * s->H);
+    d->wpack = wpack_alloc(s->kind, s->H);
 }
 
 static void bufs_free(cell_bufs *s)
@@ -577,12 +648,13 @@ static void bufs_free(cell_bufs *s)
     free(s->dgh);
     free(s->dh_next);
     free(s->dc_next);
+    free(s->wpack);
 }
 
 static cell_chunk chunk_of(const cell_bufs *s)
 {
     cell_chunk c = {s->kind, s->T, s->B, s->H, s->w_hh, s->b_hh, s->gates,
-                    s->hs,   s->cs, s->hn, s->hproj};
+                    s->hs,   s->cs, s->hn, s->hproj, s->wpack};
     return c;
 }
 
@@ -689,29 +761,39 @@ static void cell_case(cell_kind kind, int T, int B, int H, unsigned seed)
     bufs_free(&bn);
 }
 
+/* Each cell with and without the packed step products; B = 11 gives one block
+ * of 8 rows and 3 single rows, H = 40 full and partial 32-column panels. */
+static void cell_cases(cell_kind kind, unsigned seed)
+{
+    for (int packed = 1; packed >= 0; packed--) {
+        cells_packed = packed;
+        cell_case(kind, 5, 3, 7, seed);
+        cell_case(kind, 4, 6, 40, seed + 100);
+        cell_case(kind, 3, 11, 40, seed + 200);
+    }
+    cells_packed = 1;
+}
+
 static void test_cell_rnn(void)
 {
-    cell_case(CELL_RNN, 5, 3, 7, 1000);
-    cell_case(CELL_RNN, 4, 6, 40, 1100);
+    cell_cases(CELL_RNN, 1000);
 }
 
 static void test_cell_lstm(void)
 {
-    cell_case(CELL_LSTM, 5, 3, 7, 2000);
-    cell_case(CELL_LSTM, 4, 6, 40, 2100);
+    cell_cases(CELL_LSTM, 2000);
 }
 
 static void test_cell_gru(void)
 {
-    cell_case(CELL_GRU, 5, 3, 7, 3000);
-    cell_case(CELL_GRU, 4, 6, 40, 3100);
+    cell_cases(CELL_GRU, 3000);
 }
 
 /* The fast cells give bit-identical results with 1 and 2 OpenMP threads
  * (OpenBLAS itself runs single-threaded: OPENBLAS_NUM_THREADS=1). */
 static void test_cells_thread_independent(void)
 {
-    static const int shapes[][3] = {{5, 3, 7}, {4, 6, 40}};
+    static const int shapes[][3] = {{5, 3, 7}, {4, 6, 40}, {3, 17, 40}};
     int saved = max_threads();
     for (int k = CELL_RNN; k <= CELL_GRU; k++)
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
@@ -767,6 +849,7 @@ int main(int argc, char **argv)
     CU_pSuite k = testlib_suite("kernels");
     testlib_add(k, "gemm: 4 transpose combos, padded ld, alpha, beta", test_gemm);
     testlib_add(k, "gemm: beta 0 ignores C", test_gemm_beta0_ignores_c);
+    testlib_add(k, "gemm_packed vs naive, 1 vs 2 threads", test_gemm_packed);
     testlib_add(k, "gather_rows with and without bias", test_gather_rows);
     testlib_add(k, "scatter_add_rows: repeats, 1 vs 2 threads", test_scatter_add_rows);
     testlib_add(k, "sum_rows", test_sum_rows);

@@ -19,6 +19,8 @@
 #ifndef CHARNN_CELLS_H
 #define CHARNN_CELLS_H
 
+#include <stddef.h>
+
 typedef enum { CELL_RNN = 0, CELL_LSTM = 1, CELL_GRU = 2 } cell_kind;
 
 /* "rnn", "lstm", "gru" */
@@ -40,6 +42,8 @@ typedef struct {
     float *cs;         /* (T+1, B, H) LSTM only: cs[0] = carried c, cs[1..T] */
     float *hn;         /* (T, B, H) GRU only: W_hn h_{t-1} + b_hn, kept for backward */
     float *hproj;      /* (B, G*H) scratch (forward and backward) */
+    float *wpack;      /* scratch for W_hh packed for the step's product, at least
+                          cell_wpack_floats() floats, 64-byte aligned; NULL: unpacked */
 } cell_chunk;
 
 /* Backward scratch and results beside the cell_chunk. */
@@ -61,6 +65,9 @@ typedef struct {
 
 /* How many steps a cell backward runs between progress calls. */
 #define CELL_PROGRESS_EVERY 4
+
+/* Floats a cell_chunk's wpack needs (forward and backward packings). */
+size_t cell_wpack_floats(cell_kind kind, int H);
 
 void rnn_forward(const cell_chunk *c);
 void rnn_backward(const cell_chunk *c, const cell_grads *g);

@@ -35,6 +35,24 @@ void kern_scatter_add_rows(float *dtable, const float *dout, const int32_t *ids,
 void kern_scatter_add_rows_naive(float *dtable, const float *dout, const int32_t *ids,
                                  size_t N, int D);
 
+/* Products against one weight matrix used for many steps (the recurrent
+ * step's W_hh), packed once into panels (kernels_packed.c). B (K, N) is
+ * W^T with W (N, K) when trans, else W (K, N). panels: 64-byte aligned, at
+ * least kern_pack_floats(N, K) floats, or NULL; without it, or without
+ * AVX-512, kern_gemm_packed calls kern_gemm with W as it is. */
+typedef struct {
+    const float *w;
+    int n, k, trans, packed;
+    float *panels;
+} kern_packed;
+size_t kern_pack_floats(int N, int K);
+int kern_packed_available(void);
+void kern_pack(kern_packed *p, const float *w, int N, int K, int trans, float *panels);
+/* C (M, N) = A (M, K) B + beta C, beta 0 or 1. Per element the same sum order
+ * for any thread count. */
+void kern_gemm_packed(int M, const float *A, int lda, const kern_packed *p, float beta, float *C,
+                      int ldc);
+
 /* y (N, D) += bias (D) on every row. */
 void kern_add_bias(float *y, const float *bias, size_t N, int D);
 /* dbias (D) += sum over rows of dy (N, D), each column summed in row order. */

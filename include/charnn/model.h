@@ -94,6 +94,7 @@ typedef struct {
     int dropout_on;                      /* masks applied in the last forward */
     float *emb;                          /* (T, B, E) embedded input, E > 0 */
     float *hproj;                        /* (B, G*H) */
+    float *wpack;                        /* a layer's W_hh packed for the step products */
     float *dgh_n;                        /* (T, B, H) GRU only */
     float *dh_a;                         /* (T, B, max(H, E)) gradient from the head */
     float *dh_b;                         /* (T, B, max(H, E)) a second one, only where

@@ -1,0 +1,195 @@
+/* Products against a weight matrix packed once and used for many steps: the
+ * recurrent step multiplies T times by the same W_hh, and a general GEMM packs
+ * it again on every call (OpenBLAS: ~30% of the step at B = 32). See
+ * kernels.h.
+ *
+ * Layout: B (K, N) is cut into panels of KP_W = 32 columns; panel j holds
+ * rows k = 0..K-1 of columns 32j..32j+31 contiguously (32 floats per k),
+ * zero-padded past N. The AVX-512 micro-kernel keeps an 8 x 32 block of C in
+ * 16 registers and streams one panel row per k; threads take whole panels, so
+ * every element of C is summed in the same k order whatever the thread count.
+ * Without AVX-512 (or without a panel buffer) the products go to kern_gemm. */
+#include <string.h>
+
+#include "charnn/common.h"
+#include "charnn/kernels.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define KP_X86 1
+#include <immintrin.h>
+#endif
+
+enum { KP_W = 32, KP_MR = 8 };
+
+static int kp_panels(int N)
+{
+    return (N + KP_W - 1) / KP_W;
+}
+
+size_t kern_pack_floats(int N, int K)
+{
+    return (size_t)kp_panels(N) * KP_W * (size_t)K;
+}
+
+int kern_packed_available(void)
+{
+#ifdef KP_X86
+    static int avail = -1;
+    if (avail < 0) {
+        __builtin_cpu_init();
+        avail = __builtin_cpu_supports("avx512f") ? 1 : 0;
+    }
+    return avail;
+#else
+    return 0;
+#endif
+}
+
+void kern_pack(kern_packed *p, const float *w, int N, int K, int trans, float *panels)
+{
+    p->w = w;
+    p->n = N;
+    p->k = K;
+    p->trans = trans;
+    p->panels = panels;
+    p->packed = panels != NULL && kern_packed_available();
+    if (!p->packed)
+        return;
+    CHARNN_ASSERT(((uintptr_t)panels & 63) == 0);
+    const int np = kp_panels(N);
+#pragma omp parallel for schedule(static)
+    for (int j = 0; j < np; j++) {
+        float *pj = panels + (size_t)j * K * KP_W;
+        const int cols = N - j * KP_W < KP_W ? N - j * KP_W : KP_W;
+        if (cols < KP_W)
+            memset(pj, 0, (size_t)K * KP_W * sizeof(float));
+        for (int c = 0; c < cols; c++) {
+            const int n = j * KP_W + c;
+            if (trans) { /* B[k][n] = w[n][k]: w is (N, K) */
+                const float *wr = w + (size_t)n * K;
+                for (int k = 0; k < K; k++)
+                    pj[(size_t)k * KP_W + c] = wr[k];
+            } else { /* B[k][n] = w[k][n]: w is (K, N) */
+                for (int k = 0; k < K; k++)
+                    pj[(size_t)k * KP_W + c] = w[(size_t)k * N + n];
+            }
+        }
+    }
+}
+
+#ifdef KP_X86
+/* C block (8, 32) = A rows (8, K) x panel (K, 32) (+ C when beta). */
+__attribute__((target("avx512f"))) static void kp_block8(const float *A, int lda,
+                                                          const float *P, int K, float *C,
+                                                          int ldc, int beta)
+{
+    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
+           c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00,
+           c61 = c00, c70 = c00, c71 = c00;
+    const float *a0 = A, *a1 = A + lda, *a2 = A + 2 * (size_t)lda, *a3 = A + 3 * (size_t)lda,
+                *a4 = A + 4 * (size_t)lda, *a5 = A + 5 * (size_t)lda, *a6 = A + 6 * (size_t)lda,
+                *a7 = A + 7 * (size_t)lda;
+    for (int k = 0; k < K; k++) {
+        const __m512 b0 = _mm512_load_ps(P + (size_t)k * KP_W);
+        const __m512 b1 = _mm512_load_ps(P + (size_t)k * KP_W + 16);
+        __m512 x;
+        x = _mm512_set1_ps(a0[k]);
+        c00 = _mm512_fmadd_ps(x, b0, c00);
+        c01 = _mm512_fmadd_ps(x, b1, c01);
+        x = _mm512_set1_ps(a1[k]);
+        c10 = _mm512_fmadd_ps(x, b0, c10);
+        c11 = _mm512_fmadd_ps(x, b1, c11);
+        x = _mm512_set1_ps(a2[k]);
+        c20 = _mm512_fmadd_ps(x, b0, c20);
+        c21 = _mm512_fmadd_ps(x, b1, c21);
+        x = _mm512_set1_ps(a3[k]);
+        c30 = _mm512_fmadd_ps(x, b0, c30);
+        c31 = _mm512_fmadd_ps(x, b1, c31);
+        x = _mm512_set1_ps(a4[k]);
+        c40 = _mm512_fmadd_ps(x, b0, c40);
+        c41 = _mm512_fmadd_ps(x, b1, c41);
+        x = _mm512_set1_ps(a5[k]);
+        c50 = _mm512_fmadd_ps(x, b0, c50);
+        c51 = _mm512_fmadd_ps(x, b1, c51);
+        x = _mm512_set1_ps(a6[k]);
+        c60 = _mm512_fmadd_ps(x, b0, c60);
+        c61 = _mm512_fmadd_ps(x, b1, c61);
+        x = _mm512_set1_ps(a7[k]);
+        c70 = _mm512_fmadd_ps(x, b0, c70);
+        c71 = _mm512_fmadd_ps(x, b1, c71);
+    }
+    const __m512 acc[KP_MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31},
+                                  {c40, c41}, {c50, c51}, {c60, c61}, {c70, c71}};
+    for (int r = 0; r < KP_MR; r++) {
+        float *cr = C + (size_t)r * ldc;
+        __m512 v0 = acc[r][0], v1 = acc[r][1];
+        if (beta) {
+            v0 = _mm512_add_ps(v0, _mm512_loadu_ps(cr));
+            v1 = _mm512_add_ps(v1, _mm512_loadu_ps(cr + 16));
+        }
+        _mm512_storeu_ps(cr, v0);
+        _mm512_storeu_ps(cr + 16, v1);
+    }
+}
+
+/* One row: C (1, 32) = a (1, K) x panel (K, 32) (+ C when beta). */
+__attribute__((target("avx512f"))) static void kp_block1(const float *a, const float *P, int K,
+                                                          float *C, int beta)
+{
+    __m512 c0 = _mm512_setzero_ps(), c1 = c0;
+    for (int k = 0; k < K; k++) {
+        const __m512 x = _mm512_set1_ps(a[k]);
+        c0 = _mm512_fmadd_ps(x, _mm512_load_ps(P + (size_t)k * KP_W), c0);
+        c1 = _mm512_fmadd_ps(x, _mm512_load_ps(P + (size_t)k * KP_W + 16), c1);
+    }
+    if (beta) {
+        c0 = _mm512_add_ps(c0, _mm512_loadu_ps(C));
+        c1 = _mm512_add_ps(c1, _mm512_loadu_ps(C + 16));
+    }
+    _mm512_storeu_ps(C, c0);
+    _mm512_storeu_ps(C + 16, c1);
+}
+#endif
+
+void kern_gemm_packed(int M, const float *A, int lda, const kern_packed *p, float beta, float *C,
+                      int ldc)
+{
+    CHARNN_ASSERT(beta == 0.0f || beta == 1.0f);
+    const int N = p->n, K = p->k;
+    if (!p->packed) {
+        kern_gemm(0, p->trans, M, N, K, 1.0f, A, lda, p->w, p->trans ? K : N, beta, C, ldc);
+        return;
+    }
+#ifdef KP_X86
+    const int np = kp_panels(N), acc = beta != 0.0f;
+#pragma omp parallel for schedule(static)
+    for (int j = 0; j < np; j++) {
+        const float *pj = p->panels + (size_t)j * K * KP_W;
+        const int n0 = j * KP_W, cols = N - n0 < KP_W ? N - n0 : KP_W;
+        _Alignas(64) float tmp[KP_MR * KP_W];
+        int i = 0;
+        for (; i + KP_MR <= M; i += KP_MR) {
+            float *cb = C + (size_t)i * ldc + n0;
+            if (cols == KP_W) {
+                kp_block8(A + (size_t)i * lda, lda, pj, K, cb, ldc, acc);
+            } else { /* the last, partial panel: through a buffer */
+                kp_block8(A + (size_t)i * lda, lda, pj, K, tmp, KP_W, 0);
+                for (int r = 0; r < KP_MR; r++)
+                    for (int c = 0; c < cols; c++)
+                        cb[(size_t)r * ldc + c] =
+                            tmp[r * KP_W + c] + (acc ? cb[(size_t)r * ldc + c] : 0.0f);
+            }
+        }
+        for (; i < M; i++) {
+            float *cb = C + (size_t)i * ldc + n0;
+            if (cols == KP_W) {
+                kp_block1(A + (size_t)i * lda, pj, K, cb, acc);
+            } else {
+                kp_block1(A + (size_t)i * lda, pj, K, tmp, 0);
+                for (int c = 0; c < cols; c++)
+                    cb[c] = tmp[c] + (acc ? cb[c] : 0.0f);
+            }
+        }
+    }
+#endif
+}
