@@ -41,31 +41,6 @@ static void make_data(void)
     dist_barrier();
 }
 
-static void *read_dset(const char *path, const char *name, hid_t type, int *rank, hsize_t *dims)
-{
-    void *out = NULL;
-    H5E_BEGIN_TRY
-    {
-        hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-        hid_t d = f >= 0 ? H5Dopen2(f, name, H5P_DEFAULT) : -1;
-        hid_t sp = d >= 0 ? H5Dget_space(d) : -1;
-        if (sp >= 0) {
-            *rank = H5Sget_simple_extent_ndims(sp);
-            H5Sget_simple_extent_dims(sp, dims, NULL);
-            hssize_t n = H5Sget_simple_extent_npoints(sp);
-            out = malloc((size_t)(n > 0 ? n : 1) * H5Tget_size(type));
-            if (n > 0 && H5Dread(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0) {
-                free(out);
-                out = NULL;
-            }
-        }
-        H5Sclose(sp);
-        H5Dclose(d);
-        H5Fclose(f);
-    }
-    H5E_END_TRY;
-    return out;
-}
 
 static void test_streams(void)
 {
@@ -94,7 +69,7 @@ static void test_streams(void)
     const char *path = OUT "/trace_streams.h5";
     int rank;
     hsize_t dims[8];
-    int64_t *steps = read_dset(path, "/steps", H5T_NATIVE_INT64, &rank, dims);
+    int64_t *steps = testlib_read_dset(path, "/steps", H5T_NATIVE_INT64, &rank, dims);
     CU_ASSERT_FATAL(steps != NULL);
     CU_ASSERT(rank == 1 && dims[0] == (hsize_t)S);
     for (int s = 0; s < S; s++)
@@ -107,7 +82,7 @@ static void test_streams(void)
     for (int l = 0; l < LAYERS; l++) {
         char name[32];
         snprintf(name, sizeof name, "/layer%d/h", l);
-        float *h = read_dset(path, name, H5T_NATIVE_FLOAT, &rank, dims);
+        float *h = testlib_read_dset(path, name, H5T_NATIVE_FLOAT, &rank, dims);
         CU_ASSERT_FATAL(h != NULL);
         CU_ASSERT_FATAL(rank == 4 && dims[0] == (hsize_t)S && dims[1] == SEQ &&
                         dims[2] == (hsize_t)R * BATCH && dims[3] == HIDDEN);
@@ -125,7 +100,7 @@ static void test_streams(void)
     }
     ckpt_data_free(&d);
 
-    steps = read_dset(OUT "/trace_probe.h5", "/steps", H5T_NATIVE_INT64, &rank, dims);
+    steps = testlib_read_dset(OUT "/trace_probe.h5", "/steps", H5T_NATIVE_INT64, &rank, dims);
     CU_ASSERT_FATAL(steps != NULL);
     CU_ASSERT(dims[0] == (hsize_t)S && steps[S - 1] == STEPS);
     free(steps);

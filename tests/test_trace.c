@@ -71,37 +71,10 @@ static void make_text(void)
 
 /* ---- reading HDF5 ------------------------------------------------------ */
 
-/* Dataset `name` of `path` as native type `type`, malloc'd; dims into dims
- * (rank into *rank). NULL if absent. */
-static void *read_dset(const char *path, const char *name, hid_t type, int *rank, hsize_t *dims)
-{
-    void *out = NULL;
-    H5E_BEGIN_TRY
-    {
-        hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-        hid_t d = f >= 0 ? H5Dopen2(f, name, H5P_DEFAULT) : -1;
-        hid_t sp = d >= 0 ? H5Dget_space(d) : -1;
-        if (sp >= 0) {
-            *rank = H5Sget_simple_extent_ndims(sp);
-            H5Sget_simple_extent_dims(sp, dims, NULL);
-            hssize_t n = H5Sget_simple_extent_npoints(sp);
-            out = malloc((size_t)(n > 0 ? n : 1) * H5Tget_size(type));
-            if (n > 0 && H5Dread(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0) {
-                free(out);
-                out = NULL;
-            }
-        }
-        H5Sclose(sp);
-        H5Dclose(d);
-        H5Fclose(f);
-    }
-    H5E_END_TRY;
-    return out;
-}
 
 static float *read_f32(const char *path, const char *name, int *rank, hsize_t *dims)
 {
-    return read_dset(path, name, H5T_NATIVE_FLOAT, rank, dims);
+    return testlib_read_dset(path, name, H5T_NATIVE_FLOAT, rank, dims);
 }
 
 static int64_t attr_i64(const char *path, const char *name)
@@ -144,7 +117,7 @@ static int dset_exists(const char *path, const char *name)
 {
     int rank;
     hsize_t dims[8];
-    void *p = read_dset(path, name, H5T_NATIVE_FLOAT, &rank, dims);
+    void *p = testlib_read_dset(path, name, H5T_NATIVE_FLOAT, &rank, dims);
     free(p);
     return p != NULL;
 }
@@ -312,19 +285,19 @@ static void check_training_traces(cell_kind cell)
     attr_str(streams, "kind", kind, sizeof kind);
     CU_ASSERT_STRING_EQUAL(kind, "streams");
     CU_ASSERT_EQUAL(attr_i64(probe, "model_step"), STEPS);
-    int64_t *steps = read_dset(probe, "/steps", H5T_NATIVE_INT64, &rank, dims);
+    int64_t *steps = testlib_read_dset(probe, "/steps", H5T_NATIVE_INT64, &rank, dims);
     CU_ASSERT_FATAL(steps != NULL);
     CU_ASSERT(rank == 1 && dims[0] == (hsize_t)S);
     for (int s = 0; s < S && s < (int)dims[0]; s++)
         CU_ASSERT_EQUAL(steps[s], (int64_t)(s + 1) * EVERY);
     free(steps);
-    steps = read_dset(streams, "/steps", H5T_NATIVE_INT64, &rank, dims);
+    steps = testlib_read_dset(streams, "/steps", H5T_NATIVE_INT64, &rank, dims);
     CU_ASSERT_FATAL(steps != NULL);
     CU_ASSERT(rank == 1 && dims[0] == (hsize_t)S && steps[S - 1] == STEPS);
     free(steps);
 
-    int32_t *tok = read_dset(probe, "/tokens", H5T_NATIVE_INT32, &rank, dims);
-    int32_t *tgt = read_dset(probe, "/targets", H5T_NATIVE_INT32, &rank, dims);
+    int32_t *tok = testlib_read_dset(probe, "/tokens", H5T_NATIVE_INT32, &rank, dims);
+    int32_t *tgt = testlib_read_dset(probe, "/targets", H5T_NATIVE_INT32, &rank, dims);
     float *loss = read_f32(probe, "/loss", &rank, dims);
     CU_ASSERT_FATAL(tok && tgt && loss);
     CU_ASSERT(rank == 2 && dims[0] == (hsize_t)S && dims[1] == PROBE);
@@ -425,8 +398,8 @@ static void check_text_trace(cell_kind cell)
     /* tokens decode back to the text, targets are the next characters */
     int rank;
     hsize_t dims[8];
-    int32_t *tok = read_dset(out, "/tokens", H5T_NATIVE_INT32, &rank, dims);
-    int32_t *tgt = read_dset(out, "/targets", H5T_NATIVE_INT32, &rank, dims);
+    int32_t *tok = testlib_read_dset(out, "/tokens", H5T_NATIVE_INT32, &rank, dims);
+    int32_t *tgt = testlib_read_dset(out, "/targets", H5T_NATIVE_INT32, &rank, dims);
     float *loss = read_f32(out, "/loss", &rank, dims);
     float *prob = read_f32(out, "/prob", &rank, dims);
     CU_ASSERT_FATAL(tok && tgt && loss && prob);
@@ -687,7 +660,7 @@ static void test_resume_appends(void)
         char a[256], b[256];
         snprintf(a, sizeof a, "%s/%s", dir, files[i]);
         snprintf(b, sizeof b, "%s/%s", run_dir(CELL_LSTM), files[i]);
-        int64_t *steps = read_dset(a, "/steps", H5T_NATIVE_INT64, &rank, dims);
+        int64_t *steps = testlib_read_dset(a, "/steps", H5T_NATIVE_INT64, &rank, dims);
         CU_ASSERT_FATAL(steps != NULL);
         CU_ASSERT(dims[0] == 3 && steps[0] == 10 && steps[1] == 20 && steps[2] == 30);
         free(steps);

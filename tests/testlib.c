@@ -121,3 +121,29 @@ int testlib_system(const char *fmt, ...)
         return -1;
     return WEXITSTATUS(st);
 }
+
+void *testlib_read_dset(const char *path, const char *name, hid_t type, int *rank, hsize_t *dims)
+{
+    void *out = NULL;
+    H5E_BEGIN_TRY
+    {
+        hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+        hid_t d = f >= 0 ? H5Dopen2(f, name, H5P_DEFAULT) : -1;
+        hid_t sp = d >= 0 ? H5Dget_space(d) : -1;
+        if (sp >= 0) {
+            *rank = H5Sget_simple_extent_ndims(sp);
+            H5Sget_simple_extent_dims(sp, dims, NULL);
+            hssize_t n = H5Sget_simple_extent_npoints(sp);
+            out = malloc((size_t)(n > 0 ? n : 1) * H5Tget_size(type));
+            if (n > 0 && H5Dread(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0) {
+                free(out);
+                out = NULL;
+            }
+        }
+        H5Sclose(sp);
+        H5Dclose(d);
+        H5Fclose(f);
+    }
+    H5E_END_TRY;
+    return out;
+}

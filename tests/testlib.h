@@ -8,6 +8,7 @@
 #define CHARNN_TESTLIB_H
 
 #include <CUnit/Basic.h>
+#include <hdf5.h>
 #include <stddef.h>
 
 /* Start CUnit and add a suite; aborts on registry failure. */
@@ -32,5 +33,9 @@ const char *testlib_write_file(const char *name, const void *data, size_t len);
 const char *testlib_scratch_dir(const char *name);
 /* Run a shell command, return its exit status (or -1). */
 int testlib_system(const char *fmt, ...);
+/* Dataset `name` of `path` read as native type `type`, malloc'd; its rank into
+ * *rank and its dimensions into dims. NULL if absent or unreadable. */
+void *testlib_read_dset(const char *path, const char *name, hid_t type, int *rank,
+                        hsize_t *dims);
 
 #endif
