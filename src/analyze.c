@@ -1458,13 +1458,8 @@ int analyze_main(int argc, char **argv)
             }
         o.n_user++;
     }
-    int help;
-    if ((rc = flags_parse(&t, n_rest, rest, &given, &help)) != 0)
+    if (flags_parse_or_exit(&t, n_rest, rest, &given, &rc))
         goto done;
-    if (help) {
-        flags_print_usage(stdout, &t);
-        goto done;
-    }
     if (unit && parse_unit(unit, &o.unit_layer, &o.unit_index, &o.unit_state) != 0) {
         rc = flags_usage_error(&t, "--unit '%s' is not LAYER:UNIT (e.g. 0:17, or 0:17:c for the "
                                    "LSTM cell state)%s",

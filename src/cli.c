@@ -109,14 +109,9 @@ static int cmd_train(int argc, char **argv)
     };
     flag_table t = {"train", "--data PATH [--out DIR] [flags]", flags,
                     (int)(sizeof flags / sizeof flags[0])};
-    int help;
-    int rc = flags_parse(&t, argc, argv, &c.given, &help);
-    if (rc)
-        return rc;
-    if (help) {
-        flags_print_usage(stdout, &t);
-        return 0;
-    }
+    int status;
+    if (flags_parse_or_exit(&t, argc, argv, &c.given, &status))
+        return status;
     if (!c.data[0])
         return flags_usage_error(&t, "--data is required%s%s", "", "");
     if (c.val_frac + c.test_frac >= 1.0)
@@ -145,14 +140,9 @@ static int cmd_eval(int argc, char **argv)
     };
     flag_table t = {"eval", "--model PATH --data PATH [--split S] [--json]", flags,
                     (int)(sizeof flags / sizeof flags[0])};
-    int help;
-    int rc = flags_parse(&t, argc, argv, &given, &help);
-    if (rc)
-        return rc;
-    if (help) {
-        flags_print_usage(stdout, &t);
-        return 0;
-    }
+    int status;
+    if (flags_parse_or_exit(&t, argc, argv, &given, &status))
+        return status;
     if (!model_path[0] || !data[0])
         return flags_usage_error(&t, "--model and --data are required%s%s", "", "");
     o.model_path = model_path;
@@ -185,14 +175,9 @@ static int cmd_sample(int argc, char **argv)
     flag_table t = {"sample", "--model PATH [--length N] [--temperature X] [--top-k K] "
                               "[--prime TEXT] [--seed S]", flags,
                     (int)(sizeof flags / sizeof flags[0])};
-    int help;
-    int rc = flags_parse(&t, argc, argv, &given, &help);
-    if (rc)
-        return rc;
-    if (help) {
-        flags_print_usage(stdout, &t);
-        return 0;
-    }
+    int status;
+    if (flags_parse_or_exit(&t, argc, argv, &given, &status))
+        return status;
     if (!model_path[0])
         return flags_usage_error(&t, "--model is required%s%s", "", "");
     o.model_path = model_path;
@@ -221,14 +206,9 @@ static int cmd_prepare(int argc, char **argv)
     int n_inputs = 0;
     while (n_inputs < argc && strncmp(argv[n_inputs], "--", 2) != 0)
         n_inputs++;
-    int help;
-    int rc = flags_parse(&t, argc - n_inputs, argv + n_inputs, &given, &help);
-    if (rc)
-        return rc;
-    if (help) {
-        flags_print_usage(stdout, &t);
-        return 0;
-    }
+    int status;
+    if (flags_parse_or_exit(&t, argc - n_inputs, argv + n_inputs, &given, &status))
+        return status;
     if (n_inputs == 0 || !out[0])
         return flags_usage_error(&t, "give at least one text file and --out%s%s", "", "");
     if (val_frac + test_frac >= 1.0)
@@ -265,14 +245,9 @@ static int cmd_inspect(int argc, char **argv)
         else
             return flags_usage_error(&t, "too many arguments%s%s", "", "");
     }
-    int help;
-    int rc = flags_parse(&t, n_rest, rest, &given, &help);
-    if (rc)
-        return rc;
-    if (help) {
-        flags_print_usage(stdout, &t);
-        return 0;
-    }
+    int status;
+    if (flags_parse_or_exit(&t, n_rest, rest, &given, &status))
+        return status;
     if (!path)
         return flags_usage_error(&t, "give the checkpoint to inspect%s%s", "", "");
     if (inspect_run(path, json, stdout) != 0) {

@@ -156,4 +156,13 @@ int flags_parse(const flag_table *t, int argc, char **argv, unsigned *given, int
     return 0;
 }
 
-
+int flags_parse_or_exit(const flag_table *t, int argc, char **argv, unsigned *given, int *status)
+{
+    int help = 0;
+    *status = flags_parse(t, argc, argv, given, &help);
+    if (*status)
+        return 1;
+    if (help)
+        flags_print_usage(stdout, t);
+    return help;
+}

@@ -168,14 +168,9 @@ int textgen_main(int argc, char **argv)
     };
     flag_table t = {"generate", "[--kind structured] [--chars N] [--seed S] [--out FILE]", flags,
                     (int)(sizeof flags / sizeof flags[0])};
-    int help;
-    int rc = flags_parse(&t, argc, argv, &given, &help);
-    if (rc)
-        return rc;
-    if (help) {
-        flags_print_usage(stdout, &t);
-        return 0;
-    }
+    int status;
+    if (flags_parse_or_exit(&t, argc, argv, &given, &status))
+        return status;
     if (strcmp(kind, "structured") != 0)
         return flags_usage_error(&t, "unknown --kind '%s' (known: structured)%s", kind, "");
     FILE *f = stdout;
@@ -183,7 +178,7 @@ int textgen_main(int argc, char **argv)
         fprintf(stderr, "charnn: cannot open '%s': %s\n", out_path, strerror(errno));
         return 1;
     }
-    rc = textgen_structured(f, (size_t)chars, seed);
+    int rc = textgen_structured(f, (size_t)chars, seed);
     if ((out_path[0] ? fclose(f) : fflush(f)) != 0 && rc == 0)
         rc = cn_err("cannot write the generated text: %s", strerror(errno));
     if (rc != 0) {

@@ -884,7 +884,7 @@ int trace_main(int argc, char **argv)
     o.block = 1000;
     o.grad_len = 100;
     o.grad_chunks = 20;
-    int threads = 0, help;
+    int threads = 0;
     unsigned given = 0;
     enum { GIVEN_SPLIT = 1u << 0, GIVEN_GRAD_SHAPE = 1u << 1 };
     const flag_spec flags[] = {
@@ -911,13 +911,9 @@ int trace_main(int argc, char **argv)
     };
     flag_table t = {"trace", "--model PATH (--data FILE | --split S) --out trace.h5 [flags]",
                     flags, (int)(sizeof flags / sizeof flags[0])};
-    int rc = flags_parse(&t, argc, argv, &given, &help);
-    if (rc)
-        return rc;
-    if (help) {
-        flags_print_usage(stdout, &t);
-        return 0;
-    }
+    int status;
+    if (flags_parse_or_exit(&t, argc, argv, &given, &status))
+        return status;
     if (!o.model[0] || !o.out[0])
         return flags_usage_error(&t, "--model and --out are required%s%s", "", "");
     if (!o.data[0] && !(given & GIVEN_SPLIT))
@@ -939,6 +935,7 @@ int trace_main(int argc, char **argv)
         return TRAIN_EXIT_ERROR;
     }
     runtime_set_threads(threads);
+    int rc;
     H5E_BEGIN_TRY
     {
         rc = trace_text(&o);

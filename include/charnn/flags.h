@@ -40,5 +40,10 @@ int flags_usage_error(const flag_table *t, const char *fmt, const char *a, const
  * given); otherwise the exit status to return. Bits of given flags are ORed
  * into *given. */
 int flags_parse(const flag_table *t, int argc, char **argv, unsigned *given, int *help);
+/* flags_parse for a command: after --help it prints the usage to stdout.
+ * Returns 0 to go on, or 1 when the command should end with *status (0 after
+ * --help, the usage error's status otherwise). */
+int flags_parse_or_exit(const flag_table *t, int argc, char **argv, unsigned *given,
+                        int *status);
 
 #endif
