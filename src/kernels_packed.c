@@ -5,8 +5,8 @@
  *
  * Layout: B (K, N) is cut into panels of KP_W = 32 columns; panel j holds
  * rows k = 0..K-1 of columns 32j..32j+31 contiguously (32 floats per k),
- * zero-padded past N. The AVX-512 micro-kernel keeps an 8 x 32 block of C in
- * 16 registers and streams one panel row per k; threads take whole panels, so
+ * zero-padded past N. The AVX-512 micro-kernel keeps a block of up to 8 x 32 of
+ * C in 16 registers and streams one panel row per k; threads take whole panels, so
  * every element of C is summed in the same k order whatever the thread count.
  * Without AVX-512 (or without a panel buffer) the products go to kern_gemm. */
 #include <string.h>
@@ -78,28 +78,29 @@ void kern_pack(kern_packed *p, const float *w, int N, int K, int trans, float *p
 }
 
 #ifdef KP_X86
-/* C block (8, 32) = A rows (8, K) x panel (K, 32) (+ C when beta). The loops
- * over the 8 rows are unrolled so that the 16 accumulators live in registers. */
-__attribute__((target("avx512f"))) static void kp_block8(const float *A, int lda,
-                                                          const float *P, int K, float *C,
-                                                          int ldc, int beta)
+/* C block (R, 32) = A rows (R, K) x panel (K, 32) (+ C when beta), R <= 8 a
+ * constant at every call site, so that the loops over rows unroll and the 2R
+ * accumulators live in registers. Each row sums over k in the same order
+ * whatever R, so a row's result does not depend on the block it falls in. */
+__attribute__((target("avx512f"), always_inline)) static inline void
+kp_block(const int R, const float *A, int lda, const float *P, int K, float *C, int ldc, int beta)
 {
     __m512 acc[KP_MR][2];
 #pragma GCC unroll 8
-    for (int r = 0; r < KP_MR; r++)
+    for (int r = 0; r < R; r++)
         acc[r][0] = acc[r][1] = _mm512_setzero_ps();
     for (int k = 0; k < K; k++) {
         const __m512 b0 = _mm512_load_ps(P + (size_t)k * KP_W);
         const __m512 b1 = _mm512_load_ps(P + (size_t)k * KP_W + 16);
 #pragma GCC unroll 8
-        for (int r = 0; r < KP_MR; r++) {
+        for (int r = 0; r < R; r++) {
             const __m512 x = _mm512_set1_ps(A[(size_t)r * lda + k]);
             acc[r][0] = _mm512_fmadd_ps(x, b0, acc[r][0]);
             acc[r][1] = _mm512_fmadd_ps(x, b1, acc[r][1]);
         }
     }
 #pragma GCC unroll 8
-    for (int r = 0; r < KP_MR; r++) {
+    for (int r = 0; r < R; r++) {
         float *cr = C + (size_t)r * ldc;
         __m512 v0 = acc[r][0], v1 = acc[r][1];
         if (beta) {
@@ -111,22 +112,23 @@ __attribute__((target("avx512f"))) static void kp_block8(const float *A, int lda
     }
 }
 
-/* One row: C (1, 32) = a (1, K) x panel (K, 32) (+ C when beta). */
-__attribute__((target("avx512f"))) static void kp_block1(const float *a, const float *P, int K,
-                                                          float *C, int beta)
+/* kp_block for 1 <= rows <= 8, one specialised copy per row count: a tail of
+ * B mod 8 rows streams the panel once, not once per row. */
+__attribute__((target("avx512f"))) static void kp_rows(int rows, const float *A, int lda,
+                                                        const float *P, int K, float *C, int ldc,
+                                                        int beta)
 {
-    __m512 c0 = _mm512_setzero_ps(), c1 = c0;
-    for (int k = 0; k < K; k++) {
-        const __m512 x = _mm512_set1_ps(a[k]);
-        c0 = _mm512_fmadd_ps(x, _mm512_load_ps(P + (size_t)k * KP_W), c0);
-        c1 = _mm512_fmadd_ps(x, _mm512_load_ps(P + (size_t)k * KP_W + 16), c1);
+    switch (rows) {
+    case 8: kp_block(8, A, lda, P, K, C, ldc, beta); break;
+    case 7: kp_block(7, A, lda, P, K, C, ldc, beta); break;
+    case 6: kp_block(6, A, lda, P, K, C, ldc, beta); break;
+    case 5: kp_block(5, A, lda, P, K, C, ldc, beta); break;
+    case 4: kp_block(4, A, lda, P, K, C, ldc, beta); break;
+    case 3: kp_block(3, A, lda, P, K, C, ldc, beta); break;
+    case 2: kp_block(2, A, lda, P, K, C, ldc, beta); break;
+    case 1: kp_block(1, A, lda, P, K, C, ldc, beta); break;
+    default: CHARNN_ASSERT(0);
     }
-    if (beta) {
-        c0 = _mm512_add_ps(c0, _mm512_loadu_ps(C));
-        c1 = _mm512_add_ps(c1, _mm512_loadu_ps(C + 16));
-    }
-    _mm512_storeu_ps(C, c0);
-    _mm512_storeu_ps(C + 16, c1);
 }
 #endif
 
@@ -146,27 +148,17 @@ void kern_gemm_packed(int M, const float *A, int lda, const kern_packed *p, floa
         const float *pj = p->panels + (size_t)j * K * KP_W;
         const int n0 = j * KP_W, cols = N - n0 < KP_W ? N - n0 : KP_W;
         _Alignas(64) float tmp[KP_MR * KP_W];
-        int i = 0;
-        for (; i + KP_MR <= M; i += KP_MR) {
+        for (int i = 0; i < M; i += KP_MR) {
+            const int rows = M - i < KP_MR ? M - i : KP_MR;
             float *cb = C + (size_t)i * ldc + n0;
             if (cols == KP_W) {
-                kp_block8(A + (size_t)i * lda, lda, pj, K, cb, ldc, acc);
+                kp_rows(rows, A + (size_t)i * lda, lda, pj, K, cb, ldc, acc);
             } else { /* the last, partial panel: through a buffer */
-                kp_block8(A + (size_t)i * lda, lda, pj, K, tmp, KP_W, 0);
-                for (int r = 0; r < KP_MR; r++)
+                kp_rows(rows, A + (size_t)i * lda, lda, pj, K, tmp, KP_W, 0);
+                for (int r = 0; r < rows; r++)
                     for (int c = 0; c < cols; c++)
                         cb[(size_t)r * ldc + c] =
                             tmp[r * KP_W + c] + (acc ? cb[(size_t)r * ldc + c] : 0.0f);
-            }
-        }
-        for (; i < M; i++) {
-            float *cb = C + (size_t)i * ldc + n0;
-            if (cols == KP_W) {
-                kp_block1(A + (size_t)i * lda, pj, K, cb, acc);
-            } else {
-                kp_block1(A + (size_t)i * lda, pj, K, tmp, 0);
-                for (int c = 0; c < cols; c++)
-                    cb[c] = tmp[c] + (acc ? cb[c] : 0.0f);
             }
         }
     }
