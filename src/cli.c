@@ -103,6 +103,10 @@ static int cmd_train(int argc, char **argv)
                                         "in --out)", 0, 0},
         {"allreduce", F_ALLREDUCE, &c.allreduce_blocking, 0,
          "overlap | blocking gradient all-reduce (default overlap)", 0, 0},
+        {"balance", F_PATH, c.balance, 0,
+         "off | auto | w0,w1,...: split the R x B streams of a step over the ranks evenly, by "
+         "measured speed (moving streams while training), or by fixed weights (default off)",
+         0, 0},
         {"timing", F_BOOL, &c.timing, 0, "print per-rank compute/communication/idle time", 0, 0},
         {"progress", F_BOOL, &progress, 0, "always draw the progress bar", 0, 0},
         {"no-progress", F_BOOL, &no_progress, 0, "never draw the progress bar", 0, 0},

@@ -5,6 +5,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "charnn/balance.h"
+
 void config_default(run_config *c)
 {
     memset(c, 0, sizeof *c);
@@ -44,4 +46,5 @@ void config_default(run_config *c)
     c->max_bad_steps = 5;
     c->nranks = 1;
     c->progress_bar = -1;
+    c->balance_min_seconds = BALANCE_MIN_SECONDS;
 }

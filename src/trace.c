@@ -1239,7 +1239,7 @@ static hid_t streams_fapl(const char *path)
 }
 
 /* Collective: create the streams file for this run's shape. */
-static hid_t streams_create(const char *path, hid_t fapl, const model *m, int T, int B, int R)
+static hid_t streams_create(const char *path, hid_t fapl, const model *m, int T, int S, int R)
 {
     const int L = m->cfg.layers, H = m->cfg.hidden;
     hid_t fid = H5I_INVALID_HID, dset = H5I_INVALID_HID;
@@ -1257,16 +1257,19 @@ static hid_t streams_create(const char *path, hid_t fapl, const model *m, int T,
         goto error;
     }
     if (write_root_attrs(path, fid, m, NULL, &meta) < 0 ||
-        attr_put_i64(path, fid, "seq", T) < 0 || attr_put_i64(path, fid, "batch", B) < 0 ||
+        attr_put_i64(path, fid, "seq", T) < 0 || attr_put_i64(path, fid, "batch", S / R) < 0 ||
         attr_put_i64(path, fid, "nranks", R) < 0)
         goto error;
     const hsize_t c1 = 1024, n1 = 0;
     if ((dset = dset_create(path, fid, "/steps", H5T_STD_I64LE, 1, &n1, &c1)) < 0)
         goto error;
     H5Dclose(dset);
-    const hsize_t dims[4] = {0, (hsize_t)T, (hsize_t)R * B, (hsize_t)H};
-    const hsize_t chunk[4] = {1, chunk_rows((hsize_t)B * H, (hsize_t)T, TRACE_STREAM_CHUNK_ELEMS),
-                              (hsize_t)B, (hsize_t)H};
+    /* a chunk holds a rank's share of the streams (all ranks but the last when
+     * --balance splits them unevenly) */
+    const hsize_t B = (hsize_t)((S + R - 1) / R);
+    const hsize_t dims[4] = {0, (hsize_t)T, (hsize_t)S, (hsize_t)H};
+    const hsize_t chunk[4] = {1, chunk_rows(B * H, (hsize_t)T, TRACE_STREAM_CHUNK_ELEMS), B,
+                              (hsize_t)H};
     for (int l = 0; l < L; l++) {
         char name[32];
         snprintf(name, sizeof name, "/layer%d/h", l);
@@ -1286,7 +1289,7 @@ error:
 }
 
 /* Does an open streams file have this run's shape? */
-static int streams_match(hid_t fid, const model *m, int T, int B, int R)
+static int streams_match(hid_t fid, const model *m, int T, int S)
 {
     int64_t layers = 0, hidden = 0;
     char kind[32] = "";
@@ -1301,13 +1304,14 @@ static int streams_match(hid_t fid, const model *m, int T, int B, int R)
         char name[32];
         snprintf(name, sizeof name, "/layer%d/h", l);
         if (dset_shape(fid, name, &rank, dims) < 0 || rank != 4 || dims[1] != (hsize_t)T ||
-            dims[2] != (hsize_t)R * B || dims[3] != (hsize_t)m->cfg.hidden)
+            dims[2] != (hsize_t)S || dims[3] != (hsize_t)m->cfg.hidden)
             return 0;
     }
     return 1;
 }
 
-static int streams_write(const char *path, const model *m, const model_work *w, int64_t step)
+static int streams_write(const char *path, const model *m, const model_work *w, int first,
+                         int S, int64_t step)
 {
     const int L = m->cfg.layers, H = m->cfg.hidden, T = w->t_used, B = w->B;
     const int R = dist_size(), r = dist_rank();
@@ -1331,19 +1335,19 @@ static int streams_write(const char *path, const model *m, const model_work *w, 
     dist_bcast(&exists, sizeof exists, 0);
     if (exists) {
         fid = H5Fopen(path, H5F_ACC_RDWR, fapl);
-        int ok = fid >= 0 && streams_match(fid, m, T, B, R);
+        int ok = fid >= 0 && streams_match(fid, m, T, S);
         if (dist_allreduce_sum_int(ok) != R) {
             if (r == 0)
-                fprintf(stderr, "charnn: warning: '%s' holds another run's streams (%d ranks x "
-                                "%d streams x %d steps needed): starting it afresh\n",
-                        path, R, B, T);
+                fprintf(stderr, "charnn: warning: '%s' holds another run's streams (%d streams x "
+                                "%d steps needed): starting it afresh\n",
+                        path, S, T);
             if (fid >= 0)
                 H5Fclose(fid);
             fid = H5I_INVALID_HID;
             exists = 0;
         }
     }
-    if (!exists && (fid = streams_create(path, fapl, m, T, B, R)) < 0)
+    if (!exists && (fid = streams_create(path, fapl, m, T, S, R)) < 0)
         goto error;
     if ((steps = H5Dopen2(fid, "/steps", H5P_DEFAULT)) < 0) {
         h5_fail(path, "opening /steps");
@@ -1362,7 +1366,7 @@ static int streams_write(const char *path, const model *m, const model_work *w, 
     if (dset_write(path, "/steps", steps, H5T_NATIVE_INT64, 1, &keep, &one, H5I_INVALID_HID,
                    dxpl, &step) < 0)
         goto error;
-    const hsize_t start[4] = {keep, 0, (hsize_t)r * B, 0};
+    const hsize_t start[4] = {keep, 0, (hsize_t)first, 0};
     const hsize_t count[4] = {1, (hsize_t)T, (hsize_t)B, (hsize_t)H};
     for (int l = 0; l < L; l++) {
         /* hs[l] row 0 is the state carried into the chunk: the step's h_t are rows 1..T */
@@ -1385,12 +1389,13 @@ error:
     return rc;
 }
 
-int trace_streams_write(const char *path, const model *m, const model_work *w, int64_t step)
+int trace_streams_write(const char *path, const model *m, const model_work *w, int first,
+                        int streams, int64_t step)
 {
     int rc;
     H5E_BEGIN_TRY
     {
-        rc = streams_write(path, m, w, step);
+        rc = streams_write(path, m, w, first, streams, step);
     }
     H5E_END_TRY;
     /* every rank returns alike, so that none walks on into the next collective alone */

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "charnn/balance.h"
 #include "charnn/ckpt.h"
 #include "charnn/corpus.h"
 #include "charnn/data.h"
@@ -34,6 +35,16 @@ typedef struct {
     data_source src;
     data_splits splits;
     batch_plan plan;     /* training streams of this rank */
+    balance_mode balance;
+    int *split;          /* (R) training streams per rank; this rank's is plan.n_streams */
+    int stream_cap;      /* the most streams this rank may hold: the buffers' size */
+    double bal_compute;  /* auto balance: compute seconds and steps since the last check */
+    int bal_steps;
+    /* a resume, until the ranks agree on the carried states (finish_resume) */
+    struct {
+        int active, found, same_split, old_nranks, old_batch;
+        char path[CONFIG_PATH_MAX + 64];
+    } resume;
     batch_plan val_plan; /* validation streams of this rank */
     int has_val;
     model m;
@@ -139,29 +150,35 @@ static void verify_same_parameters(const trainer *t, const char *when)
                    (unsigned long long)root[0], (unsigned long long)root[1]);
 }
 
-/* Collect every rank's stream state on rank 0 and write one checkpoint. */
+/* Collect every rank's stream state on rank 0 and write one checkpoint. Each
+ * rank sends a record sized for stream_cap streams: rng, its stream count, the
+ * cursors, then h and c as (L, n, H). */
 static void save_checkpoint(trainer *t, const char *path)
 {
     verify_same_parameters(t, "at a checkpoint");
-    const int B = t->cfg.batch, L = t->m.cfg.layers, H = t->m.cfg.hidden;
+    const int n = t->plan.n_streams, cap = t->stream_cap, L = t->m.cfg.layers,
+              H = t->m.cfg.hidden;
     const int has_c = t->st.c != NULL;
-    const size_t nstate = (size_t)L * B * H;
-    const size_t bytes = sizeof(cn_rng) + (size_t)B * sizeof(uint64_t) +
-                         nstate * sizeof(float) * (has_c ? 2 : 1);
-    char *mine = cn_xmalloc(bytes);
+    const size_t cap_state = (size_t)L * cap * H, nstate = (size_t)L * n * H;
+    const size_t head = sizeof(cn_rng) + sizeof(int64_t);
+    const size_t bytes = head + (size_t)cap * sizeof(uint64_t) +
+                         cap_state * sizeof(float) * (has_c ? 2 : 1);
+    char *mine = cn_xcalloc(1, bytes);
     char *p = mine;
     memcpy(p, &t->rng, sizeof(cn_rng));
-    p += sizeof(cn_rng);
+    const int64_t n64 = n;
+    memcpy(p + sizeof(cn_rng), &n64, sizeof n64);
+    p += head;
     /* at an epoch's end the next chunk is the first of the next epoch */
     const size_t next_chunk = t->prog.chunk < t->plan.n_chunks ? t->prog.chunk : 0;
-    for (int b = 0; b < B; b++) {
+    for (int b = 0; b < n; b++) {
         uint64_t off = batch_offset(&t->plan, b, next_chunk);
         memcpy(p + (size_t)b * sizeof(uint64_t), &off, sizeof off);
     }
-    p += (size_t)B * sizeof(uint64_t);
+    p += (size_t)cap * sizeof(uint64_t);
     memcpy(p, t->st.h, nstate * sizeof(float));
     if (has_c)
-        memcpy(p + nstate * sizeof(float), t->st.c, nstate * sizeof(float));
+        memcpy(p + cap_state * sizeof(float), t->st.c, nstate * sizeof(float));
     char *all = t->rank == 0 ? cn_xmalloc(bytes * (size_t)t->nranks) : NULL;
     dist_gather(mine, bytes, all, 0);
     int rc = 0;
@@ -171,15 +188,17 @@ static void save_checkpoint(trainer *t, const char *path)
         ckpt_rank *ranks = cn_xcalloc((size_t)t->nranks, sizeof *ranks);
         for (int r = 0; r < t->nranks; r++) {
             char *q = all + bytes * (size_t)r;
+            int64_t nr;
             memcpy(&ranks[r].rng, q, sizeof(cn_rng));
-            q += sizeof(cn_rng);
-            ranks[r].batch = B;
+            memcpy(&nr, q + sizeof(cn_rng), sizeof nr);
+            q += head;
+            ranks[r].batch = (int)nr;
             ranks[r].layers = L;
             ranks[r].hidden = H;
             ranks[r].cursor = (uint64_t *)(void *)q;
-            q += (size_t)B * sizeof(uint64_t);
+            q += (size_t)cap * sizeof(uint64_t);
             ranks[r].h = (float *)(void *)q;
-            ranks[r].c = has_c ? (float *)(void *)(q + nstate * sizeof(float)) : NULL;
+            ranks[r].c = has_c ? (float *)(void *)(q + cap_state * sizeof(float)) : NULL;
         }
         rc = ckpt_write_atomic(path, &t->cfg, &t->voc, &t->m, &t->opt, &t->prog, t->nranks,
                                ranks);
@@ -259,14 +278,14 @@ static void on_backward_progress(void *ctx)
 /* One training step; returns the global mean loss (NaN if the step was skipped). */
 static double train_step(trainer *t, double *grad_norm, float *lr_out)
 {
-    const int T = t->cfg.seq, B = t->cfg.batch;
+    const int T = t->cfg.seq;
     double t0 = cn_now();
     if (batch_fill(&t->plan, &t->src, t->prog.chunk, t->x, t->y, t->scratch) != 0)
         dist_abort(1, "%s", cn_errmsg());
     uint64_t key = cn_rng_next(&t->rng);
     double local_loss = model_forward(&t->m, &t->w, &t->st, t->x, t->y, T, 1, key);
     model_zero_grads(&t->m);
-    const double global_tokens = (double)T * B * t->nranks;
+    const double global_tokens = (double)T * t->plan.streams_global;
     const int overlap = !t->blocking && t->nranks > 1;
     /* the buckets' all-reduces run during the rest of backward, moved on by
      * progress calls between the cells' steps */
@@ -305,8 +324,104 @@ static double train_step(trainer *t, double *grad_norm, float *lr_out)
     t->prog.tokens_seen += (int64_t)global_tokens;
     double t3 = cn_now();
     t->t_compute += (t1 - t0) + (t3 - t2);
+    t->bal_compute += (t1 - t0) + (t3 - t2);
+    t->bal_steps++;
     t->t_comm += waited + (t2 - t1 - waited);
     return ok ? loss : NAN;
+}
+
+/* The training plan for this rank under t->split. */
+static int plan_streams(trainer *t)
+{
+    const int first = balance_first(t->split, t->rank);
+    return batch_plan_init(&t->plan, t->splits.begin[SPLIT_TRAIN], t->splits.end[SPLIT_TRAIN],
+                           t->nranks * t->cfg.batch, first, t->split[t->rank], t->cfg.seq, 0,
+                           "train");
+}
+
+/* --balance auto, every BALANCE_EVERY steps: compare the ranks' streams per
+ * second of compute (waiting for others excluded) and move streams, with their
+ * carried states, when the step is predicted to get shorter. Collective. */
+static void rebalance(trainer *t)
+{
+    const int R = t->nranks;
+    /* speeds of every rank, then their measured seconds */
+    double *speed = cn_xcalloc(2 * (size_t)R, sizeof *speed);
+    if (t->bal_compute > 0.0)
+        speed[t->rank] = (double)t->plan.n_streams * t->bal_steps / t->bal_compute;
+    speed[R + t->rank] = t->bal_compute;
+    dist_allreduce_sum_f64(speed, 2 * (size_t)R);
+    for (int r = 0; r < R; r++)
+        if (speed[R + r] < t->cfg.balance_min_seconds) { /* too short to judge: measure on */
+            free(speed);
+            return;
+        }
+    t->bal_compute = 0.0;
+    t->bal_steps = 0;
+    int *next = cn_xmalloc((size_t)R * sizeof *next);
+    if (balance_choose(R, t->plan.streams_global, speed, t->split, 1, t->stream_cap,
+                       BALANCE_MIN_GAIN, next)) {
+        balance_move_states(&t->st, R, t->rank, t->split, next);
+        memcpy(t->split, next, (size_t)R * sizeof *next);
+        if (plan_streams(t) != 0)
+            dist_abort(1, "%s", cn_errmsg());
+        t->w.B = t->plan.n_streams;
+        if (t->rank == 0 && t->metrics) {
+            fprintf(t->metrics, "{\"type\":\"balance\",\"step\":%lld,\"streams\":[",
+                    (long long)t->prog.step);
+            for (int r = 0; r < R; r++)
+                fprintf(t->metrics, "%s%d", r ? "," : "", next[r]);
+            fprintf(t->metrics, "],\"streams_per_s\":[");
+            for (int r = 0; r < R; r++)
+                fprintf(t->metrics, "%s%.1f", r ? "," : "", speed[r]);
+            fprintf(t->metrics, "]}\n");
+            fflush(t->metrics);
+        }
+        if (t->cfg.timing) {
+            say(t, "balance at step %lld: streams per rank", (long long)t->prog.step);
+            for (int r = 0; r < R; r++)
+                say(t, " %d", next[r]);
+            say(t, "\n");
+        }
+    }
+    free(next);
+    free(speed);
+}
+
+/* Carried states from a checkpoint, by global stream: exact whenever it holds
+ * the same S streams at the same cursors, whatever the ranks and their split.
+ * Returns 1 when this rank's streams were all found; the ranks then agree in
+ * agree_on_streams (set-up must stay free of collectives). */
+static int restore_streams(trainer *t, const ckpt_data *d)
+{
+    const int L = t->m.cfg.layers, H = t->m.cfg.hidden, n = t->plan.n_streams;
+    if (!d->ranks || d->nranks < 1)
+        return 0;
+    int64_t total = 0;
+    for (int q = 0; q < d->nranks; q++) {
+        const ckpt_rank *k = &d->ranks[q];
+        if (k->layers != L || k->hidden != H || k->batch < 0 || (t->st.c && !k->c))
+            return 0;
+        total += k->batch;
+    }
+    if (total != t->plan.streams_global)
+        return 0;
+    const size_t next_chunk = t->prog.chunk < t->plan.n_chunks ? t->prog.chunk : 0;
+    for (int b = 0; b < n; b++) {
+        int j = t->plan.first_stream + b, q = 0; /* owner rank q, its stream j */
+        while (j >= d->ranks[q].batch)
+            j -= d->ranks[q++].batch;
+        const ckpt_rank *k = &d->ranks[q];
+        if (k->cursor[j] != batch_offset(&t->plan, b, next_chunk))
+            return 0;
+        for (int l = 0; l < L; l++) {
+            const size_t src = ((size_t)l * k->batch + j) * H, dst = ((size_t)l * n + b) * H;
+            memcpy(t->st.h + dst, k->h + src, (size_t)H * sizeof(float));
+            if (t->st.c)
+                memcpy(t->st.c + dst, k->c + src, (size_t)H * sizeof(float));
+        }
+    }
+    return 1;
 }
 
 /* --trace-every: rank 0's probe trace over the first trace_probe_chars tokens
@@ -342,7 +457,8 @@ static void trace_training_step(trainer *t)
     if (t->probe && trace_probe_append(t->probe, &t->m, t->prog.step) != 0)
         dist_abort(1, "%s", cn_errmsg());
     snprintf(path, sizeof path, "%s/trace_streams.h5", t->cfg.out);
-    if (trace_streams_write(path, &t->m, &t->w, t->prog.step) != 0)
+    if (trace_streams_write(path, &t->m, &t->w, t->plan.first_stream, t->plan.streams_global,
+                            t->prog.step) != 0)
         dist_abort(1, "%s", cn_errmsg());
 }
 
@@ -450,9 +566,28 @@ static int trainer_setup(trainer *t, const run_config *cfg)
     if (t->cfg.seq < 1 || t->cfg.batch < 1)
         return cn_err("--seq and --batch must be at least 1");
 
-    const int T = t->cfg.seq, B = t->cfg.batch;
-    if (batch_plan_init(&t->plan, t->splits.begin[SPLIT_TRAIN], t->splits.end[SPLIT_TRAIN],
-                        t->nranks * B, t->rank * B, B, T, 0, "train") != 0)
+    const int T = t->cfg.seq, B = t->cfg.batch, R = t->nranks;
+    double *weights = NULL;
+    if (balance_parse(t->cfg.balance, R, &t->balance, &weights) != 0)
+        return -1;
+    if (R == 1)
+        t->balance = BALANCE_OFF; /* one rank holds every stream */
+    t->split = cn_xmalloc((size_t)R * sizeof *t->split);
+    t->stream_cap = B;
+    if (t->balance == BALANCE_WEIGHTS) {
+        balance_split(R, R * B, weights, 1, R * B - (R - 1), t->split);
+        for (int r = 0; r < R; r++)
+            if (t->split[r] > t->stream_cap)
+                t->stream_cap = t->split[r];
+    } else {
+        for (int r = 0; r < R; r++)
+            t->split[r] = B;
+        /* auto moves up to a quarter of B more streams onto a rank */
+        if (t->balance == BALANCE_AUTO)
+            t->stream_cap = B + (B + 3) / 4;
+    }
+    free(weights);
+    if (plan_streams(t) != 0)
         return cn_err_context("'%s'", t->cfg.data);
     size_t nval = t->splits.end[SPLIT_VAL] - t->splits.begin[SPLIT_VAL];
     if (nval > 1) {
@@ -480,12 +615,13 @@ static int trainer_setup(trainer *t, const run_config *cfg)
     }
     t->decay_mask = cn_xmalloc(t->m.n_params);
     model_fill_decay_mask(&t->m, t->decay_mask);
-    model_state_init(&t->st, &t->cfg.model, B);
-    model_work_init(&t->w, &t->m, T, B);
+    model_state_init(&t->st, &t->cfg.model, t->plan.n_streams);
+    model_work_init(&t->w, &t->m, T, t->stream_cap);
+    t->w.B = t->plan.n_streams;
     if (t->has_val) {
         model_state_init(&t->val_st, &t->cfg.model, t->val_plan.n_streams);
     }
-    int bmax = B > t->val_plan.n_streams ? B : t->val_plan.n_streams;
+    int bmax = t->stream_cap > t->val_plan.n_streams ? t->stream_cap : t->val_plan.n_streams;
     t->x = cn_xmalloc((size_t)T * bmax * sizeof(int32_t));
     t->y = cn_xmalloc((size_t)T * bmax * sizeof(int32_t));
     t->scratch = cn_xmalloc((size_t)(T + 1) * sizeof(int32_t));
@@ -493,26 +629,16 @@ static int trainer_setup(trainer *t, const run_config *cfg)
     /* every rank draws its own dropout masks */
     cn_rng_seed(&t->rng, cn_hash64(t->cfg.seed, 0x5eed0000u + (uint64_t)t->rank));
     if (resumed) {
-        if (d.nranks == t->nranks && d.ranks && d.ranks[t->rank].batch == B) {
-            const ckpt_rank *r = &d.ranks[t->rank];
-            t->rng = r->rng;
-            size_t n = (size_t)t->m.cfg.layers * B * t->m.cfg.hidden;
-            memcpy(t->st.h, r->h, n * sizeof(float));
-            if (t->st.c && r->c)
-                memcpy(t->st.c, r->c, n * sizeof(float));
-            say(t, "resumed from '%s' at step %lld (epoch %lld)\n", resume_path,
-                (long long)t->prog.step, (long long)t->prog.epoch);
-        } else {
-            /* another layout of streams: keep the position within the epoch */
-            uint64_t old_streams = (uint64_t)d.cfg.nranks * (uint64_t)d.cfg.batch;
-            uint64_t new_streams = (uint64_t)t->nranks * (uint64_t)B;
-            t->prog.chunk = old_streams ? t->prog.chunk * old_streams / new_streams : 0;
-            say(t, "resumed from '%s' at step %lld with %d ranks x %d streams (was %d x %d): "
-                   "data cursors re-derived from tokens seen (chunk %llu of epoch %lld), "
-                   "carried states restart from zero\n",
-                resume_path, (long long)t->prog.step, t->nranks, B, d.cfg.nranks, d.cfg.batch,
-                (unsigned long long)t->prog.chunk, (long long)t->prog.epoch);
-        }
+        if (d.nranks == t->nranks && d.ranks)
+            t->rng = d.ranks[t->rank].rng;
+        t->resume.active = 1;
+        t->resume.found = restore_streams(t, &d);
+        t->resume.same_split = d.nranks == t->nranks && d.ranks != NULL;
+        for (int r = 0; t->resume.same_split && r < R; r++)
+            t->resume.same_split = d.ranks[r].batch == t->split[r];
+        t->resume.old_nranks = d.cfg.nranks;
+        t->resume.old_batch = d.cfg.batch;
+        snprintf(t->resume.path, sizeof t->resume.path, "%s", resume_path);
         ckpt_data_free(&d);
     }
 
@@ -525,6 +651,38 @@ static int trainer_setup(trainer *t, const run_config *cfg)
     return 0;
 }
 
+/* After set-up: the ranks agree whether the checkpoint's carried states were
+ * all found; if not, every rank starts its streams from zero and the data
+ * position is re-derived from the tokens seen. */
+static void finish_resume(trainer *t)
+{
+    if (!t->resume.active)
+        return;
+    const int found = dist_allreduce_sum_int(t->resume.found) == t->nranks;
+    if (found && t->resume.same_split) {
+        say(t, "resumed from '%s' at step %lld (epoch %lld)\n", t->resume.path,
+            (long long)t->prog.step, (long long)t->prog.epoch);
+    } else if (found) {
+        say(t, "resumed from '%s' at step %lld (epoch %lld): its %d streams now split over %d "
+               "rank%s, carried states kept\n",
+            t->resume.path, (long long)t->prog.step, (long long)t->prog.epoch,
+            t->plan.streams_global, t->nranks, t->nranks == 1 ? "" : "s");
+    } else {
+        /* another layout of streams: keep the position within the epoch */
+        model_state_reset(&t->st);
+        uint64_t old_streams = (uint64_t)t->resume.old_nranks * (uint64_t)t->resume.old_batch;
+        uint64_t new_streams = (uint64_t)t->plan.streams_global;
+        t->prog.chunk = old_streams ? t->prog.chunk * old_streams / new_streams : 0;
+        say(t, "resumed from '%s' at step %lld with %d ranks x %d streams (was %d x %d): "
+               "data cursors re-derived from tokens seen (chunk %llu of epoch %lld), "
+               "carried states restart from zero\n",
+            t->resume.path, (long long)t->prog.step, t->nranks, t->cfg.batch,
+            t->resume.old_nranks, t->resume.old_batch, (unsigned long long)t->prog.chunk,
+            (long long)t->prog.epoch);
+    }
+    t->resume.active = 0;
+}
+
 static void trainer_free(trainer *t)
 {
     trace_probe_close(t->probe);
@@ -534,6 +692,7 @@ static void trainer_free(trainer *t)
     free(t->y);
     free(t->scratch);
     free(t->decay_mask);
+    free(t->split);
     model_work_free(&t->w);
     model_state_free(&t->st);
     if (t->has_val) {
@@ -590,6 +749,7 @@ int train_run(const run_config *cfg)
         return TRAIN_EXIT_ERROR;
     }
     verify_same_parameters(&t, "at start");
+    finish_resume(&t);
     int rc = TRAIN_EXIT_OK;
     if (t.rank == 0) {
         if (ensure_dir(t.cfg.out) != 0)
@@ -608,7 +768,7 @@ int train_run(const run_config *cfg)
 
     /* under mpirun stdout is a pseudo-terminal even when the job log is a file */
     int bar = t.cfg.progress_bar < 0 ? (t.nranks == 1 && isatty(STDOUT_FILENO)) : t.cfg.progress_bar;
-    const double step_tokens = (double)t.cfg.seq * t.cfg.batch * t.nranks;
+    const double step_tokens = (double)t.cfg.seq * t.plan.streams_global;
     double t_start = cn_now(), t_log = t_start;
     int64_t steps_at_log = t.prog.step, start_step = t.prog.step;
     double loss_acc = 0.0;
@@ -628,6 +788,8 @@ int train_run(const run_config *cfg)
         double loss = train_step(&t, &gnorm, &lr);
         if (t.cfg.trace_every > 0 && t.prog.step % t.cfg.trace_every == 0)
             trace_training_step(&t);
+        if (t.balance == BALANCE_AUTO && t.prog.step % BALANCE_EVERY == 0)
+            rebalance(&t);
         if (isnan(loss)) {
             say(&t, "step %lld: non-finite loss or gradient (norm %g), update skipped (%d in a "
                     "row)\n",

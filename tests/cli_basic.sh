@@ -71,6 +71,15 @@ check "train --layers abc: exit 2 (got $rc)" test "$rc" = 2
 check "train --layers abc: stderr names the value 'abc'" has layers.err "abc"
 check "train --layers abc: stderr names --layers" has layers.err "--layers"
 
+for bad in "2,x" "fast" "1,2"; do
+  "$charnn" train --data text.txt --balance "$bad" --steps 1 --out bal > bal.out 2> bal.err; rc=$?
+  check "train --balance '$bad': exit 1 (got $rc)" test "$rc" = 1
+  check "train --balance '$bad': one line on stderr naming --balance and '$bad'" \
+    test "$(wc -l < bal.err)" = 1 -a "$(grep -cF -- "--balance '$bad'" bal.err)" = 1
+done
+check "train --balance '1,2' on 1 rank: says 2 weights for 1 rank" has bal.err "gives 2 weights for 1 rank"
+check "train --balance errors: no run directory left" test ! -e bal
+
 "$charnn" train --help > thelp.out 2> thelp.err; rc=$?
 check "train --help: exit 0 (got $rc)" test "$rc" = 0
 for f in --data --cell --layers --hidden --seq --batch --lr --steps --epochs --seed --threads; do

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "charnn/balance.h"
 #include "charnn/ckpt.h"
 #include "charnn/config.h"
 #include "charnn/dist.h"
@@ -51,7 +52,8 @@ static void make_data(void)
     dist_barrier();
 }
 
-static void run(cell_kind cell, int batch, const char *out)
+static void run_split(cell_kind cell, int batch, const char *out, const char *balance,
+                      const char *resume, int64_t steps)
 {
     run_config c;
     config_default(&c);
@@ -62,7 +64,10 @@ static void run(cell_kind cell, int batch, const char *out)
     c.model.hidden = 32;
     c.seq = 16;
     c.batch = batch;
-    c.steps = STEPS;
+    c.steps = steps;
+    snprintf(c.balance, sizeof c.balance, "%s", balance);
+    c.balance_min_seconds = 0.0; /* decide every BALANCE_EVERY steps: short runs move too */
+    snprintf(c.resume, sizeof c.resume, "%s", resume);
     c.log_every = 1;
     c.eval_every = 10;
     c.eval_chunks = 4;
@@ -72,6 +77,11 @@ static void run(cell_kind cell, int batch, const char *out)
         CU_FAIL("cannot clean the output directory");
     dist_barrier();
     CU_ASSERT_EQUAL(train_run(&c), TRAIN_EXIT_OK);
+}
+
+static void run(cell_kind cell, int batch, const char *out)
+{
+    run_split(cell, batch, out, "off", "", STEPS);
 }
 
 /* The "loss" (type train) and "val_loss" values of a metrics.jsonl, in order. */
@@ -162,6 +172,141 @@ static void test_gru(void)
     check_cell(CELL_GRU);
 }
 
+/* --balance: the same S = N*B streams split unevenly over the ranks, by fixed
+ * weights or by measured speed (moves happen or not, by timing; the model
+ * must match either way), train the model of 1 rank x S streams. */
+static void check_balanced(const char *balance, const char *tag)
+{
+    const int n = dist_size();
+    char ref[256], par[256];
+    snprintf(ref, sizeof ref, "equiv_lstm_ref_np%d", n);
+    snprintf(par, sizeof par, "equiv_lstm_%s_np%d", tag, n);
+    if (dist_rank() == 0) {
+        dist_use_self(1);
+        run(CELL_LSTM, n * BPER, ref);
+        dist_use_self(0);
+    }
+    dist_barrier();
+    run_split(CELL_LSTM, BPER, par, balance, "", STEPS);
+    if (dist_rank() == 0)
+        compare(ref, par);
+    dist_barrier();
+}
+
+/* Weights 1, 3, 1, 3, ...: with B = 4 per rank that is 2 and 6 streams. */
+static const char *uneven_weights(void)
+{
+    static char w[256];
+    w[0] = '\0';
+    for (int r = 0; r < dist_size(); r++)
+        snprintf(w + strlen(w), sizeof w - strlen(w), "%s%d", r ? "," : "", r % 2 ? 3 : 1);
+    return w;
+}
+
+static void test_balance_weights(void)
+{
+    check_balanced(uneven_weights(), "weights");
+}
+
+static void test_balance_auto(void)
+{
+    check_balanced("auto", "auto");
+}
+
+/* balance_move_states: every value lands on the rank that now holds its
+ * stream, at that stream's row, exactly. */
+static void test_move_states(void)
+{
+    const int R = dist_size(), r = dist_rank(), L = 2, H = 5, S = 3 * R;
+    int split[3][64];
+    for (int q = 0; q < R; q++) {
+        split[0][q] = 3;
+        split[1][q] = q % 2 ? 5 : 1; /* 1 + 5 per pair of ranks */
+        split[2][q] = 1 + (q + 1) % 3;
+    }
+    int sum2 = 0;
+    for (int q = 0; q < R; q++)
+        sum2 += split[2][q];
+    split[2][R - 1] += S - sum2;
+    if (R % 2)
+        split[1][R - 1] = 3; /* an odd rank count: the last one keeps 3 */
+    model_config cfg = {.cell = CELL_LSTM, .layers = L, .hidden = H, .vocab = 4};
+    model_state st;
+    model_state_init(&st, &cfg, split[0][r]);
+    int first = balance_first(split[0], r);
+    for (int l = 0; l < L; l++)
+        for (int b = 0; b < st.batch; b++)
+            for (int u = 0; u < H; u++) {
+                float v = 1000.0f * (float)l + 10.0f * (float)(first + b) + 0.125f * (float)u;
+                st.h[((size_t)l * st.batch + b) * H + u] = v;
+                st.c[((size_t)l * st.batch + b) * H + u] = -v - 0.5f;
+            }
+    int bad = 0;
+    for (int k = 1; k < 3; k++) {
+        balance_move_states(&st, R, r, split[k - 1], split[k]);
+        CU_ASSERT_EQUAL(st.batch, split[k][r]);
+        first = balance_first(split[k], r);
+        for (int l = 0; l < L; l++)
+            for (int b = 0; b < st.batch; b++)
+                for (int u = 0; u < H; u++) {
+                    float v = 1000.0f * (float)l + 10.0f * (float)(first + b) + 0.125f * (float)u;
+                    bad += st.h[((size_t)l * st.batch + b) * H + u] != v;
+                    bad += st.c[((size_t)l * st.batch + b) * H + u] != -v - 0.5f;
+                }
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+    model_state_free(&st);
+}
+
+/* A checkpoint of an uneven split resumed by one rank holding all S streams:
+ * the carried states are kept, stream by stream (nothing is trained: the
+ * resumed run writes its model.h5 with the states it restored). */
+static void test_resume_other_split(void)
+{
+    const int n = dist_size();
+    char par[256], one[256], from[300];
+    snprintf(par, sizeof par, "equiv_lstm_resplit_np%d", n);
+    snprintf(one, sizeof one, "equiv_lstm_resplit_np%d_one", n);
+    snprintf(from, sizeof from, "%s/model.h5", par);
+    run_split(CELL_LSTM, BPER, par, uneven_weights(), "", STEPS);
+    if (dist_rank() == 0) {
+        dist_use_self(1);
+        run_split(CELL_LSTM, n * BPER, one, "off", from, STEPS);
+        dist_use_self(0);
+        char to[300];
+        snprintf(to, sizeof to, "%s/model.h5", one);
+        ckpt_data a, b;
+        CU_ASSERT_EQUAL_FATAL(ckpt_read(from, &a), 0);
+        CU_ASSERT_EQUAL_FATAL(ckpt_read(to, &b), 0);
+        CU_ASSERT_EQUAL_FATAL(a.nranks, n);
+        CU_ASSERT_EQUAL_FATAL(b.nranks, 1);
+        CU_ASSERT_EQUAL_FATAL(b.ranks[0].batch, n * BPER);
+        const int L = b.ranks[0].layers, H = b.ranks[0].hidden, S = n * BPER;
+        int g = 0, bad = 0, nonzero = 0;
+        for (int q = 0; q < n; q++) {
+            const ckpt_rank *k = &a.ranks[q];
+            if (n > 1)
+                CU_ASSERT_EQUAL(k->batch, q % 2 ? 6 : 2);
+            for (int j = 0; j < k->batch; j++, g++) {
+                bad += k->cursor[j] != b.ranks[0].cursor[g];
+                for (int l = 0; l < L; l++)
+                    for (int u = 0; u < H; u++) {
+                        size_t ia = ((size_t)l * k->batch + j) * H + u;
+                        size_t ib = ((size_t)l * S + g) * H + u;
+                        bad += k->h[ia] != b.ranks[0].h[ib] || k->c[ia] != b.ranks[0].c[ib];
+                        nonzero += k->h[ia] != 0.0f;
+                    }
+            }
+        }
+        CU_ASSERT_EQUAL(g, S);
+        CU_ASSERT_EQUAL(bad, 0);
+        CU_ASSERT(nonzero > 0);
+        ckpt_data_free(&a);
+        ckpt_data_free(&b);
+    }
+    dist_barrier();
+}
+
 /* The all-reduce wrappers: sums of known values over the ranks. */
 static void test_allreduce(void)
 {
@@ -202,6 +347,12 @@ int main(int argc, char **argv)
     testlib_add(s, "rnn: N ranks x B == 1 rank x N*B", test_rnn);
     testlib_add(s, "lstm: N ranks x B == 1 rank x N*B", test_lstm);
     testlib_add(s, "gru: N ranks x B == 1 rank x N*B", test_gru);
+    testlib_add(s, "balance: carried states move between ranks exactly", test_move_states);
+    testlib_add(s, "lstm: N ranks split 1:3 by --balance weights == 1 rank x N*B",
+                test_balance_weights);
+    testlib_add(s, "lstm: N ranks with --balance auto == 1 rank x N*B", test_balance_auto);
+    testlib_add(s, "resume an uneven split with 1 rank x N*B: states kept by stream",
+                test_resume_other_split);
     int failures = testlib_run_mpi();
     dist_finalize();
     return failures ? 1 : 0;

@@ -47,6 +47,9 @@ typedef struct {
     int progress_bar;             /* -1 auto (a terminal), 0 off, 1 on */
     int allreduce_blocking;       /* 1: one blocking all-reduce after backward */
     int timing;                   /* 1: print per-rank compute/communication/idle times */
+    char balance[CONFIG_PATH_MAX];/* --balance: "off" (or ""), "auto", or weights "w0,w1,..." */
+    double balance_min_seconds;   /* auto: compute seconds each rank measures before a
+                                     decision (BALANCE_MIN_SECONDS; tests lower it) */
     unsigned given;               /* CONFIG_GIVEN_* bits: flags set on the command line */
 } run_config;
 

@@ -49,8 +49,9 @@ void trace_probe_close(trace_probe *p);
  * hidden states of its own streams, hs (L, T, B, H) of the last forward, into
  * the shared file `path` (created by the first call; an existing file of the
  * same shape is appended to like the probe trace, any other replaced), each
- * rank writing its own hyperslab of streams [rank*B, (rank+1)*B) with
- * parallel HDF5. Every rank returns the same status. */
-int trace_streams_write(const char *path, const model *m, const model_work *w, int64_t step);
+ * rank writing its own hyperslab of streams [first, first + w->B) of the S
+ * streams with parallel HDF5. Every rank returns the same status. */
+int trace_streams_write(const char *path, const model *m, const model_work *w, int first, int S,
+                        int64_t step);
 
 #endif
