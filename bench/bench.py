@@ -59,6 +59,15 @@ SETUPS = [
     # weak scaling: each rank keeps the config's B (data-parallel practice: a global
     # batch of 2B); the step does twice the work, chars/s compares directly
     ("2r1tw", "2 ranks x 1 thread, B per rank", dict(ranks=2, threads=1, weak=True)),
+    # streams move from the slower core's rank to the faster one's
+    ("2r1tb", "2 ranks x 1 thread, --balance auto", dict(ranks=2, threads=1,
+                                                         extra=("--balance", "auto"))),
+    # the machine's own 2-core ceiling for 2 ranks: two independent 1-thread trainings of
+    # B/2 streams, pinned to core 0 and core 1, run at the same time (no communication);
+    # chars/s is their sum. It shows what running both cores at once costs by itself
+    # (shared caches, memory, the host's other load).
+    ("2p1t", "2 independent processes x 1 thread, B/2 each, together",
+     dict(ranks=2, threads=1, corun=True)),
 ]
 
 OPENBLAS_OPENMP = "/usr/lib/x86_64-linux-gnu/openblas-openmp"
@@ -205,6 +214,25 @@ def parse_timing(out):
 
 
 KERNELS_RE = re.compile(r"OpenBLAS \(([^)]*?), (\S+) kernels\)")
+
+
+def run_corun(a, cfg, name, k, warm, timed, data):
+    """Two 1-thread charnn runs of B/2 streams at once, pinned to cores 0 and 1; chars/s is
+    the sum, RSS the larger."""
+    import concurrent.futures
+    sub = dict(cfg, batch=cfg["batch"] // 2)
+    with concurrent.futures.ThreadPoolExecutor(2) as ex:
+        futs = [ex.submit(run_charnn, a, sub, name, 1, 1, k, warm, timed, data,
+                          prefix=("taskset", "-c", str(core))) for core in (0, 1)]
+        parts = [f.result() for f in futs]
+    res = dict(ok=all(p.get("ok") for p in parts), ranks=2, threads=1, parts=parts,
+               wall_s=max(p.get("wall_s", 0) for p in parts))
+    if res["ok"]:
+        res["chars_per_s"] = sum(p["chars_per_s"] for p in parts)
+        res["peak_rss_mib"] = max(p["peak_rss_mib"] for p in parts)
+    else:
+        res["error"] = "; ".join(str(p.get("error")) for p in parts if not p.get("ok"))
+    return res
 
 
 def run_charnn(a, cfg, name, ranks, threads, k, warm, timed, data, extra=(), timing=False,
@@ -455,7 +483,7 @@ def main():
     p.add_argument("--configs", default=",".join(CONFIGS),
                    help="comma-separated, from: " + ", ".join(CONFIGS))
     p.add_argument("--setups", default=",".join(s[0] for s in SETUPS),
-                   help="comma-separated, from: 1t, 1r2t, 2r1t, 2r1tw")
+                   help="comma-separated, from: " + ", ".join(s[0] for s in SETUPS))
     p.add_argument("--comm-config", default="lstm-2x512",
                    help="config for the overlap-vs-blocking communication report ('' = none)")
     p.add_argument("--no-comm", action="store_true", help="skip the communication report")
@@ -558,8 +586,12 @@ def main():
             for kind, what in order:
                 if kind == "charnn":
                     key, label, sp = what
-                    r = run_charnn(a, cfg, name, sp["ranks"], sp["threads"], k, warm, timed, data,
-                                   timing=sp["ranks"] > 1, weak=sp.get("weak", False))
+                    if sp.get("corun"):
+                        r = run_corun(a, cfg, name, k, warm, timed, data)
+                    else:
+                        r = run_charnn(a, cfg, name, sp["ranks"], sp["threads"], k, warm, timed,
+                                       data, timing=sp["ranks"] > 1, weak=sp.get("weak", False),
+                                       extra=sp.get("extra", ()))
                     runs[key].append(r)
                     desc = f"charnn {label}"
                 else:
@@ -602,7 +634,7 @@ def main():
                 row["ratio_vs_peer_default"] = round(cs["median"] / pdef["median"], 3)
             if cs and pbest:
                 row["ratio_vs_peer_best"] = round(cs["median"] / pbest["median"], 3)
-            if sp["ranks"] > 1:
+            if sp["ranks"] > 1 and not sp.get("corun"):
                 row["charnn"]["peak_rss_sum_mib"] = med(runs[key], "peak_rss_sum_mib")
                 row["charnn"]["comm_share"] = med(runs[key], "comm_share", 4)
                 row["charnn"]["wait_share"] = med(runs[key], "wait_share", 4)
@@ -801,7 +833,11 @@ def render_md(doc):
              f"chars/s: median [min–max] over the repeats, timed after warm-up steps. "
              f"2-rank charnn runs use B/2 streams per rank (the same global batch), except "
              f"the 'B per rank' rows (B streams on each rank, a global batch of 2B). "
-             f"The peer's 2-thread runs stand against both 2-core charnn setups.")
+             f"'--balance auto' rows start at B/2 per rank and move streams to the faster "
+             f"rank's core while training. The '2 independent processes' rows are not a "
+             f"training setup but the machine's ceiling for one: two separate 1-thread runs "
+             f"of B/2 streams pinned to core 0 and core 1 at the same time, chars/s summed. "
+             f"The peer's 2-thread runs stand against the 2-core charnn setups.")
     if doc["peer"]["skipped"]:
         L.append("")
         L.append(f"**Peer skipped: {doc['peer']['skipped']}.**")
@@ -842,7 +878,8 @@ def render_md(doc):
         L.append("")
         L.append("Share of time waiting on gradient communication in the 2 ranks x 1 thread runs "
                  "(`--timing`, default `--allreduce overlap`, mean over ranks, median over runs): "
-                 + "; ".join(f"{r['config']}{' (B per rank)' if r['setup'] == '2r1tw' else ''} "
+                 + "; ".join(f"{r['config']}"
+                             f"{dict(r2r1tw=' (B per rank)', r2r1tb=' (--balance auto)').get('r' + r['setup'], '')} "
                              f"{100 * r['charnn']['comm_share']:.1f}%" for r in two)
                  + ".")
     cm = doc.get("communication")
@@ -925,7 +962,7 @@ def targets_md(doc):
     L.append("| target | measured | met |")
     L.append("|---|---|---|")
     for r in rows:
-        if r["hidden"] == 512 and r["cores"] == 2:
+        if r["hidden"] == 512 and r["cores"] == 2 and r["setup"] != "2p1t":
             g = (r["charnn"]["perf"] or {}).get("gflops")
             if g is None:
                 continue
@@ -934,7 +971,8 @@ def targets_md(doc):
                      f"({100 * r['charnn']['perf']['mfu']:.0f}% of this run's measured "
                      f"{r['peak_gflops']:.0f}) | {'yes' if g >= 0.8 * issue_peak else 'no'} |")
     for r in rows:
-        if r["config"] == "lstm-1x128" and r["cores"] == 2 and r.get("ratio_vs_peer_best"):
+        if (r["config"] == "lstm-1x128" and r["cores"] == 2 and r.get("ratio_vs_peer_best")
+                and r["setup"] != "2p1t"):
             x = r["ratio_vs_peer_best"]
             L.append(f"| lstm-1x128 {r['setup_label']}: >= 2.5x peer best | {x:.2f}x | "
                      f"{'yes' if x >= 2.5 else 'no'} |")
@@ -945,7 +983,7 @@ def targets_md(doc):
                      f"and best) | {'yes' if x >= 1.3 else 'no'} |")
     for name in sorted({r["config"] for r in rows}):
         one, two_t = get(name, "1t"), get(name, "1r2t")
-        for key in ("2r1t", "2r1tw"):
+        for key in ("2r1t", "2r1tw", "2r1tb"):
             two_r = get(name, key)
             if not (one and two_t and two_r):
                 continue
@@ -957,6 +995,21 @@ def targets_md(doc):
             L.append(f"| {name} {two_r['setup_label']} within 5% of max(1 rank x 2 threads, "
                      f"2 x 1 thread) = {ref:,.0f} | {cs[2]['median']:,.0f} = {100 * x:.0f}% | "
                      f"{'yes' if x >= 0.95 else 'no'} |")
+        # not a target of the issue: how near 2 ranks come to the machine's own ceiling
+        ceil_row = get(name, "2p1t")
+        ceil = ceil_row and ceil_row["charnn"]["chars_per_s"]
+        if ceil and one and one["charnn"]["chars_per_s"]:
+            c1 = one["charnn"]["chars_per_s"]["median"]
+            L.append(f"| (context) {name}: 2 independent 1-thread processes together reach "
+                     f"{ceil['median']:,.0f} = {100 * ceil['median'] / (2 * c1):.0f}% of 2 x 1 "
+                     f"thread | — | — |")
+            for key in ("2r1t", "2r1tb"):
+                two_r = get(name, key)
+                if two_r and two_r["charnn"]["chars_per_s"]:
+                    v = two_r["charnn"]["chars_per_s"]["median"]
+                    L.append(f"| (context) {name} {two_r['setup_label']} against those 2 "
+                             f"independent processes | {v:,.0f} = {100 * v / ceil['median']:.0f}% "
+                             f"| — |")
     for r in rows:
         c = r["charnn"].get("peak_rss_mib")
         ps = [r[k].get("peak_rss_mib") for k in ("peer_default", "peer_best")]
@@ -966,6 +1019,8 @@ def targets_md(doc):
         p = min(ps)
         # the weak-scaling rows train 2B streams per step against the peer's B: shown,
         # not scored
+        if r["setup"] == "2p1t":
+            continue
         met = ("n/a (2B streams per step)" if r["setup"] == "2r1tw"
                else ("yes" if 3 * c <= p else "no"))
         L.append(f"| {r['config']} {r['setup_label']}: peak RSS <= 1/3 of the peer's | {c:.0f} "
