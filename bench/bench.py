@@ -17,6 +17,7 @@ FLOPs than that for layer 1; the formula is kept anyway, so GFLOP/s and MFU are
 import argparse
 import datetime
 import json
+import math
 import os
 import platform
 import random
@@ -60,7 +61,8 @@ SETUPS = [
     # batch of 2B); the step does twice the work, chars/s compares directly
     ("2r1tw", "2 ranks x 1 thread, B per rank", dict(ranks=2, threads=1, weak=True)),
     # streams move from the slower core's rank to the faster one's
-    ("2r1tb", "2 ranks x 1 thread, --balance auto", dict(ranks=2, threads=1,
+    # (its warm-up is long enough for the balancer to decide: see balance_warmup)
+    ("2r1tb", "2 ranks x 1 thread, --balance auto", dict(ranks=2, threads=1, balance=True,
                                                          extra=("--balance", "auto"))),
     # the machine's own 2-core ceiling for 2 ranks: two independent 1-thread trainings of
     # B/2 streams, pinned to core 0 and core 1, run at the same time (no communication);
@@ -214,6 +216,17 @@ def parse_timing(out):
 
 
 KERNELS_RE = re.compile(r"OpenBLAS \(([^)]*?), (\S+) kernels\)")
+
+
+def balance_warmup(cfg, k, warm, one_thread_runs):
+    """Warm-up intervals for a --balance auto run: the balancer first decides after 10
+    steps once each rank has a second of compute, so the warm-up spans at least 20 steps
+    and about 2.5 s of a rank's compute (estimated from this repeat's 1-thread run)."""
+    ok = [r for r in one_thread_runs if r.get("ok")]
+    if not ok:
+        return max(warm, math.ceil(20 / k))
+    step_s = (cfg["batch"] // 2) * cfg["seq"] / ok[-1]["chars_per_s"]
+    return max(warm, math.ceil(max(20, 2.5 / step_s) / k))
 
 
 def run_corun(a, cfg, name, k, warm, timed, data):
@@ -589,7 +602,9 @@ def main():
                     if sp.get("corun"):
                         r = run_corun(a, cfg, name, k, warm, timed, data)
                     else:
-                        r = run_charnn(a, cfg, name, sp["ranks"], sp["threads"], k, warm, timed,
+                        w = (balance_warmup(cfg, k, warm, runs.get("1t", [])) if sp.get("balance")
+                             else warm)
+                        r = run_charnn(a, cfg, name, sp["ranks"], sp["threads"], k, w, timed,
                                        data, timing=sp["ranks"] > 1, weak=sp.get("weak", False),
                                        extra=sp.get("extra", ()))
                     runs[key].append(r)
