@@ -15,6 +15,7 @@ FLOPs than that for layer 1; the formula is kept anyway, so GFLOP/s and MFU are
 "useful work per second" and compare like for like.
 """
 import argparse
+import concurrent.futures
 import datetime
 import json
 import math
@@ -71,6 +72,9 @@ SETUPS = [
     ("2p1t", "2 independent processes x 1 thread, B/2 each, together",
      dict(ranks=2, threads=1, corun=True)),
 ]
+
+# how the 2-rank variants are told apart in one-line lists
+SETUP_TAGS = {"2r1tw": " (B per rank)", "2r1tb": " (--balance auto)"}
 
 OPENBLAS_OPENMP = "/usr/lib/x86_64-linux-gnu/openblas-openmp"
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY",
@@ -232,7 +236,6 @@ def balance_warmup(cfg, k, warm, one_thread_runs):
 def run_corun(a, cfg, name, k, warm, timed, data):
     """Two 1-thread charnn runs of B/2 streams at once, pinned to cores 0 and 1; chars/s is
     the sum, RSS the larger."""
-    import concurrent.futures
     sub = dict(cfg, batch=cfg["batch"] // 2)
     with concurrent.futures.ThreadPoolExecutor(2) as ex:
         futs = [ex.submit(run_charnn, a, sub, name, 1, 1, k, warm, timed, data,
@@ -893,8 +896,7 @@ def render_md(doc):
         L.append("")
         L.append("Share of time waiting on gradient communication in the 2 ranks x 1 thread runs "
                  "(`--timing`, default `--allreduce overlap`, mean over ranks, median over runs): "
-                 + "; ".join(f"{r['config']}"
-                             f"{dict(r2r1tw=' (B per rank)', r2r1tb=' (--balance auto)').get('r' + r['setup'], '')} "
+                 + "; ".join(f"{r['config']}{SETUP_TAGS.get(r['setup'], '')} "
                              f"{100 * r['charnn']['comm_share']:.1f}%" for r in two)
                  + ".")
     cm = doc.get("communication")

@@ -139,22 +139,29 @@ static void compare(const char *ref, const char *par)
     ckpt_data_free(&db);
 }
 
-static void check_cell(cell_kind cell)
+/* N ranks x B streams (split as `balance` says) against rank 0 training
+ * 1 rank x N*B on its own; tag names the N-rank run's directory. */
+static void check_split(cell_kind cell, const char *balance, const char *tag)
 {
     const int n = dist_size();
     char ref[256], par[256];
     snprintf(ref, sizeof ref, "equiv_%s_ref_np%d", cell_name(cell), n);
-    snprintf(par, sizeof par, "equiv_%s_np%d", cell_name(cell), n);
+    snprintf(par, sizeof par, "equiv_%s%s_np%d", cell_name(cell), tag, n);
     if (dist_rank() == 0) {
         dist_use_self(1);
         run(cell, n * BPER, ref);
         dist_use_self(0);
     }
     dist_barrier();
-    run(cell, BPER, par);
+    run_split(cell, BPER, par, balance, "", STEPS);
     if (dist_rank() == 0)
         compare(ref, par);
     dist_barrier();
+}
+
+static void check_cell(cell_kind cell)
+{
+    check_split(cell, "off", "");
 }
 
 static void test_rnn(void)
@@ -175,24 +182,6 @@ static void test_gru(void)
 /* --balance: the same S = N*B streams split unevenly over the ranks, by fixed
  * weights or by measured speed (moves happen or not, by timing; the model
  * must match either way), train the model of 1 rank x S streams. */
-static void check_balanced(const char *balance, const char *tag)
-{
-    const int n = dist_size();
-    char ref[256], par[256];
-    snprintf(ref, sizeof ref, "equiv_lstm_ref_np%d", n);
-    snprintf(par, sizeof par, "equiv_lstm_%s_np%d", tag, n);
-    if (dist_rank() == 0) {
-        dist_use_self(1);
-        run(CELL_LSTM, n * BPER, ref);
-        dist_use_self(0);
-    }
-    dist_barrier();
-    run_split(CELL_LSTM, BPER, par, balance, "", STEPS);
-    if (dist_rank() == 0)
-        compare(ref, par);
-    dist_barrier();
-}
-
 /* Weights 1, 3, 1, 3, ...: with B = 4 per rank that is 2 and 6 streams. */
 static const char *uneven_weights(void)
 {
@@ -205,12 +194,12 @@ static const char *uneven_weights(void)
 
 static void test_balance_weights(void)
 {
-    check_balanced(uneven_weights(), "weights");
+    check_split(CELL_LSTM, uneven_weights(), "_weights");
 }
 
 static void test_balance_auto(void)
 {
-    check_balanced("auto", "auto");
+    check_split(CELL_LSTM, "auto", "_auto");
 }
 
 /* balance_move_states: every value lands on the rank that now holds its
