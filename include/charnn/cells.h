@@ -12,7 +12,7 @@
  *         h' = (1 - z) * n + z * h
  *
  * The input projection x W_ih^T + b_ih for all T steps is one GEMM done by the
- * caller (src/stack.c); a cell only runs what must be sequential: the
+ * caller (src/nn/stack.c); a cell only runs what must be sequential: the
  * per-step product h_{t-1} W_hh^T and the gate math. Each cell has a naive
  * reference (cells_naive.c) that the tests compare with.
  */

@@ -1,4 +1,4 @@
-/* dist: the only door to MPI (src/dist.c is the one file that includes
+/* dist: the only door to MPI (src/sys/dist.c is the one file that includes
  * mpi.h). Everything here works for a single process started without a
  * launcher, which Open MPI runs as a one-rank job.
  *

@@ -1,6 +1,6 @@
 /* model: a character-level language model = input (one-hot gather or
- * embedding) -> L stacked recurrent layers (src/stack.c) -> output head
- * (src/head_lm.c: linear decoder + softmax cross-entropy).
+ * embedding) -> L stacked recurrent layers (src/nn/stack.c) -> output head
+ * (src/heads/head_lm.c: linear decoder + softmax cross-entropy).
  *
  * Every parameter lives in one slab (model.params) and every gradient in a
  * second slab of the same layout (model.grads), so one all-reduce covers all
@@ -104,6 +104,12 @@ typedef struct {
     float *row_loss;                     /* (T*B) loss of each position, nats */
     /* optional, owned by the caller (NULL by default): */
     const float *row_weight;             /* (T*B) weight of each position's loss in backward */
+    const int32_t *len;                  /* (B) steps row b runs, 0..T; after len[b] the row's
+                                            state stays as it was and its outputs are not used
+                                            (NULL: every row runs all T steps) */
+    float *dh0;                          /* (L, B, H) receives dL/dh0, the gradient of the state
+                                            the chunk started from (NULL: not wanted) */
+    float *dc0;                          /* (L, B, H) LSTM: receives dL/dc0 */
     float *dh_record[MODEL_MAX_LAYERS];  /* (T, B, H) receives dL/dh_t of layer l */
     float *dc_record[MODEL_MAX_LAYERS];  /* (T, B, H) receives dL/dc_t of layer l (LSTM) */
     void (*progress)(void *ctx);         /* called now and then during backward */
