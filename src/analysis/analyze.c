@@ -1,5 +1,5 @@
 /* Trace analysis: reading a trace in blocks of steps, the report, the table
- * and JSON outputs, and the CLI. See analyze.h and docs/trace-format.md.
+ * and JSON outputs. See analyze.h and docs/trace-format.md.
  *
  * analyze_run runs its HDF5 calls inside one H5E_BEGIN_TRY, so HDF5 never
  * prints its error stack: a bad file becomes one line through cn_err naming
@@ -10,15 +10,12 @@
 
 #include <errno.h>
 #include <hdf5.h>
-#include <locale.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "charnn/common.h"
-#include "charnn/config.h"
-#include "charnn/flags.h"
 #include "charnn/trace.h"
 
 /* Steps read per block: about 1 Mi floats of one dataset, within these bounds. */
@@ -1360,157 +1357,4 @@ void analyze_write_json(FILE *out, const analyze_report *r)
         fputs("null", out);
     }
     fputs("}\n", out);
-}
-
-/* ---- the CLI ---------------------------------------------------------------- */
-
-/* "L:U" or "L:U:h" / "L:U:c". 0 or -1. */
-static int parse_unit(const char *s, int *layer, int *unit, int *state)
-{
-    char *end;
-    errno = 0;
-    long l = strtol(s, &end, 10);
-    if (errno || end == s || *end != ':' || l < 0 || l > 1000000)
-        return -1;
-    const char *u0 = end + 1;
-    long u = strtol(u0, &end, 10);
-    if (errno || end == u0 || u < 0 || u > 100000000)
-        return -1;
-    *state = 0;
-    if (*end == ':') {
-        if (strcmp(end + 1, "h") == 0)
-            *state = 0;
-        else if (strcmp(end + 1, "c") == 0)
-            *state = 1;
-        else
-            return -1;
-    } else if (*end) {
-        return -1;
-    }
-    *layer = (int)l;
-    *unit = (int)u;
-    return 0;
-}
-
-int analyze_main(int argc, char **argv)
-{
-    analyze_options o = {.top_k = 5, .unit_layer = -1, .excerpt = 3000};
-    char probe[CONFIG_PATH_MAX] = "", html[CONFIG_PATH_MAX] = "";
-    const char *unit = NULL, *feature_help = NULL;
-    int json = 0;
-    unsigned given = 0;
-    const flag_spec flags[] = {
-        {"json", F_BOOL, &json, 0, "print one JSON object instead of the table", 0, 0},
-        {"html", F_PATH, html, 0, "also write a self-contained page (text coloured by a unit, "
-                                  "saturation and gradient plots)", 0, 0},
-        {"unit", F_STR, &unit, 0, "L:U[:h|c] the unit to show and follow over training "
-                                  "(default: the first feature's top unit on the page, each "
-                                  "feature's best unit over training)", 0, 0},
-        {"top", F_INT, &o.top_k, 0, "units listed per feature (default 5)", 1, 100000},
-        {"feature", F_STR, &feature_help, 0, "NAME=REGEX a feature that is 1 inside matches "
-                                             "(POSIX extended; repeatable)", 0, 0},
-        {"probe", F_PATH, probe, 0, "probe trace of training (train --trace-every) for the "
-                                    "correlation over training", 0, 0},
-        {"excerpt", F_INT, &o.excerpt, 0, "characters of text on the page (default 3000)", 1,
-         1000000},
-    };
-    flag_table t = {"analyze", "TRACE [--json] [--html OUT.html] [--unit L:U] [--top K] "
-                               "[--feature NAME=REGEX ...] [--probe PROBE.h5]",
-                    flags, (int)(sizeof flags / sizeof flags[0])};
-    if (argc >= 1 && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)) {
-        flags_print_usage(stdout, &t);
-        return 0;
-    }
-    if (argc < 1 || strncmp(argv[0], "--", 2) == 0)
-        return flags_usage_error(&t, "give the trace to analyze%s%s", "", "");
-    /* --feature repeats, which the flag table cannot hold: take them out first */
-    analyze_feature_spec specs[ANALYZE_MAX_USER_FEATURES];
-    char **rest = cn_xmalloc((size_t)argc * sizeof *rest);
-    int n_rest = 0, rc = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *value = NULL;
-        if (strcmp(argv[i], "--feature") == 0) {
-            if (i + 1 >= argc) {
-                rc = flags_usage_error(&t, "flag '--feature' needs a value%s%s", "", "");
-                goto done;
-            }
-            value = argv[++i];
-        } else if (strncmp(argv[i], "--feature=", 10) == 0) {
-            value = argv[i] + 10;
-        } else {
-            rest[n_rest++] = argv[i];
-            continue;
-        }
-        if (o.n_user == ANALYZE_MAX_USER_FEATURES) {
-            char most[16];
-            snprintf(most, sizeof most, "%d", ANALYZE_MAX_USER_FEATURES);
-            rc = flags_usage_error(&t, "too many --feature flags (at most %s)%s", most, "");
-            goto done;
-        }
-        if (analyze_feature_parse(value, &specs[o.n_user]) != 0) {
-            rc = flags_usage_error(&t, "%s%s", cn_errmsg(), "");
-            goto done;
-        }
-        for (int k = 0; k < o.n_user; k++)
-            if (strcmp(specs[k].name, specs[o.n_user].name) == 0) {
-                rc = flags_usage_error(&t, "--feature '%s' is given twice%s", specs[k].name, "");
-                goto done;
-            }
-        o.n_user++;
-    }
-    if (flags_parse_or_exit(&t, n_rest, rest, &given, &rc))
-        goto done;
-    if (unit && parse_unit(unit, &o.unit_layer, &o.unit_index, &o.unit_state) != 0) {
-        rc = flags_usage_error(&t, "--unit '%s' is not LAYER:UNIT (e.g. 0:17, or 0:17:c for the "
-                                   "LSTM cell state)%s",
-                               unit, "");
-        goto done;
-    }
-    /* regexes see UTF-8 text: '.' and bracket expressions take whole characters */
-    char *saved = setlocale(LC_CTYPE, NULL);
-    saved = saved ? cn_xstrdup(saved) : NULL;
-    if (!setlocale(LC_CTYPE, "C.UTF-8"))
-        setlocale(LC_CTYPE, "C.utf8");
-    for (int j = 0; j < o.n_user && rc == 0; j++)
-        if (analyze_feature_check(&specs[j]) != 0) {
-            fprintf(stderr, "charnn analyze: %s\n", cn_errmsg());
-            rc = FLAGS_EXIT_USAGE;
-        }
-    o.trace = argv[0];
-    o.user = specs;
-    o.probe = probe[0] ? probe : NULL;
-    analyze_report r;
-    if (rc == 0) {
-        int arc = analyze_run(&o, &r);
-        if (arc != 0) {
-            fprintf(stderr, "charnn analyze: %s\n", cn_errmsg());
-            rc = arc == ANALYZE_BAD_UNIT ? FLAGS_EXIT_USAGE : 1;
-        }
-    }
-    if (saved) {
-        setlocale(LC_CTYPE, saved);
-        free(saved);
-    }
-    if (rc != 0)
-        goto done;
-    if (json)
-        analyze_write_json(stdout, &r);
-    else
-        analyze_write_table(stdout, &r);
-    if (html[0]) {
-        if (analyze_write_html(html, &r) != 0) {
-            fprintf(stderr, "charnn analyze: %s\n", cn_errmsg());
-            rc = 1;
-        } else if (!json) {
-            printf("\nwrote '%s'\n", html);
-        }
-    }
-    if (fflush(stdout) != 0 && rc == 0) {
-        fprintf(stderr, "charnn analyze: cannot write the report: %s\n", strerror(errno));
-        rc = 1;
-    }
-    analyze_report_free(&r);
-done:
-    free(rest);
-    return rc;
 }
