@@ -86,7 +86,8 @@ typedef struct {
 #define FLAGS_EXIT_USAGE 2
 
 void flags_print_usage(FILE *f, const flag_table *t);
-/* Print "charnn CMD: <message>" and the usage to stderr; returns FLAGS_EXIT_USAGE. */
+/* Print "charnn CMD: <message>" and the usage to stderr (on rank 0 of a
+ * launch; every rank parses the same flags); returns FLAGS_EXIT_USAGE. */
 int flags_usage_error(const flag_table *t, const char *fmt, ...) CN_PRINTF(2, 3);
 /* Parse argv[0..argc) against t. 0 on success (*help set when --help or -h
  * was given, and nothing after it is read); otherwise the usage error has been

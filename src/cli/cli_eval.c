@@ -16,7 +16,7 @@ int cli_eval(int argc, char **argv)
     const flag_spec flags[] = {
         FLAG("model", F_PATH, model_path, 0, "model file or checkpoint written by train (required)",
              0, 0),
-        FLAG("data", F_PATH, data, 0, "text file (required)", 0, 0),
+        FLAG("data", F_PATH, data, 0, "text file or prepared corpus (required)", 0, 0),
         FLAG_CHOICE("split", &o.split, 0, "train | val | test | all (default all)",
                     cli_split_choices),
         FLAG("batch", F_INT, &o.batch, 0, "streams, 0 = the model's (default 0)", 0, 1000000),

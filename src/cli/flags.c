@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "charnn/config.h"
+#include "charnn/dist.h"
 
 void flags_print_usage(FILE *f, const flag_table *t)
 {
@@ -21,6 +22,8 @@ void flags_print_usage(FILE *f, const flag_table *t)
 
 int flags_usage_error(const flag_table *t, const char *fmt, ...)
 {
+    if (dist_rank() != 0) /* every rank of a launch parses the same flags: say it once */
+        return FLAGS_EXIT_USAGE;
     va_list ap;
     va_start(ap, fmt);
     fprintf(stderr, "charnn %s: ", t->cmd);
@@ -197,7 +200,7 @@ int flags_parse_or_exit(const flag_table *t, int argc, char **argv, unsigned *gi
     *status = flags_parse(t, argc, argv, given, &help);
     if (*status)
         return 1;
-    if (help)
+    if (help && dist_rank() == 0)
         flags_print_usage(stdout, t);
     return help;
 }
