@@ -10,12 +10,15 @@
 
 #include <errno.h>
 #include <hdf5.h>
+#include <locale.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "charnn/common.h"
+#include "charnn/config.h"
+#include "charnn/flags.h"
 #include "charnn/trace.h"
 
 /* Steps read per block: about 1 Mi floats of one dataset, within these bounds. */
