@@ -45,8 +45,12 @@ static void print_main_usage(FILE *f)
     fprintf(f, "usage: charnn COMMAND [flags]\n\n"
                "Train, evaluate and sample character-level RNN, LSTM and GRU language models.\n\n"
                "commands:\n");
+    int width = 0;
     for (int i = 0; i < CLI_N_COMMANDS; i++)
-        fprintf(f, "  %-8s %s\n", cli_commands[i].name, cli_commands[i].summary);
+        if ((int)strlen(cli_commands[i].name) > width)
+            width = (int)strlen(cli_commands[i].name);
+    for (int i = 0; i < CLI_N_COMMANDS; i++)
+        fprintf(f, "  %-*s %s\n", width, cli_commands[i].name, cli_commands[i].summary);
     fprintf(f, "\nRun 'charnn COMMAND --help' for the flags of a command.\n");
 }
 
