@@ -16,14 +16,9 @@ check() {
 show() { sed -e 's/^/#   /' "$@" | tail -n 15; }
 
 # ---- data ---------------------------------------------------------------
-DATA=
-for f in "$SRC/../shared/data/tinyshakespeare.txt" /work/shared/data/tinyshakespeare.txt; do
-    if [ -s "$f" ]; then
-        DATA=$f
-        break
-    fi
-done
-if [ -z "$DATA" ]; then
+# ../shared/data beside the repository; without it a generated text does.
+DATA=$SRC/../shared/data/tinyshakespeare.txt
+if [ ! -s "$DATA" ]; then
     DATA=$WORK/text.txt
     awk 'BEGIN { srand(7); split("the of and to a in that is was he for it with as his on be at by had not are but from or have an they which one you were her all she there would their we him been has when who will more no if out so said what up its about into than them can only other new some could time these two may then do first any my now such like our over man me even most made after also did many before must through back years where much your way well down should because each just those people how too little state good very make world still own see men work long get here between both life being under never day same another know while last might us great old year off come since against go came right used take three", W, " ")
     nw = 0; for (k in W) nw++

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Core trainer CLI, end to end: usage errors and exit statuses, train/eval/sample/
+# Core trainer CLI, end to end: usage errors and exit statuses (bad values, bad choices,
+# --balance, --steps 0), the command table (every command answers --help), train/eval/sample/
 # prepare/inspect on a small text, metrics.jsonl, Unicode text, invalid UTF-8,
 # bad inputs, and bit-for-bit determinism of the saved weights.
 # Usage: bash tests/cli_basic.sh PATH/TO/charnn SOURCE_DIR   (run from any scratch cwd)
@@ -25,11 +26,8 @@ has() { grep -qF -- "$2" "$1"; }
 show() { sed -n '1,8s/^/    # /p' "$1"; }
 
 # ---- the text: the first 200 KB of tinyshakespeare, or a generated one ----
-text=
-for cand in "$src/../shared/data/tinyshakespeare.txt" /work/shared/data/tinyshakespeare.txt; do
-  if [ -r "$cand" ] && [ -s "$cand" ]; then text=$cand; break; fi
-done
-if [ -n "$text" ]; then
+text=$src/../shared/data/tinyshakespeare.txt
+if [ -r "$text" ] && [ -s "$text" ]; then
   head -c 200000 "$text" > text.txt
 else
   $py - <<'EOF'
@@ -71,14 +69,87 @@ check "train --layers abc: exit 2 (got $rc)" test "$rc" = 2
 check "train --layers abc: stderr names the value 'abc'" has layers.err "abc"
 check "train --layers abc: stderr names --layers" has layers.err "--layers"
 
+# A bad --balance is a usage error (issue 19): one line naming the flag and the value, then
+# the usage, exit 2, before anything is read or written.
 for bad in "2,x" "fast" "1,2"; do
   "$charnn" train --data text.txt --balance "$bad" --steps 1 --out bal > bal.out 2> bal.err; rc=$?
-  check "train --balance '$bad': exit 1 (got $rc)" test "$rc" = 1
-  check "train --balance '$bad': one line on stderr naming --balance and '$bad'" \
-    test "$(wc -l < bal.err)" = 1 -a "$(grep -cF -- "--balance '$bad'" bal.err)" = 1
+  check "train --balance '$bad': exit 2 (got $rc)" test "$rc" = 2
+  check "train --balance '$bad': the first line on stderr names --balance and '$bad'" \
+    test "$(head -n 1 bal.err | grep -cF -- "charnn train: --balance '$bad'")" = 1
+  check "train --balance '$bad': then the usage" test "$(sed -n 2p bal.err)" = \
+    "usage: charnn train --data PATH [--out DIR] [flags]"
 done
 check "train --balance '1,2' on 1 rank: says 2 weights for 1 rank" has bal.err "gives 2 weights for 1 rank"
 check "train --balance errors: no run directory left" test ! -e bal
+
+# --steps 0 used to train a whole epoch; --epochs 0 trained nothing; both together were
+# read as --steps alone
+"$charnn" train --data text.txt --steps 0 --out steps0 > steps0.out 2> steps0.err; rc=$?
+check "train --steps 0: exit 2 (got $rc)" test "$rc" = 2
+check "train --steps 0: says it must be at least 1" \
+  test "$(head -n 1 steps0.err)" = "charnn train: bad value '0' for --steps: must be at least 1"
+check "train --steps 0: shows the usage" has steps0.err "usage: charnn train"
+check "train --steps 0: no run directory" test ! -e steps0
+"$charnn" train --data text.txt --epochs 0 --out steps0 > epochs0.out 2> epochs0.err; rc=$?
+check "train --epochs 0: exit 2 (got $rc)" test "$rc" = 2
+check "train --epochs 0: says it must be above 0" \
+  test "$(head -n 1 epochs0.err)" = "charnn train: bad value '0' for --epochs: must be above 0"
+"$charnn" train --data text.txt --steps 5 --epochs 2 --out steps0 > both.out 2> both.err; rc=$?
+check "train --steps with --epochs: exit 2 (got $rc)" test "$rc" = 2
+check "train --steps with --epochs: says to give one" \
+  test "$(head -n 1 both.err)" = "charnn train: give --steps or --epochs, not both"
+check "train --steps/--epochs errors: no run directory" test ! -e steps0
+
+# a bad choice names the flag, the value and every accepted value
+badchoice() { # WANT ARGS...: charnn ARGS exits 2 and the first line of stderr is WANT
+  local want=$1; shift
+  "$charnn" "$@" > choice.out 2> choice.err; rc=$?
+  check "$*: exit 2 (got $rc)" test "$rc" = 2
+  check "$*: '$want'" test "$(head -n 1 choice.err)" = "$want"
+}
+badchoice "charnn train: bad value 'tree' for --cell: expected rnn, lstm or gru" \
+  train --data text.txt --out choice --cell tree
+badchoice "charnn train: bad value 'lbfgs' for --optim: expected adam, sgd, rmsprop or adagrad" \
+  train --data text.txt --out choice --optim lbfgs
+badchoice "charnn train: bad value 'linear' for --schedule: expected constant, step, exp or cosine" \
+  train --data text.txt --out choice --schedule linear
+badchoice "charnn train: bad value 'ring' for --allreduce: expected overlap or blocking" \
+  train --data text.txt --out choice --allreduce ring
+badchoice "charnn eval: bad value 'dev' for --split: expected train, val, test or all" \
+  eval --model choice/model.h5 --data text.txt --split dev
+badchoice "charnn trace: bad value 'dev' for --split: expected train, val, test or all" \
+  trace --model choice/model.h5 --out choice.h5 --split dev
+badchoice "charnn generate: bad value 'prose' for --kind: expected structured" \
+  generate --kind prose --out choice.txt
+check "bad choices: nothing written" test ! -e choice -a ! -e choice.h5 -a ! -e choice.txt
+"$charnn" train --data text.txt --layers 0 > range.out 2> range.err; rc=$?
+check "train --layers 0: exit 2 (got $rc)" test "$rc" = 2
+check "train --layers 0: names the range" \
+  has range.err "bad value '0' for --layers: must be between 1 and"
+
+# ---- the command table: the top-level usage lists every command; each answers --help ----
+"$charnn" --help > mhelp.out 2> mhelp.err; rc=$?
+check "--help: exit 0 (got $rc)" test "$rc" = 0
+cmds=$(sed -n '/^commands:$/,/^$/p' mhelp.out | awk 'NF && $1 != "commands:" { print $1 }')
+for c in prepare train eval sample inspect trace analyze generate version; do
+  check "--help lists the command '$c'" test -n "$(echo "$cmds" | grep -x -- "$c")"
+done
+for c in $cmds; do
+  "$charnn" "$c" --help > chelp.out 2> chelp.err; rc=$?
+  check "$c --help: exit 0 (got $rc)" test "$rc" = 0
+  check "$c --help: its own usage line first" \
+    test "$(head -n 1 chelp.out | cut -d' ' -f1-3)" = "usage: charnn $c"
+  check "$c --help: lists --help" has chelp.out "--help"
+  check "$c --help: nothing on stderr" test ! -s chelp.err
+done
+check "unknown command: names it" test "$(head -n 1 unk.err)" = "charnn: unknown command 'frobnicate'"
+check "unknown command: the command list follows" has unk.err "commands:"
+"$charnn" version > version.out 2> version.err; rc=$?
+check "version: exit 0 (got $rc)" test "$rc" = 0
+check "version: 'charnn VERSION'" grep -qE '^charnn [0-9]+\.[0-9]+' version.out
+"$charnn" version extra > version.out 2> version.err; rc=$?
+check "version extra: exit 2 (got $rc)" test "$rc" = 2
+check "version extra: names the argument" has version.err "unexpected argument 'extra'"
 
 "$charnn" train --help > thelp.out 2> thelp.err; rc=$?
 check "train --help: exit 0 (got $rc)" test "$rc" = 0

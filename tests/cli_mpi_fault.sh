@@ -33,11 +33,8 @@ count() { grep -cF -- "$2" "$1"; }
 show() { sed -n '1,12s/^/    # /p' "$1"; }
 now_ms() { date +%s%3N; }
 
-text=
-for cand in "$src/../shared/data/tinyshakespeare.txt" /work/shared/data/tinyshakespeare.txt; do
-  if [ -r "$cand" ] && [ -s "$cand" ]; then text=$cand; break; fi
-done
-if [ -n "$text" ]; then
+text=$src/../shared/data/tinyshakespeare.txt
+if [ -r "$text" ] && [ -s "$text" ]; then
   head -c 100000 "$text" > text.txt
 else
   $py -c "

@@ -92,10 +92,8 @@ if [ -s "$SRC/data/corpus/fortunes.txt" ]; then
     FULL=$SRC/data/corpus/fortunes.txt
 elif [ -d /usr/share/games/fortunes ] && "$SRC/data/build_corpus.sh" "$WORK/fortunes.txt" >/dev/null 2>&1; then
     FULL=$WORK/fortunes.txt
-else
-    for f in "$SRC/../shared/data/tinyshakespeare.txt" /work/shared/data/tinyshakespeare.txt; do
-        [ -s "$f" ] && { FULL=$f; break; }
-    done
+elif [ -s "$SRC/../shared/data/tinyshakespeare.txt" ]; then
+    FULL=$SRC/../shared/data/tinyshakespeare.txt
 fi
 [ -n "$FULL" ] || { notok "a corpus (data/build_corpus.sh or ../shared/data/tinyshakespeare.txt)"; finish; }
 DATA=$WORK/corpus.txt

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "charnn/ckpt.h"
+#include "charnn/cli.h"
 #include "charnn/config.h"
 #include "charnn/corpus.h"
 #include "charnn/data.h"
@@ -176,7 +177,7 @@ static int same_trace(const char *a, const char *b, const model *m, int grads)
 
 /* ---- running `charnn trace` in this process ----------------------------- */
 
-/* trace_main on the words of `args` (split at spaces), stderr into `errfile`
+/* cli_trace on the words of `args` (split at spaces), stderr into `errfile`
  * when given; returns its exit status. */
 static int run_trace(const char *errfile, const char *fmt, ...) CN_PRINTF(2, 3);
 static int run_trace(const char *errfile, const char *fmt, ...)
@@ -199,7 +200,7 @@ static int run_trace(const char *errfile, const char *fmt, ...)
         dup2(fd, STDERR_FILENO);
         close(fd);
     }
-    int rc = trace_main(argc, argv);
+    int rc = cli_trace(argc, argv);
     if (errfile) {
         fflush(stderr);
         dup2(saved, STDERR_FILENO);

@@ -4,11 +4,12 @@
  * word starts, user regexes), their change over training, gradient-flow decay,
  * as a table, JSON or a self-contained HTML page.
  *
- * Use: `analyze_main` is the CLI. Library callers fill analyze_options and
- * call analyze_run, which reads the trace (docs/trace-format.md) in blocks of
- * steps, so memory grows with the hidden size and the number of features but
- * not with the length of the trace, and fills an analyze_report that
- * analyze_write_table / _json / _html print; analyze_report_free releases it.
+ * Use: fill analyze_options (src/cli/cli_analyze.c does it from the flags
+ * of `charnn analyze`) and call analyze_run, which reads the trace
+ * (docs/trace-format.md) in blocks of steps, so memory grows with the hidden
+ * size and the number of features but not with the length of the trace, and
+ * fills an analyze_report that analyze_write_table / _json / _html print;
+ * analyze_report_free releases it.
  *
  * The pieces underneath are public for tests: the text features of a token
  * stream (analyze_features_*), the streaming mean / std / saturation /
@@ -23,9 +24,6 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
-
-/* `charnn analyze TRACE ...`: parses its flags and runs; returns the exit status. */
-int analyze_main(int argc, char **argv);
 
 /* ---- text features -------------------------------------------------------
  *

@@ -14,7 +14,7 @@
 
 typedef struct {
     /* data */
-    char data[CONFIG_PATH_MAX]; /* text file (or, later, a prepared corpus) */
+    char data[CONFIG_PATH_MAX]; /* text file or prepared corpus (corpus.h) */
     char out[CONFIG_PATH_MAX];  /* run directory: model.h5, checkpoints, metrics.jsonl */
     vocab_mode vocab_mode;
     double val_frac, test_frac;

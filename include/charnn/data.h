@@ -10,7 +10,7 @@
  * 1 rank x N*B streams do. The last (N - 1) - S*L < S tokens are not read.
  *
  * The corpus is read through a data_source so that the same code runs on an
- * in-memory text or (later) a prepared HDF5 corpus read by hyperslabs.
+ * in-memory text or a prepared HDF5 corpus read by hyperslabs (corpus.h).
  */
 #ifndef CHARNN_DATA_H
 #define CHARNN_DATA_H

@@ -32,9 +32,9 @@ int eval_plan(const model *m, model_work *w, model_state *s, const batch_plan *p
 int eval_streams_per_rank(size_t n, int T, int batch, int nranks);
 
 
-/* `charnn eval`: the loss of a saved model on a split of a text file (the
- * split fractions are the model's own, so "test" is the test text it never
- * saw) or on a whole file. */
+/* `charnn eval`: the loss of a saved model on a split of a text file or a
+ * prepared corpus (a text's split fractions are the model's own, so "test" is
+ * the test text it never saw; a corpus has its split stored) or on all of it. */
 typedef struct {
     const char *model_path;
     const char *data_path;

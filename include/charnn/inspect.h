@@ -4,9 +4,14 @@
 
 #include <stdio.h>
 
-/* Read and verify the checkpoint at path and print its metadata,
- * hyperparameters, progress, and per-tensor parameter counts and norms, as a
- * table or (json != 0) one JSON object. 0, or -1 with a message. */
-int inspect_run(const char *path, int json, FILE *out);
+typedef struct {
+    const char *path; /* a model or checkpoint written by train */
+    int json;         /* 1: one JSON object instead of the table */
+} inspect_options;
+
+/* Read and verify the checkpoint at o->path and print to out its metadata,
+ * hyperparameters, progress, and per-tensor parameter counts and norms. 0,
+ * or -1 with a message. */
+int inspect_run(const inspect_options *o, FILE *out);
 
 #endif

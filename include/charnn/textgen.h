@@ -22,7 +22,18 @@
  * message when writing fails. */
 int textgen_structured(FILE *out, size_t n_chars, uint64_t seed);
 
-/* `charnn generate --kind structured --chars N --seed S --out FILE`. */
-int textgen_main(int argc, char **argv);
+typedef enum { TEXTGEN_STRUCTURED = 0 } textgen_kind;
+
+/* What `charnn generate` writes. */
+typedef struct {
+    textgen_kind kind;
+    int64_t chars;    /* characters to write, >= 0 */
+    uint64_t seed;
+    const char *path; /* file to create or truncate; NULL = the stream given */
+} textgen_options;
+
+/* Write the text to o->path, or to out when o->path is NULL. 0, or -1 with a
+ * message naming the file. */
+int textgen_run(const textgen_options *o, FILE *out);
 
 #endif

@@ -19,14 +19,30 @@
 
 #include <stdint.h>
 
+#include "charnn/config.h"
 #include "charnn/model.h"
 #include "charnn/vocab.h"
 
 #define TRACE_FORMAT "charnn-trace"
 #define TRACE_FORMAT_VERSION 1
 
-/* `charnn trace ...`: parses its flags and runs; returns the exit status. */
-int trace_main(int argc, char **argv);
+/* What `charnn trace` traces: model over a split of a text, into out. */
+typedef struct {
+    char model[CONFIG_PATH_MAX]; /* model or checkpoint written by train */
+    char data[CONFIG_PATH_MAX];  /* text or prepared corpus; "" = the model's training data */
+    char out[CONFIG_PATH_MAX];   /* the HDF5 trace to write (replaced if it exists) */
+    int split;                   /* SPLIT_* of data */
+    int64_t max_chars;           /* steps to trace, 0 = the whole split */
+    int block;                   /* steps held in memory and appended per write, >= 1 */
+    int grads;                   /* 1: also record gradient flow into /grads */
+    int grad_len, grad_chunks;   /* --grads: steps per chunk, chunks */
+    int lstmvis;                 /* 1: also write an LSTMVis project beside out (.h5/.hdf5) */
+} trace_options;
+
+/* Run the model over the text from a zero state, one stream, and write the
+ * trace (and with lstmvis the LSTMVis project); prints one summary line to
+ * stdout. Serial. 0, or -1 with a message; no half-written trace is left. */
+int trace_run(const trace_options *o);
 
 /* The probe trace of training: the states of a fixed text at every N steps. */
 typedef struct trace_probe trace_probe;

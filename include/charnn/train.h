@@ -1,6 +1,6 @@
-/* train: the training loop (truncated BPTT over batch streams, gradient
- * all-reduce, clipping, optimizer, validation, logging, checkpoints) and the
- * evaluation of a model on a split or a file. */
+/* train: the training loop (truncated BPTT over batch streams of a text file
+ * or a prepared corpus, gradient all-reduce, clipping, optimizer, validation,
+ * logging, checkpoints). Evaluating a saved model is evaluate.h's. */
 #ifndef CHARNN_TRAIN_H
 #define CHARNN_TRAIN_H
 

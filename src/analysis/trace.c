@@ -727,13 +727,6 @@ static int write_lstmvis(const char *out, const model *m, const vocab *v, const 
 
 /* ---- charnn trace ----------------------------------------------------- */
 
-typedef struct {
-    char model[CONFIG_PATH_MAX], data[CONFIG_PATH_MAX], out[CONFIG_PATH_MAX];
-    int split, split_given;
-    int64_t max_chars;
-    int block, grads, grad_len, grad_chunks, lstmvis;
-} trace_options;
-
 /* The text to trace: --data (a text or prepared corpus) or the checkpoint's own data. */
 static int open_source(const trace_options *o, ckpt_data *d, data_source *src, data_splits *sp,
                        const char **name)
@@ -868,84 +861,15 @@ error:
     return rc;
 }
 
-/* Do two paths name the same existing file? */
-static int same_file(const char *a, const char *b)
+int trace_run(const trace_options *o)
 {
-    struct stat sa, sb;
-    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
-           sa.st_ino == sb.st_ino;
-}
-
-int trace_main(int argc, char **argv)
-{
-    trace_options o;
-    memset(&o, 0, sizeof o);
-    o.split = SPLIT_ALL;
-    o.block = 1000;
-    o.grad_len = 100;
-    o.grad_chunks = 20;
-    int threads = 0;
-    unsigned given = 0;
-    enum { GIVEN_SPLIT = 1u << 0, GIVEN_GRAD_SHAPE = 1u << 1 };
-    const flag_spec flags[] = {
-        {"model", F_PATH, o.model, 0, "model file or checkpoint written by train (required)", 0,
-         0},
-        {"data", F_PATH, o.data, 0, "text file or prepared corpus (default: the model's "
-                                    "training data, with --split)", 0, 0},
-        {"split", F_SPLIT, &o.split, GIVEN_SPLIT, "train | val | test | all (default all)", 0,
-         0},
-        {"out", F_PATH, o.out, 0, "HDF5 trace to write (required)", 0, 0},
-        {"max-chars", F_I64, &o.max_chars, 0, "steps to trace, 0 = the whole split (default 0)",
-         RANGE_NONNEG},
-        {"block", F_INT, &o.block, 0, "steps held in memory and appended per write (default "
-                                      "1000); results do not depend on it", 1, 10000000},
-        {"grads", F_BOOL, &o.grads, 0, "also record gradient flow: |dL/dh_t| against distance",
-         0, 0},
-        {"grad-chunk", F_INT, &o.grad_len, GIVEN_GRAD_SHAPE,
-         "--grads: steps per chunk (default 100)", 1, 1000000},
-        {"grad-chunks", F_INT, &o.grad_chunks, GIVEN_GRAD_SHAPE,
-         "--grads: chunks (default 20)", 1, 1000000},
-        {"lstmvis", F_BOOL, &o.lstmvis, 0, "also write an LSTMVis project beside the trace", 0,
-         0},
-        {"threads", F_INT, &threads, 0, "OpenMP threads (default all cores)", 0, 4096},
-    };
-    flag_table t = {"trace", "--model PATH (--data FILE | --split S) --out trace.h5 [flags]",
-                    flags, (int)(sizeof flags / sizeof flags[0])};
-    int status;
-    if (flags_parse_or_exit(&t, argc, argv, &given, &status))
-        return status;
-    if (!o.model[0] || !o.out[0])
-        return flags_usage_error(&t, "--model and --out are required%s%s", "", "");
-    if (!o.data[0] && !(given & GIVEN_SPLIT))
-        return flags_usage_error(&t, "give --data FILE, or --split to trace the model's own "
-                                     "training data%s%s", "", "");
-    o.split_given = (given & GIVEN_SPLIT) != 0;
-    if ((given & GIVEN_GRAD_SHAPE) && !o.grads)
-        return flags_usage_error(&t, "--grad-chunk and --grad-chunks need --grads%s%s", "", "");
-    const char *dot = strrchr(o.out, '.');
-    if (o.lstmvis && !(dot && (strcmp(dot, ".h5") == 0 || strcmp(dot, ".hdf5") == 0)))
-        return flags_usage_error(&t, "--lstmvis needs --out ending in .h5 or .hdf5 (LSTMVis "
-                                     "opens no other HDF5 names), got '%s'%s", o.out, "");
-    if (same_file(o.out, o.model) || (o.data[0] && same_file(o.out, o.data)))
-        return flags_usage_error(&t, "--out '%s' would overwrite an input%s", o.out, "");
-    if (dist_size() > 1) {
-        if (dist_rank() == 0)
-            fprintf(stderr, "charnn: trace runs as one process (started with %d ranks)\n",
-                    dist_size());
-        return TRAIN_EXIT_ERROR;
-    }
-    runtime_set_threads(threads);
     int rc;
     H5E_BEGIN_TRY
     {
-        rc = trace_text(&o);
+        rc = trace_text(o);
     }
     H5E_END_TRY;
-    if (rc != 0) {
-        fprintf(stderr, "charnn: %s\n", cn_errmsg());
-        return TRAIN_EXIT_ERROR;
-    }
-    return 0;
+    return rc;
 }
 
 /* ---- train --trace-every: the probe trace ----------------------------- */

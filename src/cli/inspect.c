@@ -19,14 +19,15 @@ static void json_number(FILE *out, double v)
         fputs("null", out);
 }
 
-int inspect_run(const char *path, int json, FILE *out)
+int inspect_run(const inspect_options *o, FILE *out)
 {
+    const char *path = o->path;
     ckpt_data d;
     if (ckpt_read(path, &d) != 0)
         return -1;
     const run_config *c = &d.cfg;
     const train_progress *p = &d.prog;
-    if (json) {
+    if (o->json) {
         fputs("{\"path\":", out);
         cn_json_string(out, path);
         fprintf(out, ",\"cell\":\"%s\",\"layers\":%d,\"hidden\":%d,\"embed\":%d,"

@@ -7,8 +7,6 @@
 #include <string.h>
 
 #include "charnn/common.h"
-#include "charnn/config.h"
-#include "charnn/flags.h"
 
 static const char *const textgen_words[] = {
     "alpha", "beta", "gamma", "delta", "node",  "tree",  "leaf",  "root", "list", "map",
@@ -152,40 +150,16 @@ int textgen_structured(FILE *out, size_t n_chars, uint64_t seed)
     return 0;
 }
 
-int textgen_main(int argc, char **argv)
+int textgen_run(const textgen_options *o, FILE *out)
 {
-    const char *kind = "structured";
-    char out_path[CONFIG_PATH_MAX] = "";
-    int64_t chars = 100000;
-    uint64_t seed = 1;
-    unsigned given = 0;
-    const flag_spec flags[] = {
-        {"kind", F_STR, &kind, 0, "structured: nested (), [], {} and quoted words "
-                                  "(default structured)", 0, 0},
-        {"chars", F_I64, &chars, 0, "characters to write (default 100000)", 0, 1e15},
-        {"seed", F_U64, &seed, 0, "random seed (default 1)", RANGE_NONNEG},
-        {"out", F_PATH, out_path, 0, "file to write (default: standard output)", 0, 0},
-    };
-    flag_table t = {"generate", "[--kind structured] [--chars N] [--seed S] [--out FILE]", flags,
-                    (int)(sizeof flags / sizeof flags[0])};
-    int status;
-    if (flags_parse_or_exit(&t, argc, argv, &given, &status))
-        return status;
-    if (strcmp(kind, "structured") != 0)
-        return flags_usage_error(&t, "unknown --kind '%s' (known: structured)%s", kind, "");
-    FILE *f = stdout;
-    if (out_path[0] && !(f = fopen(out_path, "wb"))) {
-        fprintf(stderr, "charnn: cannot open '%s': %s\n", out_path, strerror(errno));
-        return 1;
-    }
-    int rc = textgen_structured(f, (size_t)chars, seed);
-    if ((out_path[0] ? fclose(f) : fflush(f)) != 0 && rc == 0)
+    CHARNN_ASSERT(o->kind == TEXTGEN_STRUCTURED && o->chars >= 0);
+    FILE *f = out;
+    if (o->path && !(f = fopen(o->path, "wb")))
+        return cn_err("cannot open '%s': %s", o->path, strerror(errno));
+    int rc = textgen_structured(f, (size_t)o->chars, o->seed);
+    if ((o->path ? fclose(f) : fflush(f)) != 0 && rc == 0)
         rc = cn_err("cannot write the generated text: %s", strerror(errno));
-    if (rc != 0) {
-        if (out_path[0])
-            cn_err_context("'%s'", out_path);
-        fprintf(stderr, "charnn: %s\n", cn_errmsg());
-        return 1;
-    }
-    return 0;
+    if (rc != 0 && o->path)
+        cn_err_context("'%s'", o->path);
+    return rc;
 }

@@ -1,0 +1,43 @@
+/* `charnn sample`: flags into sample_options, then sample_run. See cli.h. */
+#include "charnn/cli.h"
+
+#include <limits.h>
+#include <stdio.h>
+
+#include "charnn/config.h"
+#include "charnn/flags.h"
+#include "charnn/sample.h"
+
+int cli_sample(int argc, char **argv)
+{
+    sample_options o = {.length = 500, .temperature = 1.0, .top_k = 0, .prime = "", .seed = 123,
+                        .threads = 1};
+    char model_path[CONFIG_PATH_MAX] = "";
+    const flag_spec flags[] = {
+        FLAG("model", F_PATH, model_path, 0, "model file or checkpoint written by train (required)",
+             0, 0),
+        FLAG("length", F_I64, &o.length, 0, "characters to generate (default 500)", 0, 1e15),
+        FLAG("temperature", F_DOUBLE, &o.temperature, 0,
+             "sampling temperature, 0 = greedy (default 1)", 0, 1e6),
+        FLAG("top-k", F_INT, &o.top_k, 0, "sample among the k most likely, 0 = all (default 0)", 0,
+             INT_MAX),
+        FLAG("prime", F_STR, &o.prime, 0, "text to start from (default: a random character)", 0, 0),
+        FLAG("seed", F_U64, &o.seed, 0, "random seed (default 123)", RANGE_NONNEG),
+        FLAG("threads", F_INT, &o.threads, 0, "OpenMP threads (default 1)", 0, 4096),
+    };
+    flag_table t = {"sample", "--model PATH [--length N] [--temperature X] [--top-k K] "
+                              "[--prime TEXT] [--seed S]",
+                    flags, (int)(sizeof flags / sizeof flags[0]), NULL, 0, NULL};
+    unsigned given = 0;
+    int status;
+    if (flags_parse_or_exit(&t, argc, argv, &given, &status))
+        return status;
+    if (!model_path[0])
+        return flags_usage_error(&t, "--model is required");
+    o.model_path = model_path;
+    if (sample_run(&o, stdout) != 0) {
+        fprintf(stderr, "charnn: %s\n", cn_errmsg());
+        return CLI_EXIT_ERROR;
+    }
+    return CLI_EXIT_OK;
+}
