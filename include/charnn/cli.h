@@ -5,5 +5,7 @@
 #define CHARNN_CLI_H
 
 int cli_main(int argc, char **argv);
+/* `charnn report` (src/cli/cli_report.c). */
+int cli_report(int argc, char **argv);
 
 #endif

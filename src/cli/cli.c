@@ -274,6 +274,7 @@ static void print_main_usage(FILE *f)
             "  inspect  metadata, hyperparameters, progress and tensor norms of a checkpoint\n"
             "  trace    record hidden states, gates and gradient flow over a text (HDF5)\n"
             "  analyze  find interpretable cells in a trace: saturation, feature correlations\n"
+            "  report   curves and summaries of training runs (text, JSON, an HTML page)\n"
             "  generate write synthetic structured text (nested brackets, quotes) for tests\n"
             "  version  print the version\n\n"
             "Run '%s COMMAND --help' for the flags of a command.\n",
@@ -313,6 +314,8 @@ int cli_main(int argc, char **argv)
         fn = analyze_main;
     else if (strcmp(cmd, "generate") == 0)
         fn = textgen_main;
+    else if (strcmp(cmd, "report") == 0)
+        fn = cli_report;
     if (!fn) {
         fprintf(stderr, "charnn: unknown command '%s'\n", cmd);
         print_main_usage(stderr);
