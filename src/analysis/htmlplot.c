@@ -74,7 +74,11 @@ static void tick_label(char *buf, size_t n, double v, double step)
 {
     if (fabs(v) < step * 1e-9)
         v = 0;
-    if (fabs(v) >= 1e5 || (v != 0 && fabs(v) < 1e-3))
+    if (fabs(v) >= 1e6)
+        snprintf(buf, n, "%gM", v / 1e6);
+    else if (fabs(v) >= 1e4)
+        snprintf(buf, n, "%gk", v / 1e3);
+    else if (v != 0 && fabs(v) < 1e-3)
         snprintf(buf, n, "%.3g", v);
     else if (step >= 1)
         snprintf(buf, n, "%.0f", v);
@@ -206,6 +210,13 @@ void htmlplot_lines(FILE *out, const htmlplot_frame *f, const htmlplot_series *s
                     m.left, y, m.left + m.w, y);
             fprintf(out, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">1e%d</text>\n",
                     m.left - 4, y + 4, (int)e);
+            /* a few decades: lighter lines at 2 and 5 times each */
+            for (int k = 0; every == 1 && m.y1 - m.y0 <= 3 && k < 2 && e < m.y1; k++) {
+                double ym = m.top + (m.y1 - e - log10(k ? 5.0 : 2.0)) / (m.y1 - m.y0) * m.h;
+                fprintf(out, "<line class=\"grid\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" "
+                             "y2=\"%.1f\" stroke-dasharray=\"2 3\"/>",
+                        m.left, ym, m.left + m.w, ym);
+            }
         }
     } else {
         double st = nice_step(m.y1 - m.y0, 5);
