@@ -260,7 +260,7 @@ render() {
     --hide-scrollbars --user-data-dir="$(mktemp -d "$work/profile.XXXXXX")" "$@" \
     "file://$work/page.html"
 }
-into render.log render.err render --screenshot="$work/shot.png" --window-size=1180,1250
+into render.log render.err render --screenshot="$work/shot.png" --window-size=1180,1480
 check "chromium took a screenshot" test -s shot.png || show render.err
 into dom.html dump.err render --dump-dom
 check "chromium dumped the DOM" test -s dom.html || show dump.err
