@@ -3,7 +3,8 @@
 # structured text, traced with gradients, analysed into one self-contained page that
 # headless Chromium opens; the screenshot must not be blank and the rendered DOM must hold
 # the coloured text, the feature panels, the saturation scatter plots (SVG circles) and
-# the gradient-flow plot, with nothing fetched from outside.
+# the gradient-flow plot, with nothing fetched from outside; the page opens on the unit
+# with the highest |r| over all features and names that feature.
 # Usage: bash tests/cli_analyze_html.sh PATH/TO/charnn SOURCE_DIR   (exit 77: no chromium)
 set -u
 charnn=$1
@@ -74,7 +75,7 @@ check "the screenshot is not blank" python3 "$2/tests/png_colors.py" shot.png
 
 # the rendered DOM: the coloured text, a panel per feature, the scatter plots, the gradient plot
 cat > dom_check.py <<'EOF'
-import html, re, sys
+import html, json, re, sys
 dom = open('dom.html', encoding='utf-8').read()
 text = open('text.txt', encoding='utf-8').read()
 fails = []
@@ -96,6 +97,17 @@ shown = html.unescape(re.sub(r'<[^>]+>', '', m.group(1))) if m else ''
 need(shown == text[:800], 'the text of #text-unit is the first 800 characters of the trace')
 need(len(re.findall(r'<span class="v-?\d+"', m.group(1) if m else '')) > 50,
      'the text is coloured in many spans')
+# the page opens on its best find: the unit with the highest |r| over every feature
+j = json.load(open('analyze.json'))
+best = max((c for c in j['correlations'] if c['top']), key=lambda c: abs(c['top'][0]['r']))
+t = best['top'][0]
+h2 = re.search(r'<h2[^>]*>.*?</h2>', dom, re.S)
+want = 'Best find: unit %d:%d:%s tracks %s, r = %+.3f' % (t['layer'], t['unit'], t['state'],
+                                                        best['feature'], t['r'])
+need(h2 and 'id="best-find"' in h2.group(0) and want in h2.group(0),
+     'the first heading is "%s" (found %s)' % (want, h2.group(0) if h2 else None))
+need(j['unit']['feature'] == best['feature'] and j['unit']['unit'] == t['unit'],
+     'the JSON unit is the best find')
 for f in fails:
     print('    # missing: ' + f)
 sys.exit(1 if fails else 0)

@@ -3,8 +3,10 @@
  * activation (blue for negative, white for zero, red for positive, as in
  * Karpathy et al. 2015), one panel per feature with its top unit, the gate
  * saturation scatter plots, the gradient norm against distance, and the
- * correlation over training. Stable ids and classes for tests and styling:
- * #text-unit, .feature-panel, .saturation-plot, #gradient-flow, #probe-plot.
+ * correlation over training. The page opens on its best find, the unit with
+ * the highest |r| over all features (or the --unit asked for). Stable ids and
+ * classes for tests and styling: #best-find, #text-unit, #context-note,
+ * .feature-panel, .saturation-plot, #gradient-flow, #probe-plot.
  * See analyze.h. */
 #include "charnn/analyze.h"
 
@@ -316,16 +318,39 @@ int analyze_write_html(const char *path, const analyze_report *r)
     if (r->source[0]) {
         fputs("; text from ", out);
         htmlplot_escape(out, r->source);
+        if (r->begin > 0)
+            fprintf(out, " at token %lld", (long long)r->begin);
     }
     fputs(".</p>\n", out);
+    if (r->context == ANALYZE_CONTEXT_READ) {
+        fputs("<p class=\"note\" id=\"context-note\">The trace begins mid-text: the quote, "
+              "bracket and comment features start from the text before it.</p>\n",
+              out);
+    } else if (r->context == ANALYZE_CONTEXT_MISSING) {
+        fputs("<p class=\"note\" id=\"context-note\"><b>The trace begins mid-text, but the text "
+              "before it could not be read</b> (",
+              out);
+        htmlplot_escape(out, r->context_note);
+        fputs("): the features start as at the start of a text, so a quote or comment open "
+              "there is missed (and the quote feature may be inverted).</p>\n",
+              out);
+    }
 
     int64_t n = r->n_excerpt;
     fputs("<section id=\"text-section\">\n", out);
     if (r->has_unit) {
         unit_text(lab, sizeof lab, r, &r->unit);
         const analyze_series *se = &r->series[r->unit.layer][r->unit.series];
-        fprintf(out, "<h2>Unit %s over the first %lld characters</h2>\n<p class=\"meta\">", lab,
-                (long long)n);
+        if (r->unit_feature >= 0) {
+            fprintf(out, "<h2 id=\"best-find\">Best find: unit %s tracks ", lab);
+            htmlplot_escape(out, r->feature[r->unit_feature].name);
+            fprintf(out, ", r = %+.3f</h2>\n<p class=\"meta\">The highest |r| of any unit with "
+                         "any feature, shown over the first %lld characters. ",
+                    r->unit.r, (long long)n);
+        } else {
+            fprintf(out, "<h2>Unit %s over the first %lld characters</h2>\n<p class=\"meta\">",
+                    lab, (long long)n);
+        }
         for (int j = 0; j < r->n_features; j++) {
             double v = se->r[(size_t)j * (size_t)r->hidden + (size_t)r->unit.unit];
             fputs(j ? ", " : "Pearson r with ", out);
