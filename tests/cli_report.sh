@@ -293,13 +293,17 @@ need(svg('loss-steps').count('class="marker"') >= sum(1 for r in runs), 'validat
 # legend: one entry per run, in the order given
 legend = re.search(r'<ul[^>]*id="legend"[^>]*>(.*?)</ul>', dom, re.S)
 items = re.findall(r'<li>.*?</span>([^<]*)</li>', legend.group(1) if legend else '', re.S)
-need(items == [r['dir'] for r in runs], 'legend %s' % items)
+# labels leave out the directory every run shares ("runs/"), which the page states once
+label = lambda r: r['dir'][len('runs/'):]
+need('3 runs in <code>runs/</code>' in dom, 'the shared directory')
+need(items == [label(r) for r in runs], 'legend %s' % items)
 # the table: ranked by best validation loss, with the reported numbers
 rows = re.findall(r'<tr class="run-row">(.*?)</tr>', dom, re.S)
 cells = [re.findall(r'<td[^>]*>(?:<span[^>]*></span>)?([^<]*)</td>', r) for r in rows]
 need(len(cells) == len(runs), '%d table rows' % len(cells))
 want = sorted(runs, key=lambda r: r['best_val_loss'])
-need([c[1] for c in cells] == [r['dir'] for r in want], 'rows in best-val order: %s' % [c[1] for c in cells])
+need([c[1] for c in cells] == [label(r) for r in want],
+     'rows in best-val order: %s' % [c[1] for c in cells])
 need(all(abs(float(c[2]) - r['best_val_loss']) < 1e-4 and int(c[3]) == r['best_val_step']
          and int(c[4]) == r['steps'] for c, r in zip(cells, want)), 'table numbers')
 for f in fails:

@@ -1438,7 +1438,8 @@ int analyze_main(int argc, char **argv)
         {"html", F_PATH, html, 0, "also write a self-contained page (text coloured by a unit, "
                                   "saturation and gradient plots)", 0, 0},
         {"unit", F_STR, &unit, 0, "L:U[:h|c] the unit to show and follow over training "
-                                  "(default: the first feature's top unit on the page, each "
+                                  "(default: the best find on the page, the unit with the "
+                                  "highest |r| over all features; each "
                                   "feature's best unit over training)", 0, 0},
         {"top", F_INT, &o.top_k, 0, "units listed per feature (default 5)", 1, 100000},
         {"feature", F_STR, &feature_help, 0, "NAME=REGEX a feature that is 1 inside matches "

@@ -685,6 +685,25 @@ static const char *run_color(int i)
     return htmlplot_palette[i % HTMLPLOT_N_PALETTE];
 }
 
+/* Characters of the directory part every run shares ("runs/sweep/" of a
+ * sweep's runs), which the page states once and leaves out of the labels. */
+static size_t common_dir(const report_data *runs, int n)
+{
+    if (n < 2)
+        return 0;
+    size_t len = 0;
+    for (size_t i = 0; runs[0].dir[i]; i++) {
+        int same = 1;
+        for (int k = 1; k < n && same; k++)
+            same = runs[k].dir[i] == runs[0].dir[i];
+        if (!same)
+            break;
+        if (runs[0].dir[i] == '/')
+            len = i + 1;
+    }
+    return len;
+}
+
 /* The time axis in seconds, minutes or hours, whichever reads best. */
 static double time_unit(const report_data *runs, int n, const char **label)
 {
@@ -711,6 +730,7 @@ typedef enum { Y_LOSS, Y_GRAD_NORM, Y_LR, Y_CHARS_PER_S } y_value;
 static void run_plot(FILE *out, const report_data *runs, int n, const char *id, x_axis xa,
                      y_value yv, const char *ylabel)
 {
+    size_t skip = common_dir(runs, n);
     const char *tlabel = NULL;
     double tscale = time_unit(runs, n, &tlabel);
     int with_val = yv == Y_LOSS;
@@ -728,7 +748,7 @@ static void run_plot(FILE *out, const report_data *runs, int n, const char *id, 
                                           : yv == Y_LR        ? p->lr
                                                               : p->chars_per_s;
         }
-        s[k++] = (htmlplot_series){x, y, d->n_train, run_color(i), 0, 0, d->dir};
+        s[k++] = (htmlplot_series){x, y, d->n_train, run_color(i), 0, 0, d->dir + skip};
         if (!with_val)
             continue;
         double *vx = bufs[4 * i + 2] = cn_xmalloc((size_t)(d->n_val + 1) * sizeof *vx);
@@ -737,7 +757,7 @@ static void run_plot(FILE *out, const report_data *runs, int n, const char *id, 
             vx[j] = xa == AXIS_STEP ? (double)d->val[j].step : d->val[j].time / tscale;
             vy[j] = d->val[j].val_loss;
         }
-        s[k++] = (htmlplot_series){vx, vy, d->n_val, run_color(i), 1, 1, d->dir};
+        s[k++] = (htmlplot_series){vx, vy, d->n_val, run_color(i), 1, 1, d->dir + skip};
     }
     htmlplot_frame f = {id, "line-plot", 540, 300, xa == AXIS_STEP ? "step" : tlabel, ylabel,
                         yv == Y_GRAD_NORM, 0, 0};
@@ -786,13 +806,22 @@ int report_write_html(const char *path, const report_data *runs, int n)
           "p.config{font-size:12px;color:#555;margin:2px 0}\n"
           "</style>\n</head><body>\n<h1>Training report</h1>\n",
           out);
-    fprintf(out, "<p class=\"meta\">%d run%s; solid lines: training loss, dashed with dots: "
-                 "validation loss (nats per character).</p>\n",
-            n, n == 1 ? "" : "s");
+    size_t skip = common_dir(runs, n);
+    fprintf(out, "<p class=\"meta\">%d run%s", n, n == 1 ? "" : "s");
+    if (skip) {
+        char prefix[CONFIG_PATH_MAX];
+        snprintf(prefix, sizeof prefix, "%.*s", (int)skip, runs[0].dir);
+        fputs(" in <code>", out);
+        htmlplot_escape(out, prefix);
+        fputs("</code>", out);
+    }
+    fputs("; solid lines: training loss, dashed with dots: validation loss (nats per "
+          "character).</p>\n",
+          out);
     fputs("<ul class=\"legend\" id=\"legend\">\n", out);
     for (int i = 0; i < n; i++) {
         fprintf(out, "<li><span class=\"swatch\" style=\"background:%s\"></span>", run_color(i));
-        htmlplot_escape(out, runs[i].dir);
+        htmlplot_escape(out, runs[i].dir + skip);
         fputs("</li>\n", out);
     }
     fputs("</ul>\n<table class=\"runs\" id=\"runs\">\n<tr><th>#</th><th class=\"run\">run</th>"
@@ -807,7 +836,7 @@ int report_write_html(const char *path, const report_data *runs, int n)
         fprintf(out, "<tr class=\"run-row\"><td>%d</td><td class=\"run\"><span class=\"swatch\" "
                      "style=\"background:%s\"></span>",
                 r + 1, run_color(i));
-        htmlplot_escape(out, d->dir);
+        htmlplot_escape(out, d->dir + skip);
         fputs("</td>", out);
         html_cell_num(out, "%.4f", d->best_val);
         html_cell_num(out, "%.0f", d->best_val_step >= 0 ? (double)d->best_val_step : NAN);
@@ -823,7 +852,7 @@ int report_write_html(const char *path, const report_data *runs, int n)
         const report_data *d = &runs[order[r]];
         config_text(buf, sizeof buf, d);
         fputs("<p class=\"config\"><b>", out);
-        htmlplot_escape(out, d->dir);
+        htmlplot_escape(out, d->dir + skip);
         fputs("</b>: ", out);
         htmlplot_escape(out, buf);
         fputs("</p>\n", out);
