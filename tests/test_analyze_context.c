@@ -189,7 +189,8 @@ static void test_validation_trace(void)
 int main(int argc, char **argv)
 {
     CU_pSuite s = testlib_suite("analyze_context");
-    testlib_add(s, "features from the state of the text before, at every split", test_start_state_by_hand);
+    testlib_add(s, "features from the state of the text before, at every split",
+                test_start_state_by_hand);
     testlib_add(s, "a validation trace that begins inside a quote", test_validation_trace);
     return testlib_run(argc, argv);
 }

@@ -156,7 +156,8 @@ static void compare_runs(const char *a, const char *b)
     ckpt_data_free(&db);
     /* the loss curves: metrics.jsonl without the timing fields */
     char ma[4200], mb[4200];
-#define STRIP_TIMING "sed -e 's/\"chars_per_s\":[0-9.]*//' -e 's/,\"time\":[0-9]*,\"elapsed\":[0-9.]*//'"
+#define STRIP_TIMING                                                                               \
+    "sed -e 's/\"chars_per_s\":[0-9.]*//' -e 's/,\"time\":[0-9]*,\"elapsed\":[0-9.]*//'"
     snprintf(ma, sizeof ma, STRIP_TIMING " '%s/metrics.jsonl' > '%s/curve'", a, a);
     snprintf(mb, sizeof mb, STRIP_TIMING " '%s/metrics.jsonl' > '%s/curve'", b, b);
 #undef STRIP_TIMING
