@@ -3,7 +3,8 @@
 # structured text, traced with gradients, analysed into one self-contained page that
 # headless Chromium opens; the screenshot must not be blank and the rendered DOM must hold
 # the coloured text, the feature panels, the saturation scatter plots (SVG circles) and
-# the gradient-flow plot, with nothing fetched from outside.
+# the gradient-flow plot, with nothing fetched from outside; the page opens on the unit
+# with the highest |r| over all features and names that feature.
 # Usage: bash tests/cli_analyze_html.sh PATH/TO/charnn SOURCE_DIR   (exit 77: no chromium)
 set -u
 charnn=$1
@@ -70,58 +71,11 @@ into dom.html dump.err render --dump-dom
 check "chromium dumped the DOM" test -s dom.html || show dump.err
 
 # the screenshot: count distinct colours (a blank page has one or two)
-cat > png_colors.py <<'EOF'
-import struct, sys, zlib
-def png_colors(path, step=4):
-    data = open(path, 'rb').read()
-    assert data[:8] == b'\x89PNG\r\n\x1a\n', 'not a PNG'
-    pos, idat = 8, []
-    while pos < len(data):
-        n, kind = struct.unpack('>I4s', data[pos:pos + 8])
-        body = data[pos + 8:pos + 8 + n]
-        if kind == b'IHDR':
-            w, h, depth, ctype = struct.unpack('>IIBB', body[:10])
-        elif kind == b'IDAT':
-            idat.append(body)
-        pos += 12 + n
-    assert depth == 8 and ctype in (2, 6), 'unexpected PNG format'
-    bpp = 3 if ctype == 2 else 4
-    raw = zlib.decompress(b''.join(idat))
-    stride = w * bpp
-    prev = bytearray(stride)
-    colors = set()
-    for y in range(h):
-        f = raw[y * (stride + 1)]
-        line = bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
-        if f == 1:
-            for i in range(bpp, stride):
-                line[i] = (line[i] + line[i - bpp]) & 255
-        elif f == 2:
-            line = bytearray((a + b) & 255 for a, b in zip(line, prev))
-        elif f == 3:
-            for i in range(stride):
-                left = line[i - bpp] if i >= bpp else 0
-                line[i] = (line[i] + ((left + prev[i]) >> 1)) & 255
-        elif f == 4:
-            for i in range(stride):
-                a = line[i - bpp] if i >= bpp else 0
-                b, c = prev[i], (prev[i - bpp] if i >= bpp else 0)
-                p = a + b - c
-                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
-        for x in range(0, w, step):
-            colors.add(bytes(line[x * bpp:x * bpp + 3]))
-        prev = line
-    return w, h, len(colors)
-w, h, n = png_colors(sys.argv[1])
-print('screenshot %dx%d, %d distinct colours' % (w, h, n))
-sys.exit(0 if n > 10 else 1)
-EOF
-check "the screenshot is not blank" python3 png_colors.py shot.png
+check "the screenshot is not blank" python3 "$2/tests/png_colors.py" shot.png
 
 # the rendered DOM: the coloured text, a panel per feature, the scatter plots, the gradient plot
 cat > dom_check.py <<'EOF'
-import html, re, sys
+import html, json, re, sys
 dom = open('dom.html', encoding='utf-8').read()
 text = open('text.txt', encoding='utf-8').read()
 fails = []
@@ -143,6 +97,17 @@ shown = html.unescape(re.sub(r'<[^>]+>', '', m.group(1))) if m else ''
 need(shown == text[:800], 'the text of #text-unit is the first 800 characters of the trace')
 need(len(re.findall(r'<span class="v-?\d+"', m.group(1) if m else '')) > 50,
      'the text is coloured in many spans')
+# the page opens on its best find: the unit with the highest |r| over every feature
+j = json.load(open('analyze.json'))
+best = max((c for c in j['correlations'] if c['top']), key=lambda c: abs(c['top'][0]['r']))
+t = best['top'][0]
+h2 = re.search(r'<h2[^>]*>.*?</h2>', dom, re.S)
+want = 'Best find: unit %d:%d:%s tracks %s, r = %+.3f' % (t['layer'], t['unit'], t['state'],
+                                                        best['feature'], t['r'])
+need(h2 and 'id="best-find"' in h2.group(0) and want in h2.group(0),
+     'the first heading is "%s" (found %s)' % (want, h2.group(0) if h2 else None))
+need(j['unit']['feature'] == best['feature'] and j['unit']['unit'] == t['unit'],
+     'the JSON unit is the best find')
 for f in fails:
     print('    # missing: ' + f)
 sys.exit(1 if fails else 0)

@@ -346,6 +346,9 @@ check "sweep: summary.tsv is sorted by best validation loss, which matches charn
 [ -f "$sum" ] && show "$sum"
 check "sweep: one run directory per task with model.h5" \
     test "$(ls "$WORK"/sweep/*/model.h5 2>/dev/null | wc -l)" = 6
+check "sweep: report.html (charnn report) overlays the 6 runs in its legend and table" \
+    sh -c "[ \$(grep -c '<tr class=\"run-row\">' '$WORK/sweep/report.html') = 6 ] &&
+           [ \$(grep -o '<li><span class=\"swatch\"' '$WORK/sweep/report.html' | wc -l) = 6 ]"
 
 # ---- E2: requeue of one sweep task ---------------------------------------------------
 wait_array "$J_SWQ"

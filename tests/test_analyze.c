@@ -447,7 +447,18 @@ static void test_saturation_and_stats(void)
     CU_ASSERT(lf->n_top_by[0][0] == 3 && lf->top_by[0][0][0].layer == 0 &&
               lf->top_by[0][0][0].series == 0);
     CU_ASSERT_EQUAL(r.feature[ANALYZE_FEAT_COMMENT].n_top, 0); /* no comments: undefined */
-    CU_ASSERT(r.has_unit && r.unit.unit == 0 && r.unit.series == 0);
+    /* the page opens on the best find: the top unit of the feature with the highest |r| */
+    int best = analyze_best_feature(&r);
+    CU_ASSERT_FATAL(best >= 0);
+    for (int j = 0; j < r.n_features; j++)
+        if (r.feature[j].n_top)
+            CU_ASSERT(fabs(r.feature[j].top[0].r) <= fabs(r.feature[best].top[0].r));
+    CU_ASSERT_EQUAL(best, ANALYZE_FEAT_LINE_POS); /* r 0.98: 0.1 x column against noise 0.3 */
+    const analyze_pick *bp = &r.feature[best].top[0];
+    CU_ASSERT(r.has_unit && r.unit_feature == best && r.unit.layer == bp->layer &&
+              r.unit.series == bp->series && r.unit.unit == bp->unit);
+    printf("\n    best find: %s, unit %d:%d, r %+.3f ", r.feature[best].name, bp->layer, bp->unit,
+           bp->r);
     CU_ASSERT_EQUAL(r.n_excerpt, 50);
     CU_ASSERT(r.excerpt[4] == '"');
     /* gradient flow: the rows read backwards decay at the planted rate */

@@ -156,10 +156,11 @@ static void compare_runs(const char *a, const char *b)
     ckpt_data_free(&db);
     /* the loss curves: metrics.jsonl without the timing fields */
     char ma[4200], mb[4200];
-    snprintf(ma, sizeof ma, "sed 's/\"chars_per_s\":[0-9.]*//' '%s/metrics.jsonl' > '%s/curve'", a,
-             a);
-    snprintf(mb, sizeof mb, "sed 's/\"chars_per_s\":[0-9.]*//' '%s/metrics.jsonl' > '%s/curve'", b,
-             b);
+#define STRIP_TIMING                                                                               \
+    "sed -e 's/\"chars_per_s\":[0-9.]*//' -e 's/,\"time\":[0-9]*,\"elapsed\":[0-9.]*//'"
+    snprintf(ma, sizeof ma, STRIP_TIMING " '%s/metrics.jsonl' > '%s/curve'", a, a);
+    snprintf(mb, sizeof mb, STRIP_TIMING " '%s/metrics.jsonl' > '%s/curve'", b, b);
+#undef STRIP_TIMING
     CU_ASSERT(testlib_system("%s", ma) == 0 && testlib_system("%s", mb) == 0);
     snprintf(ma, sizeof ma, "%s/curve", a);
     snprintf(mb, sizeof mb, "%s/curve", b);

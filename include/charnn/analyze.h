@@ -48,9 +48,12 @@
  *                  looks ANALYZE_REGEX_LOOKAHEAD tokens beyond each block, so
  *                  a match longer than that may be cut. U+0000 is matched as
  *                  U+FFFD (regexec stops at a NUL byte).
- * A trace starts with no context: the text is taken to begin outside quotes
- * and comments at depth 0. A trace that starts inside a quote sees the quote
- * feature inverted throughout, which negates r and leaves |r| unchanged.
+ * A text starts outside quotes and comments, at depth 0, as if after a
+ * newline. A trace that begins mid-text (a validation split) starts from the
+ * state the text before it leaves: analyze reads that text from the trace's
+ * `source` at token offset `begin` (analyze_context_state) and starts the
+ * features there (analyze_features_start_from). Without it a trace that
+ * begins inside a quote would see the quote feature inverted throughout.
  */
 enum {
     ANALYZE_FEAT_QUOTE,
@@ -100,6 +103,38 @@ const char *analyze_features_name(const analyze_features *f, int j);
  * (a failed read or a token id outside the vocabulary). */
 int analyze_features_next(analyze_features *f, int64_t start, int rows, double *out);
 void analyze_features_free(analyze_features *f);
+
+/* The built-in features' state after a stretch of text (and the symbol
+ * before the next one, which tells a regex whether '^' matches there). */
+typedef struct {
+    int quote, depth, in_comment, prev_slash, prev_star, prev_alnum;
+    int64_t col;
+    uint32_t prev_symbol;
+} analyze_text_state;
+
+/* The state at the start of a text. */
+void analyze_text_state_init(analyze_text_state *s);
+/* Advance s over n symbols (code points, or bytes when bytes_mode). */
+void analyze_text_state_feed(analyze_text_state *s, const uint32_t *symbols, int64_t n,
+                             int bytes_mode);
+/* Start f's features from s instead of the start of a text; before the first block. */
+void analyze_features_start_from(analyze_features *f, const analyze_text_state *s);
+
+/* The state the text before a trace leaves: the first `begin` tokens of
+ * `source` (a text file or prepared corpus, opened with the trace's
+ * vocabulary; a relative path that does not open is also tried next to
+ * trace_path), after checking that the source still holds the trace's text
+ * at `begin` (its first tokens, through read / ctx). 0, or -1 with a message
+ * saying why the context cannot be had. */
+int analyze_context_state(const char *source, const char *trace_path, int64_t begin,
+                          const uint32_t *symbols, int n_symbols, int bytes_mode,
+                          int64_t n_tokens, analyze_token_reader read, void *ctx,
+                          analyze_text_state *out);
+
+/* The unit the page opens on: the feature whose top unit has the highest |r|
+ * (the first such feature on a tie), or -1 when no feature correlates. */
+struct analyze_report;
+int analyze_best_feature(const struct analyze_report *r);
 
 /* All features of a UTF-8 text (invalid UTF-8 is an error): *out (n, count)
  * with *n_out tokens and *count features, caller frees *out. 0 or -1. */
@@ -195,7 +230,7 @@ typedef struct {
     double half_life; /* ln 2 / rate; INFINITY when rate <= 0 */
 } analyze_decay;
 
-typedef struct {
+typedef struct analyze_report {
     /* the trace */
     char trace[1024], kind[16], cell[16], model[1024], source[1024], vocab_mode[16];
     int64_t model_step;
@@ -207,8 +242,13 @@ typedef struct {
     analyze_feature_result feature[ANALYZE_MAX_FEATURES];
     int n_series;         /* per layer */
     analyze_series series[ANALYZE_MAX_LAYERS][ANALYZE_MAX_SERIES];
-    analyze_pick unit;    /* the shown unit: --unit, or the top unit of the first feature */
+    analyze_pick unit;    /* the shown unit: --unit, or the best find (analyze_best_feature) */
     int has_unit;
+    int unit_feature;     /* the feature the shown unit was picked for; -1 with --unit */
+    /* where the text features start (text traces that begin mid-text) */
+    int64_t begin;        /* token offset of the trace's first step in `source` */
+    int context;          /* ANALYZE_CONTEXT_* */
+    char context_note[1200]; /* why the context is missing (ANALYZE_CONTEXT_MISSING) */
     /* the excerpt for the page: the first n_excerpt symbols and activations */
     int64_t n_excerpt;
     uint32_t *excerpt;    /* (n_excerpt) code points, or bytes when bytes_mode */
@@ -228,6 +268,12 @@ typedef struct {
     double *probe_r;       /* (F, S) r of probe_unit[j] with feature j at each entry */
 } analyze_report;
 
+enum {
+    ANALYZE_CONTEXT_NONE,   /* the trace starts its text (begin 0, or a probe trace) */
+    ANALYZE_CONTEXT_READ,   /* the features start from the text before begin */
+    ANALYZE_CONTEXT_MISSING /* that text could not be read: they start from nothing */
+};
+
 /* Run the analysis. 0, or -1 with a message (an unreadable or malformed
  * trace: "'x.h5' is not a charnn trace ..."); ANALYZE_BAD_UNIT when --unit
  * is outside the trace's layers or units. */
@@ -241,7 +287,9 @@ void analyze_write_table(FILE *out, const analyze_report *r);
  *   n_steps, [probe_step],
  *   features:     [{name, regex, mean, std}]
  *   correlations: [{feature, top: [{layer, state, unit, r}], by_layer: [{layer, state, top}]}]
- *   unit:         {layer, state, unit, mean, std, r: {feature: r}} or null
+ *   unit:         {layer, state, unit, feature (picked for, or null with --unit), mean, std,
+ *                  r: {feature: r}} or null
+ *   context:      {begin, read (true / false / null when not needed), note}
  *   saturation:   [{layer, gate, lo, hi, left_mean, right_mean, left: [H], right: [H]}]
  *   unit_stats:   [{layer, series, mean: [H], std: [H], r: {feature: [H]} (h and c)}]
  *   gradient_flow: {chunk_len, chunks, layers: [{layer, dh: {norm: [L], fit_points, rate,

@@ -39,6 +39,8 @@ typedef struct {
 
 /* The program: argv[1] names the command. Returns the exit status. */
 int cli_main(int argc, char **argv);
+/* `charnn report` (src/cli/cli_report.c). */
+int cli_report(int argc, char **argv);
 
 /* The names of data.h's SPLIT_* for --split. */
 extern const flag_choice cli_split_choices[];

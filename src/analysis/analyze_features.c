@@ -86,9 +86,7 @@ struct analyze_features {
     int64_t mark_end[ANALYZE_MAX_USER_FEATURES]; /* tokens before this are inside a match */
     /* the built-in features' state after the previous token */
     int64_t next; /* the position the next block must start at */
-    int quote, depth, in_comment, prev_slash, prev_star, prev_alnum;
-    int64_t col;
-    uint32_t prev_symbol;
+    analyze_text_state st;
     /* the block's window of tokens and its UTF-8 text */
     int32_t *tok;
     size_t tok_cap;
@@ -114,6 +112,59 @@ static int is_alnum_symbol(uint32_t c, int bytes_mode)
     return 1;
 }
 
+void analyze_text_state_init(analyze_text_state *s)
+{
+    memset(s, 0, sizeof *s);
+    s->prev_symbol = '\n';
+}
+
+/* Advance s over one symbol c; the features after it into row (NULL: none). */
+static void text_state_step(analyze_text_state *s, uint32_t c, int bytes_mode, double *row)
+{
+    if (c == '"')
+        s->quote = !s->quote;
+    if (c == '(' || c == '[' || c == '{')
+        s->depth++;
+    else if ((c == ')' || c == ']' || c == '}') && s->depth > 0)
+        s->depth--;
+    s->col = c == '\n' ? 0 : s->col + 1;
+    if (!s->in_comment) {
+        if (s->prev_slash && c == '*') {
+            s->in_comment = 1;
+            s->prev_star = 0; /* the opening star does not close: slash-star-slash stays open */
+        }
+        s->prev_slash = c == '/';
+    } else if (s->prev_star && c == '/') {
+        s->in_comment = 0;
+        s->prev_slash = 0;
+    } else {
+        s->prev_star = c == '*';
+    }
+    int alnum = is_alnum_symbol(c, bytes_mode);
+    if (row) {
+        row[ANALYZE_FEAT_QUOTE] = s->quote;
+        row[ANALYZE_FEAT_BRACKET_DEPTH] = s->depth;
+        row[ANALYZE_FEAT_LINE_POS] = (double)s->col;
+        row[ANALYZE_FEAT_COMMENT] = s->in_comment;
+        row[ANALYZE_FEAT_WORD_START] = alnum && !s->prev_alnum;
+    }
+    s->prev_alnum = alnum;
+    s->prev_symbol = c;
+}
+
+void analyze_text_state_feed(analyze_text_state *s, const uint32_t *symbols, int64_t n,
+                             int bytes_mode)
+{
+    for (int64_t i = 0; i < n; i++)
+        text_state_step(s, symbols[i], bytes_mode, NULL);
+}
+
+void analyze_features_start_from(analyze_features *f, const analyze_text_state *s)
+{
+    CHARNN_ASSERT(f->next == 0);
+    f->st = *s;
+}
+
 int analyze_features_open(analyze_features **out, const uint32_t *symbols, int n_symbols,
                           int bytes_mode, int64_t n_tokens, analyze_token_reader read,
                           void *ctx, const analyze_feature_spec *user, int n_user)
@@ -135,6 +186,7 @@ int analyze_features_open(analyze_features **out, const uint32_t *symbols, int n
     f->n = n_tokens;
     f->read = read;
     f->ctx = ctx;
+    analyze_text_state_init(&f->st);
     for (int k = 0; k < ANALYZE_N_BUILTIN; k++)
         snprintf(f->name[k], ANALYZE_NAME_MAX, "%s", builtin_names[k]);
     for (int j = 0; j < n_user; j++) {
@@ -250,9 +302,7 @@ static void regex_block(analyze_features *f, int j, int64_t start, int64_t end, 
         out[(t - start) * stride + col] = t < f->mark_end[j] ? 1.0 : 0.0;
     while (f->scan[j] < end) {
         int64_t scan = f->scan[j];
-        uint32_t before = scan == 0 ? '\n'
-                          : scan > start ? f->symbols[f->tok[scan - 1 - start]]
-                                         : f->prev_symbol;
+        uint32_t before = scan > start ? f->symbols[f->tok[scan - 1 - start]] : f->st.prev_symbol;
         int eflags = (before == '\n' ? 0 : REG_NOTBOL) | (wend < f->n ? REG_NOTEOL : 0);
         size_t o = f->boff[scan - start];
         regmatch_t m;
@@ -288,40 +338,17 @@ int analyze_features_next(analyze_features *f, int64_t start, int rows, double *
     if (load_window(f, start, wend - start, f->n_user > 0) != 0)
         return -1;
     int stride = analyze_features_count(f);
-    for (int64_t t = start; t < end; t++) {
-        uint32_t c = f->symbols[f->tok[t - start]];
-        double *row = out + (t - start) * stride;
-        if (c == '"')
-            f->quote = !f->quote;
-        row[ANALYZE_FEAT_QUOTE] = f->quote;
-        if (c == '(' || c == '[' || c == '{')
-            f->depth++;
-        else if ((c == ')' || c == ']' || c == '}') && f->depth > 0)
-            f->depth--;
-        row[ANALYZE_FEAT_BRACKET_DEPTH] = f->depth;
-        f->col = c == '\n' ? 0 : f->col + 1;
-        row[ANALYZE_FEAT_LINE_POS] = (double)f->col;
-        if (!f->in_comment) {
-            if (f->prev_slash && c == '*') {
-                f->in_comment = 1;
-                f->prev_star = 0; /* the opening star does not close: slash-star-slash stays open */
-            }
-            f->prev_slash = c == '/';
-        } else if (f->prev_star && c == '/') {
-            f->in_comment = 0;
-            f->prev_slash = 0;
-        } else {
-            f->prev_star = c == '*';
-        }
-        row[ANALYZE_FEAT_COMMENT] = f->in_comment;
-        int alnum = is_alnum_symbol(c, f->bytes_mode);
-        row[ANALYZE_FEAT_WORD_START] = alnum && !f->prev_alnum;
-        f->prev_alnum = alnum;
-    }
+    /* the line start the regexes see is the symbol before the block: take it
+     * before the built-in pass moves it on */
+    uint32_t before = f->st.prev_symbol;
+    for (int64_t t = start; t < end; t++)
+        text_state_step(&f->st, f->symbols[f->tok[t - start]], f->bytes_mode,
+                        out + (t - start) * stride);
+    uint32_t after = f->st.prev_symbol;
+    f->st.prev_symbol = before;
     for (int j = 0; j < f->n_user; j++)
         regex_block(f, j, start, end, wend, out, stride, ANALYZE_N_BUILTIN + j);
-    if (rows)
-        f->prev_symbol = f->symbols[f->tok[rows - 1]];
+    f->st.prev_symbol = after;
     f->next = end;
     return 0;
 }
@@ -530,4 +557,16 @@ int analyze_fit_decay(const double *norm, int n, double *rate, double *log_a)
     *rate = -slope;
     *log_a = (sy - slope * sx) / m;
     return m;
+}
+
+int analyze_best_feature(const analyze_report *r)
+{
+    int best = -1;
+    for (int j = 0; j < r->n_features; j++) {
+        const analyze_feature_result *fr = &r->feature[j];
+        if (fr->n_top && isfinite(fr->top[0].r) &&
+            (best < 0 || fabs(fr->top[0].r) > fabs(r->feature[best].top[0].r)))
+            best = j;
+    }
+    return best;
 }

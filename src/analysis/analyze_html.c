@@ -3,8 +3,10 @@
  * activation (blue for negative, white for zero, red for positive, as in
  * Karpathy et al. 2015), one panel per feature with its top unit, the gate
  * saturation scatter plots, the gradient norm against distance, and the
- * correlation over training. Stable ids and classes for tests and styling:
- * #text-unit, .feature-panel, .saturation-plot, #gradient-flow, #probe-plot.
+ * correlation over training. The page opens on its best find, the unit with
+ * the highest |r| over all features (or the --unit asked for). Stable ids and
+ * classes for tests and styling: #best-find, #text-unit, #context-note,
+ * .feature-panel, .saturation-plot, #gradient-flow, #probe-plot.
  * See analyze.h. */
 #include "charnn/analyze.h"
 
@@ -14,32 +16,13 @@
 #include <string.h>
 
 #include "charnn/common.h"
+#include "charnn/htmlplot.h"
 #include "charnn/vocab.h"
 
 /* Colour levels each side of zero; runs of equal level share one span. */
 #define HTML_LEVELS 16
 /* Characters in each feature's panel (the main text shows all of the excerpt). */
 #define HTML_PANEL_CHARS 1000
-
-static const char *const html_palette[] = {"#d62728", "#1f77b4", "#2ca02c", "#9467bd",
-                                           "#ff7f0e", "#8c564b", "#e377c2", "#17becf"};
-enum { HTML_N_PALETTE = sizeof html_palette / sizeof html_palette[0] };
-
-static void html_escape(FILE *out, const char *s)
-{
-    for (; *s; s++) {
-        if (*s == '&')
-            fputs("&amp;", out);
-        else if (*s == '<')
-            fputs("&lt;", out);
-        else if (*s == '>')
-            fputs("&gt;", out);
-        else if (*s == '"')
-            fputs("&quot;", out);
-        else
-            fputc(*s, out);
-    }
-}
 
 /* One symbol of the text, escaped; controls and stray bytes as a middle dot. */
 static void html_symbol(FILE *out, uint32_t c, int bytes_mode)
@@ -105,18 +88,12 @@ static void unit_text(char *buf, size_t n, const analyze_report *r, const analyz
 
 static void html_style(FILE *out)
 {
-    fputs("<style>\n"
-          "body{font-family:sans-serif;margin:24px;color:#222;background:#fff;max-width:1150px}\n"
-          "h1{font-size:20px}h2{font-size:17px;margin-top:28px}h3{font-size:14px;margin:4px 0}\n"
-          ".meta{color:#555;font-size:13px}.note{color:#666;font-size:12px}\n"
-          "pre.text{font-family:monospace;font-size:13px;line-height:1.45;white-space:pre-wrap;"
+    fputs("<style>\n", out);
+    htmlplot_base_style(out);
+    fputs("pre.text{font-family:monospace;font-size:13px;line-height:1.45;white-space:pre-wrap;"
           "word-break:break-all;border:1px solid #ccc;padding:8px;margin:6px 0}\n"
           ".feature-panel{border:1px solid #ddd;border-radius:4px;margin:10px 0;padding:6px 10px}\n"
           ".feature-panel pre.text{max-height:220px;overflow:hidden}\n"
-          ".plots{display:flex;flex-wrap:wrap;gap:14px}\n"
-          "figure{margin:0}figcaption{font-size:12px;text-align:center;color:#444}\n"
-          "svg{background:#fff}svg text{font-size:11px;font-family:sans-serif;fill:#333}\n"
-          ".axis{stroke:#888;stroke-width:1}.grid{stroke:#eee;stroke-width:1}\n"
           ".legend span{display:inline-block;width:18px;height:12px;vertical-align:middle}\n"
           "table.sat{border-collapse:collapse;font-size:12px}table.sat td,table.sat th{"
           "border:1px solid #ddd;padding:2px 6px;text-align:right}\n",
@@ -173,7 +150,7 @@ static void html_saturation_plot(FILE *out, const analyze_report *r, int k, int 
             "<text x=\"10\" y=\"%.1f\" text-anchor=\"middle\" transform=\"rotate(-90 10 %.1f)\">"
             "right-saturated</text>\n",
             10 + plot / 2, 10 + plot / 2);
-    const char *color = html_palette[k % HTML_N_PALETTE];
+    const char *color = htmlplot_palette[k % HTMLPLOT_N_PALETTE];
     for (int u = 0; u < r->hidden; u++) {
         if (!isfinite(se->left[u]) || !isfinite(se->right[u]))
             continue;
@@ -238,7 +215,7 @@ static void html_gradient_plot(FILE *out, const analyze_report *r)
     for (int k = 0; k < r->layers; k++)
         for (int c = 0; c < 1 + r->has_dc; c++, line++) {
             const analyze_decay *d = c ? &r->dc[k] : &r->dh[k];
-            const char *color = html_palette[k % HTML_N_PALETTE];
+            const char *color = htmlplot_palette[k % HTMLPLOT_N_PALETTE];
             fprintf(out,
                     "<polyline class=\"grad-line\" fill=\"none\" stroke=\"%s\" "
                     "stroke-width=\"2\"%s points=\"",
@@ -295,7 +272,7 @@ static void html_probe_plot(FILE *out, const analyze_report *r)
     fprintf(out, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">training step</text>\n",
             ml + pw / 2, Hh - 6);
     for (int j = 0; j < r->n_features; j++) {
-        const char *color = html_palette[j % HTML_N_PALETTE];
+        const char *color = htmlplot_palette[j % HTMLPLOT_N_PALETTE];
         fprintf(out, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"", color);
         for (int e = 0; e < S; e++) {
             double v = r->probe_r[(size_t)j * (size_t)S + (size_t)e];
@@ -309,7 +286,7 @@ static void html_probe_plot(FILE *out, const analyze_report *r)
         fprintf(out, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
                      "stroke-width=\"2\"/><text x=\"%.1f\" y=\"%.1f\">",
                 ml + pw + 10, ly, ml + pw + 30, ly, color, ml + pw + 36, ly + 4);
-        html_escape(out, r->feature[j].name);
+        htmlplot_escape(out, r->feature[j].name);
         fputs("</text>\n", out);
     }
     fputs("</svg>\n", out);
@@ -324,37 +301,60 @@ int analyze_write_html(const char *path, const analyze_report *r)
     fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>charnn "
           "analyze: ",
           out);
-    html_escape(out, r->trace);
+    htmlplot_escape(out, r->trace);
     fputs("</title>\n", out);
     html_style(out);
     fputs("</head><body>\n<h1>Interpretable cells: ", out);
-    html_escape(out, r->trace);
+    htmlplot_escape(out, r->trace);
     fprintf(out, "</h1>\n<p class=\"meta\">%s trace of a %s with %d layer%s of %d units, %lld "
                  "characters",
             r->kind, r->cell, r->layers, r->layers == 1 ? "" : "s", r->hidden,
             (long long)r->n_steps);
     if (r->model[0]) {
         fputs("; model ", out);
-        html_escape(out, r->model);
+        htmlplot_escape(out, r->model);
         fprintf(out, " at step %lld", (long long)r->model_step);
     }
     if (r->source[0]) {
         fputs("; text from ", out);
-        html_escape(out, r->source);
+        htmlplot_escape(out, r->source);
+        if (r->begin > 0)
+            fprintf(out, " at token %lld", (long long)r->begin);
     }
     fputs(".</p>\n", out);
+    if (r->context == ANALYZE_CONTEXT_READ) {
+        fputs("<p class=\"note\" id=\"context-note\">The trace begins mid-text: the quote, "
+              "bracket and comment features start from the text before it.</p>\n",
+              out);
+    } else if (r->context == ANALYZE_CONTEXT_MISSING) {
+        fputs("<p class=\"note\" id=\"context-note\"><b>The trace begins mid-text, but the text "
+              "before it could not be read</b> (",
+              out);
+        htmlplot_escape(out, r->context_note);
+        fputs("): the features start as at the start of a text, so a quote or comment open "
+              "there is missed (and the quote feature may be inverted).</p>\n",
+              out);
+    }
 
     int64_t n = r->n_excerpt;
     fputs("<section id=\"text-section\">\n", out);
     if (r->has_unit) {
         unit_text(lab, sizeof lab, r, &r->unit);
         const analyze_series *se = &r->series[r->unit.layer][r->unit.series];
-        fprintf(out, "<h2>Unit %s over the first %lld characters</h2>\n<p class=\"meta\">", lab,
-                (long long)n);
+        if (r->unit_feature >= 0) {
+            fprintf(out, "<h2 id=\"best-find\">Best find: unit %s tracks ", lab);
+            htmlplot_escape(out, r->feature[r->unit_feature].name);
+            fprintf(out, ", r = %+.3f</h2>\n<p class=\"meta\">The highest |r| of any unit with "
+                         "any feature, shown over the first %lld characters. ",
+                    r->unit.r, (long long)n);
+        } else {
+            fprintf(out, "<h2>Unit %s over the first %lld characters</h2>\n<p class=\"meta\">",
+                    lab, (long long)n);
+        }
         for (int j = 0; j < r->n_features; j++) {
             double v = se->r[(size_t)j * (size_t)r->hidden + (size_t)r->unit.unit];
             fputs(j ? ", " : "Pearson r with ", out);
-            html_escape(out, r->feature[j].name);
+            htmlplot_escape(out, r->feature[j].name);
             if (isfinite(v))
                 fprintf(out, " %+.3f", v);
             else
@@ -374,12 +374,12 @@ int analyze_write_html(const char *path, const analyze_report *r)
     for (int j = 0; j < r->n_features; j++) {
         const analyze_feature_result *fr = &r->feature[j];
         fputs("<div class=\"feature-panel\" id=\"feature-", out);
-        html_escape(out, fr->name);
+        htmlplot_escape(out, fr->name);
         fputs("\"><h3>", out);
-        html_escape(out, fr->name);
+        htmlplot_escape(out, fr->name);
         if (fr->regex) {
             fputs(" (/", out);
-            html_escape(out, fr->regex);
+            htmlplot_escape(out, fr->regex);
             fputs("/)", out);
         }
         if (fr->n_top == 0) {
@@ -423,7 +423,7 @@ int analyze_write_html(const char *path, const analyze_report *r)
         fputs("<section id=\"probe-section\">\n<h2>Correlation over training</h2>\n<p "
               "class=\"meta\">Pearson r of each feature's unit on the probe text ",
               out);
-        html_escape(out, r->probe);
+        htmlplot_escape(out, r->probe);
         fputs(".</p>\n", out);
         html_probe_plot(out, r);
         fputs("</section>\n", out);

@@ -30,6 +30,8 @@ static const cli_command cli_commands[] = {
      "find interpretable cells in a trace: saturation, feature correlations"},
     {"generate", cli_generate, CLI_ONE_PROCESS,
      "write synthetic structured text (nested brackets, quotes) for tests"},
+    {"report", cli_report, CLI_ONE_PROCESS,
+     "curves and summaries of training runs (text, JSON, an HTML page)"},
     {"version", cli_version, CLI_ONE_PROCESS, "print the version"},
 };
 enum { CLI_N_COMMANDS = sizeof cli_commands / sizeof cli_commands[0] };

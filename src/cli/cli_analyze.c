@@ -107,8 +107,8 @@ int cli_analyze(int argc, char **argv)
              "saturation and gradient plots)", 0, 0),
         FLAG_CUSTOM("unit", &o, 0,
                     "L:U[:h|c] the unit to show and follow over training "
-                    "(default: the first feature's top unit on the page, each "
-                    "feature's best unit over training)", parse_unit),
+                    "(default: the best find on the page, the unit with the highest |r| over "
+                    "all features; each feature's best unit over training)", parse_unit),
         FLAG("top", F_INT, &o.top_k, 0, "units listed per feature (default 5)", 1, 100000),
         FLAG_CUSTOM("feature", features, 0,
                     "NAME=REGEX a feature that is 1 inside matches (POSIX extended; repeatable)",

@@ -831,9 +831,10 @@ int train_run(const run_config *cfg)
                 vals, gnorm, (double)lr, cps, etas);
             metrics_write(&t, "{\"type\":\"train\",\"step\":%lld,\"epoch\":%lld,\"loss\":%.6f,"
                               "\"bpc\":%.6f,\"grad_norm\":%.6g,\"lr\":%.6g,\"chars_per_s\":%.1f,"
-                              "\"tokens_seen\":%lld}",
+                              "\"tokens_seen\":%lld,\"time\":%lld,\"elapsed\":%.3f}",
                           (long long)s, (long long)t.prog.epoch, mean, mean / log(2.0), gnorm,
-                          (double)lr, cps, (long long)t.prog.tokens_seen);
+                          (double)lr, cps, (long long)t.prog.tokens_seen, (long long)time(NULL),
+                          now - t_start);
             if (t.cfg.timing) {
                 double times[3] = {t.t_compute, t.t_comm, (now - t_log) - t.t_compute - t.t_comm};
                 double *all = t.rank == 0 ? cn_xmalloc(sizeof times * (size_t)t.nranks) : NULL;
