@@ -248,6 +248,7 @@ typedef struct {
     hid_t fid;
     char kind[16], cell[16], gates[32], vocab_mode[16], model[1024], source[1024];
     int64_t model_step;
+    int64_t begin;   /* token offset of step 0 in source (text traces; 0 if unrecorded) */
     int layers, hidden, vocab_size, bytes_mode;
     int64_t n;       /* text positions */
     int64_t entries; /* probe: entries on the step axis; 0 for a text trace */
@@ -387,6 +388,7 @@ static int trace_open(trace_file *tf, const char *path)
     if (attr_i64(path, tf->fid, "", "model_step", &tf->model_step) < 0 ||
         attr_str(path, tf->fid, "model", tf->model, sizeof tf->model) < 0 ||
         attr_str(path, tf->fid, "source", tf->source, sizeof tf->source) < 0 ||
+        attr_i64(path, tf->fid, "", "begin", &tf->begin) < 0 ||
         attr_str(path, tf->fid, "vocab_mode", tf->vocab_mode, sizeof tf->vocab_mode) < 0)
         goto error;
     tf->bytes_mode = strcmp(tf->vocab_mode, "bytes") == 0;
@@ -502,8 +504,10 @@ static int block_rows(int hidden)
 }
 
 /* Stream entry e (text traces: ignored) through the accumulators: the states
- * h and c correlated with the features, the gates counted for saturation. */
-static int pass_run(trace_file *tf, int64_t e, const analyze_options *o, pass_stats *p)
+ * h and c correlated with the features (starting from `from`, NULL: the
+ * start of a text), the gates counted for saturation. */
+static int pass_run(trace_file *tf, int64_t e, const analyze_options *o,
+                    const analyze_text_state *from, pass_stats *p)
 {
     analyze_features *feat = NULL;
     float *x = NULL;
@@ -515,6 +519,8 @@ static int pass_run(trace_file *tf, int64_t e, const analyze_options *o, pass_st
         cn_err_context("'%s'", tf->path);
         return -1;
     }
+    if (from)
+        analyze_features_start_from(feat, from);
     int F = analyze_features_count(feat);
     p->n_features = F;
     for (int j = 0; j < F; j++)
@@ -802,7 +808,7 @@ static int probe_run(analyze_report *r, trace_file *pf, const analyze_options *o
         pass_stats p;
         const pass_stats *use = last;
         if (e != S - 1) {
-            if (pass_run(pf, e, o, &p) != 0)
+            if (pass_run(pf, e, o, NULL, &p) != 0)
                 return -1;
             use = &p;
         }
@@ -848,19 +854,33 @@ static int run_inner(const analyze_options *o, analyze_report *r)
     r->n_steps = tf.n;
     int64_t e = is_probe ? tf.entries - 1 : 0;
     r->probe_step = is_probe ? tf.steps[e] : -1;
-    if (pass_run(&tf, e, o, &p) != 0)
+    /* a trace that begins mid-text: the features start from the text before it */
+    analyze_text_state start;
+    analyze_text_state_init(&start);
+    r->begin = is_probe ? 0 : tf.begin;
+    if (r->begin > 0) {
+        int crc = analyze_context_state(tf.source, o->trace, tf.begin, tf.symbols, tf.vocab_size,
+                                        tf.bytes_mode, tf.n, read_tokens, &tf, &start);
+        r->context = crc == 0 ? ANALYZE_CONTEXT_READ : ANALYZE_CONTEXT_MISSING;
+        if (crc != 0) {
+            snprintf(r->context_note, sizeof r->context_note, "%s", cn_errmsg());
+            fprintf(stderr, "charnn analyze: warning: the trace begins at token %lld of its text "
+                            "but the text before it cannot be read (%s): quote, bracket and "
+                            "comment features start as at the start of a text\n",
+                    (long long)tf.begin, r->context_note);
+        }
+    }
+    if (pass_run(&tf, e, o, r->context == ANALYZE_CONTEXT_READ ? &start : NULL, &p) != 0)
         goto error;
     have_p = 1;
     report_fill(r, &tf, &p, o);
+    r->unit_feature = -1;
     if (o->unit_layer >= 0) {
         r->unit = (analyze_pick){o->unit_layer, o->unit_state, o->unit_index, NAN};
         r->has_unit = 1;
-    } else {
-        for (int j = 0; j < r->n_features && !r->has_unit; j++)
-            if (r->feature[j].n_top) {
-                r->unit = r->feature[j].top[0];
-                r->has_unit = 1;
-            }
+    } else if ((r->unit_feature = analyze_best_feature(r)) >= 0) {
+        r->unit = r->feature[r->unit_feature].top[0];
+        r->has_unit = 1;
     }
     if (excerpt_read(r, &tf, e, o->excerpt) != 0)
         goto error;
@@ -881,7 +901,7 @@ static int run_inner(const analyze_options *o, analyze_report *r)
             goto error;
         rc = -1;
         pass_stats last;
-        if (pass_run(&pf, pf.entries - 1, o, &last) != 0)
+        if (pass_run(&pf, pf.entries - 1, o, NULL, &last) != 0)
             goto error;
         int prc = probe_run(r, &pf, o, &last);
         pass_free(&last, pf.layers, pf.n_series);
@@ -1057,8 +1077,11 @@ void analyze_write_table(FILE *out, const analyze_report *r)
         char lab[48];
         unit_label(lab, sizeof lab, r, &r->unit);
         const analyze_series *se = &r->series[r->unit.layer][r->unit.series];
-        fprintf(out, "\nunit %s: mean %.4f std %.4f\n", lab, se->mean[r->unit.unit],
+        fprintf(out, "\nunit %s: mean %.4f std %.4f", lab, se->mean[r->unit.unit],
                 se->std[r->unit.unit]);
+        if (r->unit_feature >= 0)
+            fprintf(out, " (the best find: %s)", r->feature[r->unit_feature].name);
+        fprintf(out, "\n");
         for (int j = 0; j < F; j++) {
             fprintf(out, "  r with %-14s ", r->feature[j].name);
             print_num(out, "%+.4f", se->r[(size_t)j * (size_t)H + (size_t)r->unit.unit], 7);
@@ -1196,7 +1219,13 @@ void analyze_write_json(FILE *out, const analyze_report *r)
     json_str(out, r->model);
     fprintf(out, ",\"model_step\":%lld,\"source\":", (long long)r->model_step);
     json_str(out, r->source);
-    fprintf(out, ",\"n_steps\":%lld", (long long)r->n_steps);
+    fprintf(out, ",\"n_steps\":%lld,\"context\":{\"begin\":%lld,\"read\":%s,\"note\":",
+            (long long)r->n_steps, (long long)r->begin,
+            r->context == ANALYZE_CONTEXT_READ      ? "true"
+            : r->context == ANALYZE_CONTEXT_MISSING ? "false"
+                                                    : "null");
+    json_str(out, r->context_note);
+    fputc('}', out);
     if (r->probe_step >= 0)
         fprintf(out, ",\"probe_step\":%lld", (long long)r->probe_step);
 
@@ -1246,7 +1275,12 @@ void analyze_write_json(FILE *out, const analyze_report *r)
         const analyze_series *se = &r->series[r->unit.layer][r->unit.series];
         fprintf(out, "{\"layer\":%d,\"state\":", r->unit.layer);
         json_str(out, se->name);
-        fprintf(out, ",\"unit\":%d,\"mean\":", r->unit.unit);
+        fprintf(out, ",\"unit\":%d,\"feature\":", r->unit.unit);
+        if (r->unit_feature >= 0)
+            json_str(out, r->feature[r->unit_feature].name);
+        else
+            fputs("null", out);
+        fputs(",\"mean\":", out);
         json_num(out, se->mean[r->unit.unit]);
         fputs(",\"std\":", out);
         json_num(out, se->std[r->unit.unit]);
