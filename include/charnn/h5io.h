@@ -49,8 +49,9 @@ int h5io_is_hdf5(const char *path);
  * empty ones ("'X' is damaged: the file is empty"), files without the HDF5
  * signature ("'X' is not an HDF5 file"), and damaged ones ("'X' is damaged:
  * the file is truncated", "... checksum mismatch in the file's metadata").
- * fapl may be H5P_DEFAULT; the file is always opened with a strong close so a
- * failed read leaves nothing open. */
+ * fapl may be H5P_DEFAULT; one-shot readers pass one with H5F_CLOSE_STRONG so
+ * that a read failing halfway leaves nothing open (a file stays open with one
+ * close degree only: every opener of the same file must use the same). */
 hid_t h5io_file_open(const char *path, unsigned flags, hid_t fapl);
 /* Create (truncate) path. A file that cannot be made at all gets errno's
  * words ("cannot create 'X': Permission denied"). */

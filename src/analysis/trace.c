@@ -741,17 +741,9 @@ static int open_source(const trace_options *o, ckpt_data *d, data_source *src, d
     *name = o->data[0] ? o->data : d->cfg.data;
     if (!(*name)[0])
         return cn_err("checkpoint '%s' names no training data: give --data", o->model);
-    if (corpus_is_prepared(*name)) {
-        if (data_source_open_prepared(src, *name, &d->voc, sp) != 0)
-            goto error;
+    if (corpus_open(src, *name, &d->voc, d->voc.mode, d->cfg.val_frac, d->cfg.test_frac,
+                    sp) == 0)
         return 0;
-    }
-    if (data_source_open_text(src, *name, &d->voc, d->voc.mode) != 0)
-        goto error;
-    if (data_splits_init(sp, src->n_tokens, d->cfg.val_frac, d->cfg.test_frac) != 0)
-        return -1;
-    return 0;
-error:
     if (!o->data[0])
         cn_err_context("training data of '%s'", o->model);
     return -1;

@@ -102,7 +102,7 @@ int h5io_is_hdf5(const char *path)
 hid_t h5io_file_open(const char *path, unsigned flags, hid_t fapl)
 {
     uint64_t size = 0;
-    hid_t own = H5I_INVALID_HID, fid = H5I_INVALID_HID;
+    hid_t fid = H5I_INVALID_HID;
     h5io_silence();
     if (fsio_check_regular(path, &size) < 0)
         return H5I_INVALID_HID;
@@ -121,14 +121,7 @@ hid_t h5io_file_open(const char *path, unsigned flags, hid_t fapl)
         cn_err("'%s' is not an HDF5 file", path);
         return H5I_INVALID_HID;
     }
-    /* Strong close: a read that fails halfway must not leave objects open,
-     * or the library complains again when the process exits. */
-    if ((own = H5Pcopy(fapl == H5P_DEFAULT ? H5P_FILE_ACCESS_DEFAULT : fapl)) < 0 ||
-        H5Pset_fclose_degree(own, H5F_CLOSE_STRONG) < 0) {
-        cn_err("cannot open '%s': HDF5 property setup failed", path);
-        goto done;
-    }
-    if ((fid = H5Fopen(path, flags, own)) < 0) {
+    if ((fid = H5Fopen(path, flags, fapl)) < 0) {
         h5_stack st;
         h5_stack_get(&st);
         if (st.truncated)
@@ -138,8 +131,6 @@ hid_t h5io_file_open(const char *path, unsigned flags, hid_t fapl)
         else
             cn_err("'%s' is damaged: HDF5 cannot open it", path);
     }
-done:
-    H5Pclose(own);
     return fid;
 }
 
