@@ -385,21 +385,7 @@ int corpus_prepare(const char *const *inputs, int n_inputs, const char *out_path
 
 int corpus_is_prepared(const char *path)
 {
-    /* "\x89HDF" is no text's start (0x89 is never a UTF-8 lead byte): a file
-     * that begins with it is an HDF5 file, damaged or not, and must never be
-     * read as text */
-    static const char start[4] = {'\x89', 'H', 'D', 'F'};
-    char head[sizeof start];
-    if (fsio_check_regular(path, NULL) != 0)
-        return 0;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return 0;
-    size_t got = fread(head, 1, sizeof head, f);
-    fclose(f);
-    if (got == sizeof head && memcmp(head, start, sizeof head) == 0)
-        return 1;
-    return h5io_is_hdf5(path);
+    return h5io_starts_like_hdf5(path);
 }
 
 typedef struct {

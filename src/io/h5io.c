@@ -99,6 +99,21 @@ int h5io_is_hdf5(const char *path)
     return found;
 }
 
+int h5io_starts_like_hdf5(const char *path)
+{
+    /* 0x89 is never the first byte of UTF-8 text */
+    char head[4];
+    if (fsio_check_regular(path, NULL) < 0)
+        return 0;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    size_t got = fread(head, 1, sizeof head, f);
+    fclose(f);
+    return (got == sizeof head && memcmp(head, hdf5_signature, sizeof head) == 0) ||
+           h5io_is_hdf5(path);
+}
+
 hid_t h5io_file_open(const char *path, unsigned flags, hid_t fapl)
 {
     uint64_t size = 0;
@@ -118,7 +133,10 @@ hid_t h5io_file_open(const char *path, unsigned flags, hid_t fapl)
         return H5I_INVALID_HID;
     }
     if (!h5io_is_hdf5(path)) {
-        cn_err("'%s' is not an HDF5 file", path);
+        if (h5io_starts_like_hdf5(path))
+            cn_err("'%s' is damaged: its HDF5 signature is broken", path);
+        else
+            cn_err("'%s' is not an HDF5 file", path);
         return H5I_INVALID_HID;
     }
     if ((fid = H5Fopen(path, flags, fapl)) < 0) {
