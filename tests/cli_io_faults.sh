@@ -181,6 +181,45 @@ fails_with prepare-over-hardlink 10 \
 check "the input is intact" [ "$(md5sum <"$WORK/in.txt")" = "$sum_before" ]
 check "no temporary is left beside it" bash -c "! ls '$WORK'/*.tmp.* >/dev/null 2>&1"
 
+# ---- 6. every dataset of a corpus and a trace is checksummed ---------------------
+# the datasets of an HDF5 file and, of those, the ones with fletcher32
+count_datasets() { h5dump -p -H "$1" | grep -c '^ *DATASET '; }
+count_fletcher() { h5dump -p -H "$1" | grep -c 'CHECKSUM FLETCHER32'; }
+n=$(count_datasets "$C")
+check "prepared corpus: all $n datasets carry fletcher32 ($(count_fletcher "$C"))" \
+    [ "$n" -ge 2 -a "$(count_fletcher "$C")" = "$n" ]
+TR=$WORK/trace.h5
+timeout -k 5 120 "$CHARNN" trace --model "$T/model.h5" --data "$WORK/fox.txt" --max-chars 300 \
+    --grads --grad-chunk 20 --grad-chunks 3 --out "$TR" >/dev/null 2>"$WORK/trace.err"
+rc=$?
+check "trace exits 0 (got $rc)" [ $rc = 0 ]
+n=$(count_datasets "$TR")
+check "trace: all $n datasets carry fletcher32 ($(count_fletcher "$TR"))" \
+    [ "$n" -ge 8 -a "$(count_fletcher "$TR")" = "$n" ]
+# flip a byte inside the first chunk of /layer0/h (located with h5py)
+# Debian's python3-h5py belongs to /usr/bin/python3, whatever else is on PATH
+PY=python3
+[ -x /usr/bin/python3 ] && PY=/usr/bin/python3
+if "$PY" -c 'import h5py' 2>/dev/null; then
+    off=$("$PY" -c 'import h5py, sys
+d = h5py.File(sys.argv[1], "r")["/layer0/h"]
+c = d.id.get_chunk_info(0)
+print(c.byte_offset + c.size // 2)' "$TR")
+    cp "$TR" "$WORK/trace-flipped.h5"
+    b=$(od -An -tu1 -j "$off" -N1 "$TR" | tr -d ' \n')
+    printf "$(printf '\\%03o' $((b ^ 0x10)))" |
+        dd of="$WORK/trace-flipped.h5" bs=1 seek="$off" count=1 conv=notrunc status=none
+    fails_with analyze-flipped-trace 60 \
+        "charnn analyze: '$WORK/trace-flipped.h5' is damaged: checksum mismatch in /layer0/h" \
+        "$CHARNN" analyze "$WORK/trace-flipped.h5"
+else
+    echo "# skipped the damaged-trace case: python3-h5py is not installed"
+fi
+head -c 3000 "$TR" >"$WORK/trace-truncated.h5"
+fails_with analyze-truncated-trace 60 \
+    "charnn analyze: '$WORK/trace-truncated.h5' is damaged: the file is truncated" \
+    "$CHARNN" analyze "$WORK/trace-truncated.h5"
+
 echo "# ${SECONDS}s elapsed"
 echo "$PASS passed, $FAIL failed"
 [ "$FAIL" = 0 ]
