@@ -747,7 +747,7 @@ static int probe_file_matches(const char *path, const model *m, const vocab *v,
     uint32_t *syms = NULL;
     int ok = 0, rank;
     hsize_t dims[TRACE_MAX_RANK];
-    if ((fid = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT)) < 0)
+    if ((fid = h5io_file_open(path, H5F_ACC_RDONLY, H5P_DEFAULT)) < 0)
         goto error;
     if (attr_get_str(fid, "kind", kind, sizeof kind) < 0 || strcmp(kind, "probe") != 0 ||
         attr_get_str(fid, "cell", cell, sizeof cell) < 0 ||
