@@ -10,15 +10,12 @@
 
 #include <errno.h>
 #include <hdf5.h>
-#include <locale.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "charnn/common.h"
-#include "charnn/config.h"
-#include "charnn/flags.h"
 #include "charnn/h5io.h"
 #include "charnn/trace.h"
 

@@ -30,10 +30,7 @@
 #include "charnn/corpus.h"
 #include "charnn/data.h"
 #include "charnn/dist.h"
-#include "charnn/flags.h"
 #include "charnn/h5io.h"
-#include "charnn/runtime.h"
-#include "charnn/train.h"
 
 #define TRACE_CHUNK_ELEMS ((hsize_t)65536)
 /* The streams file is written by every rank at once: bigger chunks, one rank's
