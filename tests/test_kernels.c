@@ -662,8 +662,9 @@ static void bufs_free(cell_bufs *s)
 
 static cell_chunk chunk_of(const cell_bufs *s)
 {
-    cell_chunk c = {s->kind, s->T, s->B, s->H, s->w_hh, s->b_hh, s->gates,
-                    s->hs,   s->cs, s->hn, s->hproj, s->wpack};
+    cell_chunk c = {.kind = s->kind, .T = s->T, .B = s->B, .H = s->H, .w_hh = s->w_hh,
+                    .b_hh = s->b_hh, .gates = s->gates, .hs = s->hs, .cs = s->cs, .hn = s->hn,
+                    .hproj = s->hproj, .wpack = s->wpack};
     return c;
 }
 
