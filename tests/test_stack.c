@@ -18,10 +18,10 @@
  * Tolerances: the padded and the per-row runs do the same float operations
  * per element except that the weight-gradient GEMMs sum over different sets
  * of positions (with zeros in between) and OpenBLAS may block them
- * differently; measured: outputs, states and dL/dh0 bit-identical, gradients
- * within 3.3e-7 relative; the bound
- * 1e-5 (a position that leaks, a missing pass-through or a wrong length
- * gives errors of order 1e-2 .. 1). The finite-difference bound is the one
+ * differently. Measured: outputs, states and dL/dh0 bit-identical, parameter
+ * gradients within 3.3e-7 relative; the bound is 1e-5 (a position that
+ * leaks, a missing pass-through or a wrong length gives errors of order
+ * 1e-2 .. 1). The finite-difference bound is the one
  * of test_gradcheck.c (2e-2; measured 1e-3 .. 9e-3). */
 #include <math.h>
 #include <stdio.h>
