@@ -164,9 +164,9 @@ static void test_gemm(void)
 
 /* The packed product against the naive GEMM: every row count of a block (1-8)
  * and blocks of 8 with every tail, full and partial 32-column panels, W used
- * as it is and transposed, beta 0 (ignoring NaN in C) and 1; bit-identical for
- * 1 and 2 threads, and a row's result the same bits whether it falls in a
- * block of 8 or is computed alone. */
+ * as it is and transposed, beta 0 (ignoring NaN in C) and 1; with the AVX-512
+ * panels also bit-identical for 1 and 2 threads, and a row's result the same
+ * bits whether it falls in a block of 8 or is computed alone. */
 static void test_gemm_packed(void)
 {
     static const int Ms[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 15, 64}, Ns[] = {1, 31, 32, 33, 100}, Ks[] = {1, 7, 64};
@@ -203,8 +203,11 @@ static void test_gemm_packed(void)
                         set_threads(saved);
                         kern_gemm_naive(0, trans, M, N, K, 1.0f, A, lda, W, trans ? K : N,
                                         (float)beta, Cn, ldc);
-                        CU_ASSERT(memcmp(Cp, C2, (size_t)M * ldc * sizeof(float)) == 0);
-                        if (M > 1 && beta == 0) {
+                        /* promises of the panels; BLAS (the fallback) may split and
+                         * block the product differently for other thread counts and rows */
+                        if (kern_packed_available())
+                            CU_ASSERT(memcmp(Cp, C2, (size_t)M * ldc * sizeof(float)) == 0);
+                        if (M > 1 && beta == 0 && kern_packed_available()) {
                             float *row = fmalloc((size_t)N);
                             kern_gemm_packed(1, A + (size_t)(M - 1) * lda, lda, &p, 0.0f, row, N);
                             CU_ASSERT(memcmp(row, Cp + (size_t)(M - 1) * ldc,
