@@ -12,8 +12,36 @@
  * buffers, so the product adds nothing to its dh_next, which passes through. */
 #include <string.h>
 
+#include "cellmath.h"
 #include "charnn/cells.h"
 #include "charnn/kernels.h"
+
+/* One row of one step: gb (3H) r, z, n in and the x-side gradient out, db
+ * (3H) the h-side gradient, dn its n part kept for the weight gradient, dhn
+ * the carried gradient (set to the direct path dh * z); rh the record or NULL. */
+CN_ROW_CLONES static void gru_backward_row(float *gb, float *db, float *dn, const float *hp,
+                                           const float *hnb, const float *da, float *dhn,
+                                           float *rh, int H)
+{
+#pragma omp simd
+    for (int j = 0; j < H; j++) {
+        float r = gb[j], z = gb[H + j], n = gb[2 * H + j];
+        float dh = da[j] + dhn[j];
+        if (rh)
+            rh[j] = dh;
+        float dn_pre = dh * (1.0f - z) * (1.0f - n * n);
+        float dz_pre = dh * (hp[j] - n) * z * (1.0f - z);
+        float dr_pre = dn_pre * hnb[j] * r * (1.0f - r);
+        dhn[j] = dh * z;
+        gb[j] = dr_pre;
+        gb[H + j] = dz_pre;
+        gb[2 * H + j] = dn_pre;
+        db[j] = dr_pre;
+        db[H + j] = dz_pre;
+        db[2 * H + j] = dn_pre * r;
+        dn[j] = dn_pre * r;
+    }
+}
 
 void gru_backward(const cell_chunk *c, const cell_grads *gr)
 {
@@ -48,24 +76,7 @@ void gru_backward(const cell_chunk *c, const cell_grads *gr)
                     memcpy(rec_h + (size_t)b * H, dhn, (size_t)H * sizeof(float));
                 continue;
             }
-#pragma omp simd
-            for (int j = 0; j < H; j++) {
-                float r = gb[j], z = gb[H + j], n = gb[2 * H + j];
-                float dh = da[j] + dhn[j];
-                if (rec_h)
-                    rec_h[(size_t)b * H + j] = dh;
-                float dn_pre = dh * (1.0f - z) * (1.0f - n * n);
-                float dz_pre = dh * (hp[j] - n) * z * (1.0f - z);
-                float dr_pre = dn_pre * hnb[j] * r * (1.0f - r);
-                dhn[j] = dh * z;
-                gb[j] = dr_pre;
-                gb[H + j] = dz_pre;
-                gb[2 * H + j] = dn_pre;
-                db[j] = dr_pre;
-                db[H + j] = dz_pre;
-                db[2 * H + j] = dn_pre * r;
-                dn[j] = dn_pre * r;
-            }
+            gru_backward_row(gb, db, dn, hp, hnb, da, dhn, rec_h ? rec_h + (size_t)b * H : NULL, H);
         }
         if (t > 0 || gr->dh0)
             kern_gemm_packed(B, dgh, GH, &whh, 1.0f, gr->dh_next, H);

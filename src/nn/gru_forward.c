@@ -11,6 +11,25 @@
 #include "charnn/cells.h"
 #include "charnn/kernels.h"
 
+/* One row of one step: gb (3H) holds the x-projection in and r, z, n out;
+ * hp (3H) is h_{t-1} W_hh^T without the bias. */
+CN_ROW_CLONES static void gru_forward_row(float *gb, const float *hp, const float *b_hh,
+                                          const float *hpb, float *hnb, float *ho, int H)
+{
+#pragma omp simd
+    for (int j = 0; j < H; j++) {
+        float r = cn_sigmoidf(gb[j] + hp[j] + b_hh[j]);
+        float z = cn_sigmoidf(gb[H + j] + hp[H + j] + b_hh[H + j]);
+        float hnj = hp[2 * H + j] + b_hh[2 * H + j];
+        float n = cn_tanhf(gb[2 * H + j] + r * hnj);
+        hnb[j] = hnj;
+        ho[j] = (1.0f - z) * n + z * hpb[j];
+        gb[j] = r;
+        gb[H + j] = z;
+        gb[2 * H + j] = n;
+    }
+}
+
 void gru_forward(const cell_chunk *c)
 {
     const int B = c->B, H = c->H, GH = 3 * H;
@@ -34,18 +53,7 @@ void gru_forward(const cell_chunk *c)
                 memcpy(ho, hpb, (size_t)H * sizeof(float));
                 continue;
             }
-#pragma omp simd
-            for (int j = 0; j < H; j++) {
-                float r = cn_sigmoidf(gb[j] + hp[j] + b_hh[j]);
-                float z = cn_sigmoidf(gb[H + j] + hp[H + j] + b_hh[H + j]);
-                float hnj = hp[2 * H + j] + b_hh[2 * H + j];
-                float n = cn_tanhf(gb[2 * H + j] + r * hnj);
-                hnb[j] = hnj;
-                ho[j] = (1.0f - z) * n + z * hpb[j];
-                gb[j] = r;
-                gb[H + j] = z;
-                gb[2 * H + j] = n;
-            }
+            gru_forward_row(gb, hp, b_hh, hpb, hnb, ho, H);
         }
     }
 }

@@ -16,6 +16,32 @@
 #include "charnn/cells.h"
 #include "charnn/kernels.h"
 
+/* One row of one step: gb (4H) activated gates in, pre-activation gradients
+ * out; dhn, dcn the carried gradients (dcn updated); rh, rc the records or NULL. */
+CN_ROW_CLONES static void lstm_backward_row(float *gb, const float *cp, const float *cc,
+                                            const float *da, const float *dhn, float *dcn,
+                                            float *rh, float *rc, int H)
+{
+#pragma omp simd
+    for (int j = 0; j < H; j++) {
+        float i = gb[j], f = gb[H + j], gg = gb[2 * H + j], o = gb[3 * H + j];
+        float dh = da[j] + dhn[j];
+        float tc = cn_tanhf(cc[j]);
+        float dc = dcn[j] + dh * o * (1.0f - tc * tc);
+        if (rh) {
+            rh[j] = dh;
+            rc[j] = dc;
+        }
+        float d_o = dh * tc;
+        float di = dc * gg, dg = dc * i, df = dc * cp[j];
+        dcn[j] = dc * f;
+        gb[j] = di * i * (1.0f - i);
+        gb[H + j] = df * f * (1.0f - f);
+        gb[2 * H + j] = dg * (1.0f - gg * gg);
+        gb[3 * H + j] = d_o * o * (1.0f - o);
+    }
+}
+
 void lstm_backward(const cell_chunk *c, const cell_grads *gr)
 {
     const int B = c->B, H = c->H, GH = 4 * H;
@@ -53,24 +79,8 @@ void lstm_backward(const cell_chunk *c, const cell_grads *gr)
                 }
                 continue;
             }
-#pragma omp simd
-            for (int j = 0; j < H; j++) {
-                float i = gb[j], f = gb[H + j], gg = gb[2 * H + j], o = gb[3 * H + j];
-                float dh = da[j] + dhn[j];
-                float tc = cn_tanhf(cc[j]);
-                float dc = dcn[j] + dh * o * (1.0f - tc * tc);
-                if (rec_h) {
-                    rec_h[(size_t)b * H + j] = dh;
-                    rec_c[(size_t)b * H + j] = dc;
-                }
-                float d_o = dh * tc;
-                float di = dc * gg, dg = dc * i, df = dc * cp[j];
-                dcn[j] = dc * f;
-                gb[j] = di * i * (1.0f - i);
-                gb[H + j] = df * f * (1.0f - f);
-                gb[2 * H + j] = dg * (1.0f - gg * gg);
-                gb[3 * H + j] = d_o * o * (1.0f - o);
-            }
+            lstm_backward_row(gb, cp, cc, da, dhn, dcn, rec_h ? rec_h + (size_t)b * H : NULL,
+                              rec_c ? rec_c + (size_t)b * H : NULL, H);
             if (len)
                 memset(dhn, 0, (size_t)H * sizeof(float));
         }

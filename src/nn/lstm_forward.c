@@ -11,7 +11,7 @@
 
 /* One stream's gates: g (4H) in pre-activation, out activated. Separate
  * restrict-qualified rows so the compiler vectorizes the loop. */
-static void lstm_gates_row(float *restrict gi, float *restrict gf, float *restrict gg,
+CN_ROW_CLONES static void lstm_gates_row(float *restrict gi, float *restrict gf, float *restrict gg,
                            float *restrict go, const float *restrict b_hh,
                            const float *restrict cprev, float *restrict cout,
                            float *restrict hout, int H)

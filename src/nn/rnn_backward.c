@@ -7,8 +7,22 @@
  * zeroes for the rows that ran the step. */
 #include <string.h>
 
+#include "cellmath.h"
 #include "charnn/cells.h"
 #include "charnn/kernels.h"
+
+/* One row of one step: gb holds h_t in and dpre out; rh the record or NULL. */
+CN_ROW_CLONES static void rnn_backward_row(float *gb, const float *da, const float *dhn,
+                                           float *rh, int H)
+{
+#pragma omp simd
+    for (int j = 0; j < H; j++) {
+        float h = gb[j], dh = da[j] + dhn[j];
+        if (rh)
+            rh[j] = dh;
+        gb[j] = dh * (1.0f - h * h);
+    }
+}
 
 void rnn_backward(const cell_chunk *c, const cell_grads *gr)
 {
@@ -37,13 +51,7 @@ void rnn_backward(const cell_chunk *c, const cell_grads *gr)
                     memcpy(rec_h + (size_t)b * H, dhn, (size_t)H * sizeof(float));
                 continue;
             }
-#pragma omp simd
-            for (int j = 0; j < H; j++) {
-                float h = gb[j], dh = da[j] + dhn[j];
-                if (rec_h)
-                    rec_h[(size_t)b * H + j] = dh;
-                gb[j] = dh * (1.0f - h * h);
-            }
+            rnn_backward_row(gb, da, dhn, rec_h ? rec_h + (size_t)b * H : NULL, H);
             if (len)
                 memset(dhn, 0, (size_t)H * sizeof(float));
         }

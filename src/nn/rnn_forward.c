@@ -9,6 +9,17 @@
 #include "charnn/cells.h"
 #include "charnn/kernels.h"
 
+/* One row of one step: h = tanh(g + b_hh), kept in the gates too. */
+CN_ROW_CLONES static void rnn_forward_row(float *gb, float *hb, const float *b_hh, int H)
+{
+#pragma omp simd
+    for (int j = 0; j < H; j++) {
+        float h = cn_tanhf(gb[j] + b_hh[j]);
+        gb[j] = h;
+        hb[j] = h;
+    }
+}
+
 void rnn_forward(const cell_chunk *c)
 {
     const int B = c->B, H = c->H;
@@ -27,12 +38,7 @@ void rnn_forward(const cell_chunk *c)
                 memcpy(hb, hprev + (size_t)b * H, (size_t)H * sizeof(float));
                 continue;
             }
-#pragma omp simd
-            for (int j = 0; j < H; j++) {
-                float h = cn_tanhf(gb[j] + c->b_hh[j]);
-                gb[j] = h;
-                hb[j] = h;
-            }
+            rnn_forward_row(gb, hb, c->b_hh, H);
         }
     }
 }
