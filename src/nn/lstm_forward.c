@@ -11,10 +11,10 @@
 
 /* One stream's gates: g (4H) in pre-activation, out activated. Separate
  * restrict-qualified rows so the compiler vectorizes the loop. */
-CN_ROW_CLONES static void lstm_gates_row(float *restrict gi, float *restrict gf, float *restrict gg,
-                           float *restrict go, const float *restrict b_hh,
-                           const float *restrict cprev, float *restrict cout,
-                           float *restrict hout, int H)
+CN_ROW_CLONES static void lstm_gates_row(float *restrict gi, float *restrict gf,
+                                         float *restrict gg, float *restrict go,
+                                         const float *restrict b_hh, const float *restrict cprev,
+                                         float *restrict cout, float *restrict hout, int H)
 {
     const float *restrict bi = b_hh, *restrict bf = b_hh + H, *restrict bg = b_hh + 2 * H,
                           *restrict bo = b_hh + 3 * H;
