@@ -18,16 +18,18 @@
 
 /* One row of one step: gb (3H) r, z, n in and the x-side gradient out, db
  * (3H) the h-side gradient, dn its n part kept for the weight gradient, dhn
- * the carried gradient (set to the direct path dh * z); rh the record or NULL. */
-CN_ROW_CLONES static void gru_backward_row(float *gb, float *db, float *dn, const float *hp,
-                                           const float *hnb, const float *da, float *dhn,
-                                           float *rh, int H)
+ * the carried gradient (set to the direct path dh * z); rh the record when
+ * rec. rec is a constant at each call, so each copy has no branch inside the
+ * loop (vector units without masked stores could not vectorize one). */
+CN_INLINE void gru_backward_row_body(float *gb, float *db, float *dn, const float *hp,
+                                     const float *hnb, const float *da, float *dhn, float *rh,
+                                     int H, const int rec)
 {
 #pragma omp simd
     for (int j = 0; j < H; j++) {
         float r = gb[j], z = gb[H + j], n = gb[2 * H + j];
         float dh = da[j] + dhn[j];
-        if (rh)
+        if (rec)
             rh[j] = dh;
         float dn_pre = dh * (1.0f - z) * (1.0f - n * n);
         float dz_pre = dh * (hp[j] - n) * z * (1.0f - z);
@@ -41,6 +43,16 @@ CN_ROW_CLONES static void gru_backward_row(float *gb, float *db, float *dn, cons
         db[2 * H + j] = dn_pre * r;
         dn[j] = dn_pre * r;
     }
+}
+
+CN_ROW_CLONES static void gru_backward_row(float *gb, float *db, float *dn, const float *hp,
+                                           const float *hnb, const float *da, float *dhn,
+                                           float *rh, int H)
+{
+    if (rh)
+        gru_backward_row_body(gb, db, dn, hp, hnb, da, dhn, rh, H, 1);
+    else
+        gru_backward_row_body(gb, db, dn, hp, hnb, da, dhn, NULL, H, 0);
 }
 
 void gru_backward(const cell_chunk *c, const cell_grads *gr)

@@ -17,10 +17,12 @@
 #include "charnn/kernels.h"
 
 /* One row of one step: gb (4H) activated gates in, pre-activation gradients
- * out; dhn, dcn the carried gradients (dcn updated); rh, rc the records or NULL. */
-CN_ROW_CLONES static void lstm_backward_row(float *gb, const float *cp, const float *cc,
-                                            const float *da, const float *dhn, float *dcn,
-                                            float *rh, float *rc, int H)
+ * out; dhn, dcn the carried gradients (dcn updated); rh, rc the records when
+ * rec. rec is a constant at each call, so each copy has no branch inside the
+ * loop (vector units without masked stores could not vectorize one). */
+CN_INLINE void lstm_backward_row_body(float *gb, const float *cp, const float *cc,
+                                      const float *da, const float *dhn, float *dcn, float *rh,
+                                      float *rc, int H, const int rec)
 {
 #pragma omp simd
     for (int j = 0; j < H; j++) {
@@ -28,7 +30,7 @@ CN_ROW_CLONES static void lstm_backward_row(float *gb, const float *cp, const fl
         float dh = da[j] + dhn[j];
         float tc = cn_tanhf(cc[j]);
         float dc = dcn[j] + dh * o * (1.0f - tc * tc);
-        if (rh) {
+        if (rec) {
             rh[j] = dh;
             rc[j] = dc;
         }
@@ -40,6 +42,16 @@ CN_ROW_CLONES static void lstm_backward_row(float *gb, const float *cp, const fl
         gb[2 * H + j] = dg * (1.0f - gg * gg);
         gb[3 * H + j] = d_o * o * (1.0f - o);
     }
+}
+
+CN_ROW_CLONES static void lstm_backward_row(float *gb, const float *cp, const float *cc,
+                                            const float *da, const float *dhn, float *dcn,
+                                            float *rh, float *rc, int H)
+{
+    if (rh)
+        lstm_backward_row_body(gb, cp, cc, da, dhn, dcn, rh, rc, H, 1);
+    else
+        lstm_backward_row_body(gb, cp, cc, da, dhn, dcn, NULL, NULL, H, 0);
 }
 
 void lstm_backward(const cell_chunk *c, const cell_grads *gr)
