@@ -8,11 +8,15 @@
 #include "charnn/model.h"
 
 /* Run all layers over x (T, B); returns the top layer's outputs (T, B, H),
- * owned by w. Updates s to the state after the chunk. */
+ * owned by w. Updates s to the state after the chunk. With w->len, row b
+ * runs len[b] steps: its outputs from len[b] on repeat its last one and s
+ * gets the state at its length. */
 const float *stack_forward(const model *m, model_work *w, model_state *s, const int32_t *x,
                            int T, int train, uint64_t dropout_key);
 /* Backward from dtop (T, B, H) (destroyed) through all layers; adds into
- * m's gradient slab; calls on_bucket(ctx, 1 + L-1-l) after layer l is done. */
+ * m's gradient slab; calls on_bucket(ctx, 1 + L-1-l) after layer l is done.
+ * With w->len, dtop at positions past a row's length is ignored. Starts from
+ * w->dh_final (w->dc_final) when set and fills w->dh0 (w->dc0) when set. */
 void stack_backward(model *m, model_work *w, const int32_t *x, float *dtop,
                     model_bucket_fn on_bucket, void *ctx);
 

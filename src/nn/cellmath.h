@@ -19,6 +19,18 @@
 #define CN_INLINE static inline
 #endif
 
+/* Portable builds (CHARNN_NATIVE=OFF: baseline x86-64) give the per-row gate
+ * loops AVX-512 and AVX2 clones as well, picked once per process for the CPU
+ * (GCC function multiversioning). Every clone does the same float operations
+ * on each element (no reductions, and ISO C mode contracts no FMAs), so they
+ * agree bit for bit. A cloned function must not contain a parallel region:
+ * GCC outlines those before it clones, so they would stay baseline. */
+#if defined(CHARNN_PORTABLE) && defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define CN_ROW_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define CN_ROW_CLONES
+#endif
+
 CN_INLINE float cn_expf(float x)
 {
     x = x < -87.0f ? -87.0f : x;

@@ -694,6 +694,7 @@ static void print_header(const trainer *t)
     const char *note = runtime_blas_note();
     if (note)
         say(t, "%s\n", note);
+    say(t, "recurrent step products: %s\n", kern_packed_name());
 }
 
 int train_run(const run_config *cfg)
