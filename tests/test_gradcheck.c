@@ -28,7 +28,7 @@ static double eval_loss(const model *m, model_work *w, const model_state *s0, mo
     model_forward(m, w, s, x, y, T, train, 12345);
     double total = 0.0;
     for (int i = 0; i < T * B; i++)
-        total += w->row_loss[i];
+        total += w->head.loss[i];
     return total;
 }
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "charnn/ckpt.h"
+#include "charnn/head.h"
 #include "charnn/model.h"
 #include "charnn/runtime.h"
 #include "charnn/vocab.h"
@@ -106,7 +107,7 @@ int sample_run(const sample_options *o, FILE *out)
     }
     for (int64_t i = 0; i < o->length; i++) {
         model_forward(&d.m, &w, &s, &x, NULL, 1, 0, 0);
-        x = sample_pick(w.logits, V, o->temperature, o->top_k, &rng, sp, si);
+        x = sample_pick(head_output(&w, 0), V, o->temperature, o->top_k, &rng, sp, si);
         put_symbol(&d.voc, x, out);
     }
     fputc('\n', out);
