@@ -2,7 +2,10 @@
  * small RNN, LSTM and GRU models (1 and 2 layers, one-hot and embedded input,
  * with and without dropout) against central differences of the summed loss,
  * starting from a non-zero carried state so the gradient must flow through
- * the recurrence within the chunk.
+ * the recurrence within the chunk. Then the gradient of that starting state
+ * (model_work.dh0, dc0) for 1 to 3 layers, and everything again with rows
+ * shorter than the chunk (model_work.len; a row of length 0 included) and
+ * the loss masked beyond each row's length (model_work.mask).
  *
  * The model computes in float, so the differences use a step of 1e-2 and the
  * loss is evaluated in double from the per-position losses. Measured worst
@@ -13,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "charnn/common.h"
 #include "charnn/model.h"
 #include "testlib.h"
 
@@ -83,6 +87,146 @@ static double gradcheck(cell_kind cell, int layers, int embed, float dropout)
 }
 
 #define GRADCHECK_BOUND 2e-2
+
+enum { SB = 3 }; /* rows in the state checks */
+
+static double rel_err(double num, double ana)
+{
+    return fabs(num - ana) / fmax(1e-2, fabs(num) + fabs(ana));
+}
+
+/* Summed loss over the positions the mask keeps (all when it is NULL). */
+static double eval_masked(const model *m, model_work *w, const model_state *s0, model_state *s,
+                          const int32_t *x, const int32_t *y, int train)
+{
+    size_t n = (size_t)s0->layers * s0->batch * s0->hidden;
+    memcpy(s->h, s0->h, n * sizeof(float));
+    if (s0->c)
+        memcpy(s->c, s0->c, n * sizeof(float));
+    model_forward(m, w, s, x, y, T, train, 12345);
+    double total = 0.0;
+    for (int i = 0; i < T * SB; i++)
+        total += w->mask ? w->mask[i] * (double)w->head.loss[i] : w->head.loss[i];
+    return total;
+}
+
+/* dL/dh0 and dL/dc0 of every layer, and (with len) every parameter, against
+ * central differences; len NULL or (SB) row lengths with the loss masked
+ * beyond them. Returns the worst relative error; *state_mag gets the largest
+ * |dL/dh0| so a vanishing gradient cannot pass unnoticed. */
+static double gradcheck_state(cell_kind cell, int layers, int embed, float dropout,
+                              const int32_t *len, double *state_mag)
+{
+    model_config cfg = {.cell = cell, .vocab = V, .layers = layers, .hidden = 4, .embed = embed,
+                        .dropout = dropout};
+    model m;
+    model_build(&m, &cfg);
+    model_init_uniform(&m, 0.5f, 17, NAN);
+    model_work w;
+    model_work_init(&w, &m, T, SB);
+    model_state s0, s;
+    model_state_init(&s0, &cfg, SB);
+    model_state_init(&s, &cfg, SB);
+    size_t ns = (size_t)layers * SB * cfg.hidden;
+    testlib_fill_uniform(s0.h, ns, 0.8f, 5);
+    if (s0.c)
+        testlib_fill_uniform(s0.c, ns, 0.8f, 6);
+    int32_t x[T * SB], y[T * SB];
+    float weight[T * SB];
+    for (int i = 0; i < T * SB; i++) {
+        x[i] = (i * 3 + 2) % V;
+        y[i] = (i * 2 + 1) % V;
+        weight[i] = len && i / SB >= len[i % SB] ? 0.0f : 1.0f;
+    }
+    w.len = len;
+    w.mask = len ? weight : NULL;
+    float *dh0 = cn_xmalloc(ns * sizeof *dh0), *dc0 = cn_xmalloc(ns * sizeof *dc0);
+    w.dh0 = dh0;
+    w.dc0 = cell == CELL_LSTM ? dc0 : NULL;
+    int train = dropout > 0.0f;
+    eval_masked(&m, &w, &s0, &s, x, y, train);
+    model_zero_grads(&m);
+    model_backward(&m, &w, x, y, 1.0f, NULL, NULL);
+
+    double worst = 0.0, mag = 0.0;
+    const float hstep = 1e-2f;
+    for (int k = 0; k < (s0.c ? 2 : 1); k++) {
+        float *st = k == 0 ? s0.h : s0.c;
+        const float *ana = k == 0 ? dh0 : dc0;
+        for (size_t i = 0; i < ns; i++) {
+            float keep = st[i];
+            st[i] = keep + hstep;
+            double lp = eval_masked(&m, &w, &s0, &s, x, y, train);
+            st[i] = keep - hstep;
+            double lm = eval_masked(&m, &w, &s0, &s, x, y, train);
+            st[i] = keep;
+            worst = fmax(worst, rel_err((lp - lm) / (2.0 * hstep), ana[i]));
+            if (k == 0)
+                mag = fmax(mag, fabs(ana[i]));
+            /* a row of length 0 never reads its state: exactly zero */
+            if (len && len[(i / cfg.hidden) % SB] == 0)
+                CU_ASSERT(ana[i] == 0.0f);
+        }
+    }
+    if (len) {
+        for (size_t i = 0; i < m.n_params; i++) {
+            float keep = m.params[i];
+            m.params[i] = keep + hstep;
+            double lp = eval_masked(&m, &w, &s0, &s, x, y, train);
+            m.params[i] = keep - hstep;
+            double lm = eval_masked(&m, &w, &s0, &s, x, y, train);
+            m.params[i] = keep;
+            worst = fmax(worst, rel_err((lp - lm) / (2.0 * hstep), m.grads[i]));
+        }
+    }
+    free(dh0);
+    free(dc0);
+    model_state_free(&s0);
+    model_state_free(&s);
+    model_work_free(&w);
+    model_free(&m);
+    printf("  gradcheck %s L%d E%d dropout %.1f %s: worst relative error %.2e, max |dL/dh0| "
+           "%.2e\n",
+           cell_name(cell), layers, embed, (double)dropout,
+           len ? "lengths, params and h0" : "h0", worst, mag);
+    *state_mag = mag;
+    return worst;
+}
+
+static void check_state(cell_kind cell)
+{
+    static const int32_t lens[SB] = {T, 2, 0};
+    static const int32_t short_lens[SB] = {1, 3, 2}; /* no row runs all T steps */
+    static const struct {
+        int layers, embed;
+        float dropout;
+        const int32_t *len;
+    } cases[] = {
+        {1, 0, 0.0f, NULL},  {2, 0, 0.0f, NULL}, {3, 3, 0.0f, NULL}, {3, 0, 0.3f, NULL},
+        {1, 0, 0.0f, lens},  {2, 3, 0.0f, lens}, {3, 0, 0.3f, lens}, {2, 0, 0.0f, short_lens},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        double mag = 0.0;
+        CU_ASSERT(gradcheck_state(cell, cases[k].layers, cases[k].embed, cases[k].dropout,
+                                  cases[k].len, &mag) < GRADCHECK_BOUND);
+        CU_ASSERT(mag > 1e-2);
+    }
+}
+
+static void test_state_rnn(void)
+{
+    check_state(CELL_RNN);
+}
+
+static void test_state_lstm(void)
+{
+    check_state(CELL_LSTM);
+}
+
+static void test_state_gru(void)
+{
+    check_state(CELL_GRU);
+}
 
 static void check_cell(cell_kind cell)
 {
@@ -228,6 +372,9 @@ int main(int argc, char **argv)
     testlib_add(s, "rnn", test_rnn);
     testlib_add(s, "lstm", test_lstm);
     testlib_add(s, "gru", test_gru);
+    testlib_add(s, "rnn dL/dh0, lengths", test_state_rnn);
+    testlib_add(s, "lstm dL/dh0 and dL/dc0, lengths", test_state_lstm);
+    testlib_add(s, "gru dL/dh0, lengths", test_state_gru);
     testlib_add(s, "detects a wrong gradient", test_detects_error);
     return testlib_run(argc, argv);
 }

@@ -2,7 +2,10 @@
  * head_ops. Finite-difference gradient checks of whole models with the
  * classification head (every pooling, every cell, rows of several lengths,
  * a masked row) and of the language-model head under a loss mask; the
- * tensor table each head declares; masked targets give no loss.
+ * tensor table each head declares; masked targets give no loss; a padded
+ * batch of rows of several lengths gives the classifier the losses and
+ * gradients of the rows run one by one (the language model's counterpart is
+ * in test_stack.c).
  *
  * As in test_gradcheck.c the model computes in float: central differences
  * with a step of 1e-2 on the loss summed in double, bound 2e-2 on the
@@ -20,6 +23,7 @@
 
 enum { V = 5, T = 4, B = 3, C = 3, HID = 4 };
 #define GRADCHECK_BOUND 2e-2
+#define PAD_TOL 1e-5
 
 typedef struct {
     model m;
@@ -289,6 +293,97 @@ static void test_names_and_checks(void)
     CU_ASSERT(model_config_check(&cfg) == 0);
 }
 
+/* Padding equals unpadded, classification head: a batch of rows of lengths
+ * 6, 2, 0 (masked) and 4, padded to T = 6, gives each row the loss and the
+ * model the gradients (classifier's included) of the rows run one by one at
+ * their own lengths, and leaves each row's state at its length, for every
+ * pooling and every cell. */
+static void classify_pad_case(cell_kind cell, head_pool pool)
+{
+    enum { TP = 6, BP = 4, L = 2 };
+    static const int32_t len[BP] = {6, 2, 0, 4};
+    static const float mask[BP] = {1.0f, 1.0f, 0.0f, 1.0f};
+    model_config cfg = {.cell = cell, .vocab = V, .layers = L, .hidden = HID,
+                        .head = {.kind = HEAD_CLASSIFY, .classes = C, .pool = pool}};
+    model mp, mr;
+    model_build(&mp, &cfg);
+    model_build(&mr, &cfg);
+    model_init_uniform(&mp, 0.4f, 3, NAN);
+    memcpy(mr.params, mp.params, mp.n_params * sizeof(float));
+    model_zero_grads(&mp);
+    model_zero_grads(&mr);
+    int32_t x[TP * BP], y[BP];
+    for (int i = 0; i < TP * BP; i++)
+        x[i] = (i * 7 + 1) % V;
+    for (int b = 0; b < BP; b++)
+        y[b] = (b * 2 + 1) % C;
+    const size_t ns = (size_t)L * BP * HID;
+    float h0[L * BP * HID], c0[L * BP * HID];
+    testlib_fill_uniform(h0, ns, 0.8f, 7);
+    testlib_fill_uniform(c0, ns, 0.8f, 8);
+
+    model_work w;
+    model_work_init(&w, &mp, TP, BP);
+    model_state s;
+    model_state_init(&s, &cfg, BP);
+    memcpy(s.h, h0, sizeof h0);
+    if (s.c)
+        memcpy(s.c, c0, sizeof c0);
+    w.len = len;
+    w.mask = mask;
+    double total = model_forward(&mp, &w, &s, x, y, TP, 0, 0);
+    model_backward(&mp, &w, x, y, 0.5f, NULL, NULL);
+    CU_ASSERT(w.head.loss[2] == 0.0f);
+
+    double e_loss = 0.0, rows_total = 0.0;
+    for (int b = 0; b < BP; b++) {
+        if (len[b] == 0)
+            continue;
+        const int Tb = len[b];
+        model_work wr;
+        model_work_init(&wr, &mr, Tb, 1);
+        model_state sr;
+        model_state_init(&sr, &cfg, 1);
+        int32_t xr[TP];
+        for (int t = 0; t < Tb; t++)
+            xr[t] = x[t * BP + b];
+        for (int l = 0; l < L; l++) {
+            memcpy(sr.h + l * HID, h0 + ((size_t)l * BP + b) * HID, HID * sizeof(float));
+            if (sr.c)
+                memcpy(sr.c + l * HID, c0 + ((size_t)l * BP + b) * HID, HID * sizeof(float));
+        }
+        rows_total += model_forward(&mr, &wr, &sr, xr, &y[b], Tb, 0, 0);
+        model_backward(&mr, &wr, xr, &y[b], 0.5f, NULL, NULL);
+        e_loss = fmax(e_loss, fabs(wr.head.loss[0] - w.head.loss[b]) /
+                                  fmax(1.0, fabs(wr.head.loss[0])));
+        for (int k = 0; k < C; k++)
+            e_loss = fmax(e_loss, fabs(head_output(&wr, 0)[k] - head_output(&w, (size_t)b)[k]));
+        /* the state left behind is each row's at its own length */
+        for (int l = 0; l < L; l++)
+            CU_ASSERT(memcmp(sr.h + l * HID, s.h + ((size_t)l * BP + b) * HID,
+                             HID * sizeof(float)) == 0);
+        model_state_free(&sr);
+        model_work_free(&wr);
+    }
+    const double e_total = fabs(total - rows_total) / fmax(1.0, fabs(rows_total));
+    const double e_grad = testlib_max_rel_diff(mp.grads, mr.grads, mp.n_params);
+    printf("  %s pool %s: padded vs one by one: loss %.1e, total %.1e, gradients %.1e\n",
+           cell_name(cell), head_pool_name(pool), e_loss, e_total, e_grad);
+    CU_ASSERT(e_loss <= PAD_TOL && e_total <= PAD_TOL && e_grad <= PAD_TOL);
+    model_state_free(&s);
+    model_work_free(&w);
+    model_free(&mp);
+    model_free(&mr);
+}
+
+static void test_classify_padding(void)
+{
+    const cell_kind cells[3] = {CELL_RNN, CELL_LSTM, CELL_GRU};
+    for (int k = 0; k < 3; k++)
+        for (int pool = 0; pool < 3; pool++)
+            classify_pad_case(cells[k], (head_pool)pool);
+}
+
 int main(int argc, char **argv)
 {
     CU_pSuite s = testlib_suite("head");
@@ -299,5 +394,6 @@ int main(int argc, char **argv)
     testlib_add(s, "classify gradcheck, pool mean", test_classify_mean);
     testlib_add(s, "classify gradcheck, pool max", test_classify_max);
     testlib_add(s, "lm loss mask: no loss, no gradient", test_lm_mask);
+    testlib_add(s, "classify: padding equals unpadded", test_classify_padding);
     return testlib_run(argc, argv);
 }

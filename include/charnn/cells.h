@@ -15,11 +15,21 @@
  * caller (src/nn/stack.c); a cell only runs what must be sequential: the
  * per-step product h_{t-1} W_hh^T and the gate math. Each cell has a naive
  * reference (cells_naive.c) that the tests compare with.
+ *
+ * Rows may stop early: with len set, row b runs len[b] steps and then holds
+ * its state (h_t = h_{t-1}, c_t = c_{t-1} for t >= len[b]), so hs[T] is the
+ * state at the row's length. Backward ignores dL/dh_t from above at those
+ * positions, passes the carried gradient through them unchanged and writes
+ * zero pre-activation gradients there, so they add nothing to any weight,
+ * bias or input gradient. Backward starts from an optional gradient of the
+ * final state and can return the gradient of the initial one (dL/dh0, and
+ * dL/dc0 for the LSTM): what seq2seq and conditioning on a state need.
  */
 #ifndef CHARNN_CELLS_H
 #define CHARNN_CELLS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef enum { CELL_RNN = 0, CELL_LSTM = 1, CELL_GRU = 2 } cell_kind;
 
@@ -44,6 +54,9 @@ typedef struct {
     float *hproj;      /* (B, G*H) scratch (forward and backward) */
     float *wpack;      /* scratch for W_hh packed for the step's product, at least
                           cell_wpack_floats() floats, 64-byte aligned; NULL: unpacked */
+    const int32_t *len; /* (B) optional: steps row b runs, 0..T; from len[b] on the row
+                           holds its state, and its gates (and hn) are unspecified there.
+                           NULL: every row runs all T steps */
 } cell_chunk;
 
 /* Backward scratch and results beside the cell_chunk. */
@@ -57,6 +70,12 @@ typedef struct {
     float *dc_next; /* (B, H) scratch, LSTM only */
     float *dh_record; /* (T, B, H) optional: receives dL/dh_t (from above and from t+1) */
     float *dc_record; /* (T, B, H) optional, LSTM: receives dL/dc_t */
+    const float *dh_final; /* (B, H) optional in: dL/dh_T, the gradient of the state left
+                              after the chunk (hs[T], the state at each row's length);
+                              NULL: zero (truncated BPTT) */
+    const float *dc_final; /* (B, H) optional in, LSTM: dL/dc_T */
+    float *dh0;       /* (B, H) optional out: dL/dh0, the gradient of hs[0] */
+    float *dc0;       /* (B, H) optional out, LSTM: dL/dc0, the gradient of cs[0] */
     /* optional: called every few steps between the parallel regions (from the
      * calling thread), e.g. to let started all-reduces progress */
     void (*progress)(void *ctx);

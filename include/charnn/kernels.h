@@ -46,10 +46,16 @@ typedef struct {
     float *panels;
 } kern_packed;
 size_t kern_pack_floats(int N, int K);
+/* 1 when this CPU runs the AVX-512 panels (checked at run time, also in a
+ * portable build) and CHARNN_AVX512=0 is not set in the environment. */
 int kern_packed_available(void);
+/* What the step products run on, for the logs: "AVX-512 packed W_hh", or
+ * "BLAS sgemm (...)" with the reason. */
+const char *kern_packed_name(void);
 void kern_pack(kern_packed *p, const float *w, int N, int K, int trans, float *panels);
-/* C (M, N) = A (M, K) B + beta C, beta 0 or 1. Per element the same sum order
- * for any thread count. */
+/* C (M, N) = A (M, K) B + beta C, beta 0 or 1. With the panels, per element
+ * the same sum order for any thread count and any M; the BLAS fallback gives
+ * what OpenBLAS gives. */
 void kern_gemm_packed(int M, const float *A, int lda, const kern_packed *p, float beta, float *C,
                       int ldc);
 

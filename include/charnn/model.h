@@ -135,12 +135,19 @@ typedef struct {
     /* optional, owned by the caller (NULL by default): */
     const float *mask;                   /* (T*B) or (B), y's shape: weight of each target's
                                             loss in forward and backward, 0 = padding */
-    const int32_t *len;                  /* (B) steps row b runs, 0..T; after len[b] the row's
-                                            state stays as it was and its outputs are not used
-                                            (NULL: every row runs all T steps) */
+    const int32_t *len;                  /* (B) steps row b runs, 0..T; from len[b] on the
+                                            row's state stays as it was (so the state left in
+                                            model_state is the one at the row's length), the
+                                            gradient from above there is ignored and those
+                                            positions add nothing to any gradient; x there
+                                            must still be valid ids (NULL: all T steps) */
     float *dh0;                          /* (L, B, H) receives dL/dh0, the gradient of the state
                                             the chunk started from (NULL: not wanted) */
     float *dc0;                          /* (L, B, H) LSTM: receives dL/dc0 */
+    const float *dh_final;               /* (L, B, H) in: dL/d(state after the chunk), i.e. of
+                                            the state at each row's length, e.g. a decoder's
+                                            dL/dh0 (NULL: zero, truncated BPTT) */
+    const float *dc_final;               /* (L, B, H) LSTM: dL/d(cell state after the chunk) */
     float *dh_record[MODEL_MAX_LAYERS];  /* (T, B, H) receives dL/dh_t of layer l */
     float *dc_record[MODEL_MAX_LAYERS];  /* (T, B, H) receives dL/dc_t of layer l (LSTM) */
     void (*progress)(void *ctx);         /* called now and then during backward */

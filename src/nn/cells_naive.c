@@ -33,6 +33,13 @@ void cell_forward_naive(const cell_chunk *c)
             const float *hprev = c->hs + ((size_t)t * B + b) * H;
             float *hout = c->hs + ((size_t)(t + 1) * B + b) * H;
             float *g = c->gates + ((size_t)t * B + b) * GH;
+            if (c->len && t >= c->len[b]) { /* past the row's length: hold the state */
+                memcpy(hout, hprev, (size_t)H * sizeof(float));
+                if (c->kind == CELL_LSTM)
+                    memcpy(c->cs + ((size_t)(t + 1) * B + b) * H,
+                           c->cs + ((size_t)t * B + b) * H, (size_t)H * sizeof(float));
+                continue;
+            }
             matvec_t(c->w_hh, hprev, GH, H, hp);
             for (int k = 0; k < GH; k++)
                 hp[k] += c->b_hh[k];
@@ -73,18 +80,40 @@ void cell_forward_naive(const cell_chunk *c)
 void cell_backward_naive(const cell_chunk *c, const cell_grads *gr)
 {
     const int B = c->B, H = c->H, G = cell_gates(c->kind), GH = G * H;
+    const size_t BH = (size_t)B * H;
     float *dh_next = gr->dh_next, *dc_next = gr->dc_next;
-    memset(dh_next, 0, (size_t)B * H * sizeof(float));
-    if (c->kind == CELL_LSTM)
-        memset(dc_next, 0, (size_t)B * H * sizeof(float));
+    for (size_t i = 0; i < BH; i++) {
+        dh_next[i] = gr->dh_final ? gr->dh_final[i] : 0.0f;
+        if (c->kind == CELL_LSTM)
+            dc_next[i] = gr->dc_final ? gr->dc_final[i] : 0.0f;
+    }
     for (int t = c->T - 1; t >= 0; t--) {
         for (int b = 0; b < B; b++) {
             float *g = c->gates + ((size_t)t * B + b) * GH;
             float *dgn = c->kind == CELL_GRU ? gr->dgh_n + ((size_t)t * B + b) * H : NULL;
             const float *da = gr->dh + ((size_t)t * B + b) * H;
             float *dhn = dh_next + (size_t)b * H;
+            float *rec_h = gr->dh_record ? gr->dh_record + ((size_t)t * B + b) * H : NULL;
+            float *rec_c = gr->dc_record ? gr->dc_record + ((size_t)t * B + b) * H : NULL;
+            if (c->len && t >= c->len[b]) {
+                /* past the row's length: the carried gradients pass through and
+                 * the step contributes nothing */
+                for (int k = 0; k < GH; k++)
+                    g[k] = 0.0f;
+                for (int j = 0; j < H; j++) {
+                    if (dgn)
+                        dgn[j] = 0.0f;
+                    if (rec_h)
+                        rec_h[j] = dhn[j];
+                    if (rec_c)
+                        rec_c[j] = dc_next[(size_t)b * H + j];
+                }
+                continue;
+            }
             for (int j = 0; j < H; j++) {
                 double dh = (double)da[j] + dhn[j];
+                if (rec_h)
+                    rec_h[j] = (float)dh;
                 if (c->kind == CELL_RNN) {
                     double h = g[j];
                     g[j] = (float)(dh * (1.0 - h * h));
@@ -95,6 +124,8 @@ void cell_backward_naive(const cell_chunk *c, const cell_grads *gr)
                     double i = g[j], f = g[H + j], gg = g[2 * H + j], o = g[3 * H + j];
                     double tc = tanh(ccur[j]);
                     double dc = dcn[j] + dh * o * (1.0 - tc * tc);
+                    if (rec_c)
+                        rec_c[j] = (float)dc;
                     dcn[j] = (float)(dc * f);
                     g[j] = (float)(dc * gg * i * (1.0 - i));
                     g[H + j] = (float)(dc * cprev[j] * f * (1.0 - f));
@@ -116,8 +147,11 @@ void cell_backward_naive(const cell_chunk *c, const cell_grads *gr)
             }
         }
         /* dh_next (B, H) = dgh_t (B, GH) W_hh (GH, H), plus the GRU's direct path;
-         * dgh_t is the gates' gradient except the GRU's n part */
+         * dgh_t is the gates' gradient except the GRU's n part. After t = 0,
+         * dh_next is dL/dh0. */
         for (int b = 0; b < B; b++) {
+            if (c->len && t >= c->len[b])
+                continue;
             const float *dgh = c->gates + ((size_t)t * B + b) * GH;
             const float *dgn = c->kind == CELL_GRU ? gr->dgh_n + ((size_t)t * B + b) * H : NULL;
             float *dhn = dh_next + (size_t)b * H;
@@ -127,8 +161,12 @@ void cell_backward_naive(const cell_chunk *c, const cell_grads *gr)
                     double d = dgn && k >= 2 * H ? dgn[k - 2 * H] : dgh[k];
                     acc += d * c->w_hh[(size_t)k * H + j];
                 }
-                dhn[j] = t > 0 ? (float)acc : 0.0f;
+                dhn[j] = (float)acc;
             }
         }
     }
+    if (gr->dh0)
+        memcpy(gr->dh0, dh_next, BH * sizeof(float));
+    if (gr->dc0)
+        memcpy(gr->dc0, dc_next, BH * sizeof(float));
 }

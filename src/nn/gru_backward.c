@@ -6,7 +6,10 @@
  * hidden side sees [dr_pre, dz_pre, dn_pre * r], of which only the last part
  * differs and is kept (g->dgh_n, (T, B, H)); the step's whole row is built in
  * the (B, 3H) scratch c->hproj for
- *   dh_next = dh * z + dgh_t W_hh. */
+ *   dh_next = dh * z + dgh_t W_hh.
+ * dh_next starts at the gradient of the final state (or zero) and ends as
+ * dL/dh0. A row past its length (c->len) gets zero gradients in all three
+ * buffers, so the product adds nothing to its dh_next, which passes through. */
 #include <string.h>
 
 #include "charnn/cells.h"
@@ -15,7 +18,12 @@
 void gru_backward(const cell_chunk *c, const cell_grads *gr)
 {
     const int B = c->B, H = c->H, GH = 3 * H;
-    memset(gr->dh_next, 0, (size_t)B * H * sizeof(float));
+    const int32_t *len = c->len;
+    const size_t BH = (size_t)B * H;
+    if (gr->dh_final)
+        memcpy(gr->dh_next, gr->dh_final, BH * sizeof(float));
+    else
+        memset(gr->dh_next, 0, BH * sizeof(float));
     kern_packed whh; /* B = W_hh (3H, H), packed once for all T steps */
     kern_pack(&whh, c->w_hh, H, GH, 0, c->wpack);
     for (int t = c->T - 1; t >= 0; t--) {
@@ -32,6 +40,14 @@ void gru_backward(const cell_chunk *c, const cell_grads *gr)
             const float *hp = hprev + (size_t)b * H, *hnb = hn + (size_t)b * H;
             const float *da = dh_above + (size_t)b * H;
             float *dhn = gr->dh_next + (size_t)b * H;
+            if (len && t >= len[b]) {
+                memset(gb, 0, (size_t)GH * sizeof(float));
+                memset(db, 0, (size_t)GH * sizeof(float));
+                memset(dn, 0, (size_t)H * sizeof(float));
+                if (rec_h)
+                    memcpy(rec_h + (size_t)b * H, dhn, (size_t)H * sizeof(float));
+                continue;
+            }
 #pragma omp simd
             for (int j = 0; j < H; j++) {
                 float r = gb[j], z = gb[H + j], n = gb[2 * H + j];
@@ -51,9 +67,11 @@ void gru_backward(const cell_chunk *c, const cell_grads *gr)
                 dn[j] = dn_pre * r;
             }
         }
-        if (t > 0)
+        if (t > 0 || gr->dh0)
             kern_gemm_packed(B, dgh, GH, &whh, 1.0f, gr->dh_next, H);
         if (gr->progress && t % CELL_PROGRESS_EVERY == 0)
             gr->progress(gr->progress_ctx);
     }
+    if (gr->dh0)
+        memcpy(gr->dh0, gr->dh_next, BH * sizeof(float));
 }

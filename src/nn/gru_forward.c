@@ -2,8 +2,10 @@
  *   hp = h_{t-1} W_hh^T + b_hh                     one GEMM per step
  *   r = sigmoid(x_r + hp_r), z = sigmoid(x_z + hp_z)
  *   n = tanh(x_n + r * hp_n),  h_t = (1 - z) * n + z * h_{t-1}
- * hp_n is kept (c->hn) because dL/dr needs it. */
+ * hp_n is kept (c->hn) because dL/dr needs it. A row past its length (c->len)
+ * copies its state on; the step's product still covers every row. */
 #include <math.h>
+#include <string.h>
 
 #include "cellmath.h"
 #include "charnn/cells.h"
@@ -13,6 +15,7 @@ void gru_forward(const cell_chunk *c)
 {
     const int B = c->B, H = c->H, GH = 3 * H;
     const float *b_hh = c->b_hh;
+    const int32_t *len = c->len;
     kern_packed whh; /* B = W_hh^T (H, 3H), packed once for all T steps */
     kern_pack(&whh, c->w_hh, GH, H, 1, c->wpack);
     for (int t = 0; t < c->T; t++) {
@@ -27,6 +30,10 @@ void gru_forward(const cell_chunk *c)
             const float *hp = c->hproj + (size_t)b * GH;
             const float *hpb = hprev + (size_t)b * H;
             float *hnb = hn + (size_t)b * H, *ho = hout + (size_t)b * H;
+            if (len && t >= len[b]) {
+                memcpy(ho, hpb, (size_t)H * sizeof(float));
+                continue;
+            }
 #pragma omp simd
             for (int j = 0; j < H; j++) {
                 float r = cn_sigmoidf(gb[j] + hp[j] + b_hh[j]);

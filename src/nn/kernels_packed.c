@@ -8,7 +8,12 @@
  * zero-padded past N. The AVX-512 micro-kernel keeps a block of up to 8 x 32 of
  * C in 16 registers and streams one panel row per k; threads take whole panels, so
  * every element of C is summed in the same k order whatever the thread count.
- * Without AVX-512 (or without a panel buffer) the products go to kern_gemm. */
+ * Without AVX-512 (or without a panel buffer) the products go to kern_gemm.
+ *
+ * The AVX-512 functions carry target attributes, so this file builds without
+ * -march flags (CHARNN_NATIVE=OFF) and the CPU is asked once at run time;
+ * CHARNN_AVX512=0 in the environment forces the fallback. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "charnn/common.h"
@@ -31,18 +36,41 @@ size_t kern_pack_floats(int N, int K)
     return (size_t)kp_panels(N) * KP_W * (size_t)K;
 }
 
+/* 1: AVX-512 panels; 0: the CPU has no AVX-512 (or not x86-64); -1: turned off
+ * by CHARNN_AVX512=0. Decided once; the first call comes from one thread
+ * (kern_pack runs before its parallel region). */
+static int kp_choice(void)
+{
+    static int choice = 2;
+    if (choice == 2) {
+        const char *env = getenv("CHARNN_AVX512");
+#ifdef KP_X86
+        __builtin_cpu_init();
+        choice = __builtin_cpu_supports("avx512f") ? 1 : 0;
+#else
+        choice = 0;
+#endif
+        if (choice == 1 && env && strcmp(env, "0") == 0)
+            choice = -1;
+    }
+    return choice;
+}
+
 int kern_packed_available(void)
 {
-#ifdef KP_X86
-    static int avail = -1;
-    if (avail < 0) {
-        __builtin_cpu_init();
-        avail = __builtin_cpu_supports("avx512f") ? 1 : 0;
+    return kp_choice() == 1;
+}
+
+const char *kern_packed_name(void)
+{
+    switch (kp_choice()) {
+    case 1:
+        return "AVX-512 packed W_hh";
+    case -1:
+        return "BLAS sgemm (AVX-512 off: CHARNN_AVX512=0)";
+    default:
+        return "BLAS sgemm (no AVX-512 on this CPU)";
     }
-    return avail;
-#else
-    return 0;
-#endif
 }
 
 void kern_pack(kern_packed *p, const float *w, int N, int K, int trans, float *panels)

@@ -1,7 +1,10 @@
 /* LSTM forward over one chunk: per step one GEMM h_{t-1} W_hh^T added onto the
  * precomputed input projection, then the gate math (PyTorch order i, f, g, o):
  *   c_t = f * c_{t-1} + i * g,   h_t = o * tanh(c_t)
- * The activated gates stay in c->gates for the backward pass. */
+ * The activated gates stay in c->gates for the backward pass. A row past its
+ * length (c->len) copies h and c on; the step's product still covers every row. */
+#include <string.h>
+
 #include "cellmath.h"
 #include "charnn/cells.h"
 #include "charnn/kernels.h"
@@ -35,6 +38,7 @@ void lstm_forward(const cell_chunk *c)
 {
     const int B = c->B, H = c->H, GH = 4 * H;
     const float *b_hh = c->b_hh;
+    const int32_t *len = c->len;
     kern_packed whh; /* B = W_hh^T (H, 4H), packed once for all T steps */
     kern_pack(&whh, c->w_hh, GH, H, 1, c->wpack);
     for (int t = 0; t < c->T; t++) {
@@ -47,6 +51,11 @@ void lstm_forward(const cell_chunk *c)
 #pragma omp parallel for schedule(static)
         for (int b = 0; b < B; b++) {
             float *gb = g + (size_t)b * GH;
+            if (len && t >= len[b]) {
+                memcpy(hout + (size_t)b * H, hprev + (size_t)b * H, (size_t)H * sizeof(float));
+                memcpy(cout + (size_t)b * H, cprev + (size_t)b * H, (size_t)H * sizeof(float));
+                continue;
+            }
             lstm_gates_row(gb, gb + H, gb + 2 * H, gb + 3 * H, b_hh, cprev + (size_t)b * H,
                            cout + (size_t)b * H, hout + (size_t)b * H, H);
         }

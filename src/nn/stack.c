@@ -41,6 +41,7 @@ static cell_chunk layer_chunk(const model *m, model_work *w, int l, int T)
         .hn = w->hn[l],
         .hproj = w->hproj,
         .wpack = w->wpack,
+        .len = w->len,
     };
     return c;
 }
@@ -52,6 +53,9 @@ const float *stack_forward(const model *m, model_work *w, model_state *s, const 
     const int B = w->B;
     const size_t N = (size_t)T * B, BH = (size_t)B * H;
     CHARNN_ASSERT(T >= 1 && T <= w->T && s->batch == B);
+    if (w->len)
+        for (int b = 0; b < B; b++)
+            CHARNN_ASSERT(w->len[b] >= 0 && w->len[b] <= T);
     w->t_used = T;
     w->dropout_on = train && m->cfg.dropout > 0.0f && L > 1;
     if (E > 0)
@@ -114,7 +118,7 @@ void stack_backward(model *m, model_work *w, const int32_t *x, float *dtop,
 {
     const int L = m->cfg.layers, H = m->cfg.hidden, E = m->cfg.embed, GH = m->gates * H;
     const int B = w->B, T = w->t_used, gru = m->cfg.cell == CELL_GRU;
-    const size_t N = (size_t)T * B;
+    const size_t N = (size_t)T * B, BH = (size_t)B * H;
     float *dh = dtop;
     float *bsum = w->hproj; /* (GH) column sums of the gate gradients */
     for (int l = L - 1; l >= 0; l--) {
@@ -128,6 +132,10 @@ void stack_backward(model *m, model_work *w, const int32_t *x, float *dtop,
             .dc_next = w->dc_next,
             .dh_record = w->dh_record[l],
             .dc_record = w->dc_record[l],
+            .dh_final = w->dh_final ? w->dh_final + l * BH : NULL,
+            .dc_final = w->dc_final && m->cfg.cell == CELL_LSTM ? w->dc_final + l * BH : NULL,
+            .dh0 = w->dh0 ? w->dh0 + l * BH : NULL,
+            .dc0 = w->dc0 && m->cfg.cell == CELL_LSTM ? w->dc0 + l * BH : NULL,
             .progress = w->progress,
             .progress_ctx = w->progress_ctx,
         };

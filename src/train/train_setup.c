@@ -11,6 +11,7 @@
 
 #include "charnn/ckpt.h"
 #include "charnn/dist.h"
+#include "charnn/kernels.h"
 #include "charnn/runtime.h"
 #include "trainer.h"
 
@@ -174,6 +175,7 @@ static void print_header(const trainer *t)
     const char *note = runtime_blas_note();
     if (note)
         train_say(t, "%s\n", note);
+    train_say(t, "recurrent step products: %s\n", kern_packed_name());
 }
 
 int train_start(trainer *t, const run_config *cfg)
