@@ -33,7 +33,7 @@ typedef struct {
     int stream_cap;      /* the most training streams this rank may hold */
     model_state st;      /* (L, plan.n_streams, H) carried from chunk to chunk */
     model_state val_st;
-    int32_t *x, *y, *scratch; /* (T, rows_cap), (T, rows_cap), (T + 1) */
+    int32_t *win, *scratch; /* (T + 1, rows_cap) token windows, (T + 1) */
     /* a resume, until the ranks agree on the carried states (resume_agree) */
     struct {
         int active, found, same_split, old_nranks, old_batch;
@@ -140,8 +140,7 @@ static int lm_open(task *t, run_config *cfg, vocab *voc, int rank, int nranks)
     model_state_init(&k->st, &cfg->model, k->plan.n_streams);
     if (t->has_val)
         model_state_init(&k->val_st, &cfg->model, k->val_plan.n_streams);
-    k->x = cn_xmalloc((size_t)T * t->rows_cap * sizeof(int32_t));
-    k->y = cn_xmalloc((size_t)T * t->rows_cap * sizeof(int32_t));
+    k->win = cn_xmalloc((size_t)(T + 1) * t->rows_cap * sizeof(int32_t));
     k->scratch = cn_xmalloc((size_t)(T + 1) * sizeof(int32_t));
     return 0;
 }
@@ -152,8 +151,7 @@ static void lm_close(task *t)
     if (!k)
         return;
     trace_probe_close(k->probe);
-    free(k->x);
-    free(k->y);
+    free(k->win);
     free(k->scratch);
     free(k->split);
     if (k->st.h)
@@ -178,14 +176,15 @@ static int lm_next_batch(task *t, train_progress *prog, batch *out)
         prog->chunk = 0;
         model_state_reset(&k->st);
     }
-    if (batch_fill(&k->plan, &k->src, prog->chunk, k->x, k->y, k->scratch) != 0)
+    if (batch_read_window(&k->plan, &k->src, prog->chunk, k->win, k->scratch) != 0)
         return -1;
     prog->chunk++;
+    /* time-major windows of T + 1 tokens: the targets are the inputs one row on */
     *out = (batch){
         .T = k->cfg.seq,
         .B = k->plan.n_streams,
-        .x = k->x,
-        .y = k->y,
+        .x = k->win,
+        .y = k->win + k->plan.n_streams,
         .carry = &k->st,
         .first_row = k->plan.first_stream,
         .rows_global = k->plan.streams_global,
@@ -214,7 +213,7 @@ static int lm_evaluate(task *t, const model *m, model_work *w, int64_t max_batch
     /* the workspace holds T x rows_cap; validation runs T x (B' <= rows_cap) in it */
     const int keep = w->B;
     w->B = k->val_plan.n_streams;
-    int rc = eval_plan(m, w, &k->val_st, &k->val_plan, &k->src, max_batches, k->x, k->y,
+    int rc = eval_plan(m, w, &k->val_st, &k->val_plan, &k->src, max_batches, k->win,
                        k->scratch, out);
     w->B = keep;
     return rc;
