@@ -29,7 +29,6 @@
 
 struct head_ops {
     const char *name; /* "lm", "classify": the checkpoint's and the CLI's name */
-    int per_step;     /* 1: a target per position, y (T, B); 0: one per row, y (B) */
     /* Outputs K for cfg (lm: the vocabulary; classify: the classes); 0 or -1
      * with a message naming the bad setting. */
     int (*check)(const model_config *cfg);

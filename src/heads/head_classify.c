@@ -166,7 +166,6 @@ static void classify_backward(model *m, model_work *w, const float *top, const i
 
 const head_ops head_classify_ops = {
     .name = "classify",
-    .per_step = 0,
     .check = classify_check,
     .outputs = classify_outputs,
     .declare = classify_declare,

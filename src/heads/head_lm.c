@@ -63,7 +63,6 @@ static void lm_backward(model *m, model_work *w, const float *top, const int32_t
 
 const head_ops head_lm_ops = {
     .name = "lm",
-    .per_step = 1,
     .check = lm_check,
     .outputs = lm_outputs,
     .declare = lm_declare,

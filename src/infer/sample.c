@@ -81,6 +81,12 @@ int sample_run(const sample_options *o, FILE *out)
     runtime_set_threads(o->threads > 0 ? o->threads : 1);
     const int V = d.voc.size;
     int rc = -1;
+    if (d.m.cfg.head.kind != HEAD_LM) {
+        cn_err("cannot sample from '%s': it is a %s model, not a language model", o->model_path,
+               head_name(d.m.cfg.head.kind));
+        ckpt_data_free(&d);
+        return -1;
+    }
     size_t plen = strlen(o->prime);
     int32_t *prime_ids = cn_xmalloc((plen + 1) * sizeof(int32_t));
     size_t nprime = 0;
