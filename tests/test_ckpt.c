@@ -384,7 +384,7 @@ static void test_pytorch_layout(void)
 
     w = read_raw_tensor(path, "/model/decoder.weight", dims, &ndim);
     CU_ASSERT(ndim == 2 && dims[0] == V && dims[1] == 5);
-    CU_ASSERT(memcmp(w, f.m.dec_w, V * 5 * sizeof(float)) == 0);
+    CU_ASSERT(memcmp(w, f.m.head.p[0], V * 5 * sizeof(float)) == 0);
     free(w);
 
     w = read_raw_tensor(path, "/model/bias_hh_l1", dims, &ndim);

@@ -234,12 +234,12 @@ static void test_ranks_cover_like_one(void)
 static void check_fill(const batch_plan *p, data_source *src)
 {
     int B = p->n_streams;
-    int32_t *x = cn_xmalloc((size_t)p->T * (size_t)B * sizeof *x);
-    int32_t *y = cn_xmalloc((size_t)p->T * (size_t)B * sizeof *y);
+    int32_t *x = cn_xmalloc(((size_t)p->T + 1) * (size_t)B * sizeof *x);
+    const int32_t *y = x + B; /* the language model's targets: one row on */
     int32_t *scratch = cn_xmalloc(((size_t)p->T + 1) * sizeof *scratch);
     int bad = 0;
     for (size_t k = 0; k < p->n_chunks; k++) {
-        CU_ASSERT_EQUAL_FATAL(batch_fill(p, src, k, x, y, scratch), 0);
+        CU_ASSERT_EQUAL_FATAL(batch_read_window(p, src, k, x, scratch), 0);
         int Tk = batch_chunk_len(p, k);
         for (int b = 0; b < B; b++) {
             size_t off = batch_offset(p, b, k);
@@ -251,7 +251,6 @@ static void check_fill(const batch_plan *p, data_source *src)
     }
     CU_ASSERT_EQUAL(bad, 0);
     free(scratch);
-    free(y);
     free(x);
 }
 
@@ -261,8 +260,9 @@ static void test_fill(void)
     identity_source(&src, 101);
     batch_plan p;
     CU_ASSERT_EQUAL_FATAL(batch_plan_init(&p, 0, 101, 4, 0, 4, 5, 0, "train"), 0);
-    int32_t x[5 * 4], y[5 * 4], scratch[6];
-    CU_ASSERT_EQUAL_FATAL(batch_fill(&p, &src, 1, x, y, scratch), 0);
+    int32_t x[6 * 4], scratch[6];
+    const int32_t *y = x + 4;
+    CU_ASSERT_EQUAL_FATAL(batch_read_window(&p, &src, 1, x, scratch), 0);
     /* Chunk 1: stream b starts at 25 b + 5; x is time-major (T, B). */
     CU_ASSERT_EQUAL(x[0 * 4 + 0], 5);
     CU_ASSERT_EQUAL(x[0 * 4 + 2], 55);
@@ -271,7 +271,7 @@ static void test_fill(void)
     CU_ASSERT_EQUAL(y[4 * 4 + 3], 85);
     CU_ASSERT_EQUAL(y[0 * 4 + 1], 31);
     /* The very last target of the last stream is token S L = 100. */
-    CU_ASSERT_EQUAL_FATAL(batch_fill(&p, &src, 4, x, y, scratch), 0);
+    CU_ASSERT_EQUAL_FATAL(batch_read_window(&p, &src, 4, x, scratch), 0);
     CU_ASSERT_EQUAL(y[4 * 4 + 3], 100);
     check_fill(&p, &src);
 
@@ -309,8 +309,8 @@ static void test_memory_source(void)
     identity_source(&src, 50);
     batch_plan p;
     CU_ASSERT_EQUAL_FATAL(batch_plan_init(&p, 0, 101, 4, 0, 4, 5, 0, "train"), 0);
-    int32_t x[20], y[20], scratch[6];
-    CU_ASSERT_EQUAL(batch_fill(&p, &src, 0, x, y, scratch), -1);
+    int32_t x[24], scratch[6];
+    CU_ASSERT_EQUAL(batch_read_window(&p, &src, 0, x, scratch), -1);
     CU_ASSERT(errmsg_has("'identity'"));
     data_source_close(&src);
 }

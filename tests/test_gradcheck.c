@@ -5,7 +5,7 @@
  * the recurrence within the chunk. Then the gradient of that starting state
  * (model_work.dh0, dc0) for 1 to 3 layers, and everything again with rows
  * shorter than the chunk (model_work.len; a row of length 0 included) and
- * the loss masked beyond each row's length (model_work.row_weight).
+ * the loss masked beyond each row's length (model_work.mask).
  *
  * The model computes in float, so the differences use a step of 1e-2 and the
  * loss is evaluated in double from the per-position losses. Measured worst
@@ -32,7 +32,7 @@ static double eval_loss(const model *m, model_work *w, const model_state *s0, mo
     model_forward(m, w, s, x, y, T, train, 12345);
     double total = 0.0;
     for (int i = 0; i < T * B; i++)
-        total += w->row_loss[i];
+        total += w->head.loss[i];
     return total;
 }
 
@@ -95,7 +95,7 @@ static double rel_err(double num, double ana)
     return fabs(num - ana) / fmax(1e-2, fabs(num) + fabs(ana));
 }
 
-/* Summed loss over the positions row_weight keeps (all when it is NULL). */
+/* Summed loss over the positions the mask keeps (all when it is NULL). */
 static double eval_masked(const model *m, model_work *w, const model_state *s0, model_state *s,
                           const int32_t *x, const int32_t *y, int train)
 {
@@ -106,7 +106,7 @@ static double eval_masked(const model *m, model_work *w, const model_state *s0, 
     model_forward(m, w, s, x, y, T, train, 12345);
     double total = 0.0;
     for (int i = 0; i < T * SB; i++)
-        total += w->row_weight ? w->row_weight[i] * (double)w->row_loss[i] : w->row_loss[i];
+        total += w->mask ? w->mask[i] * (double)w->head.loss[i] : w->head.loss[i];
     return total;
 }
 
@@ -139,7 +139,7 @@ static double gradcheck_state(cell_kind cell, int layers, int embed, float dropo
         weight[i] = len && i / SB >= len[i % SB] ? 0.0f : 1.0f;
     }
     w.len = len;
-    w.row_weight = len ? weight : NULL;
+    w.mask = len ? weight : NULL;
     float *dh0 = cn_xmalloc(ns * sizeof *dh0), *dc0 = cn_xmalloc(ns * sizeof *dc0);
     w.dh0 = dh0;
     w.dc0 = cell == CELL_LSTM ? dc0 : NULL;

@@ -57,11 +57,11 @@ static void test_hello(void)
     char predicted[5] = {0};
     for (int t = 0; t < 4; t++) {
         char buf[4];
-        int id = argmax(w.logits + (size_t)t * 4, 4);
+        int id = argmax(w.head.prob + (size_t)t * 4, 4);
         CU_ASSERT_EQUAL(vocab_decode(&voc, id, buf), 1);
         predicted[t] = buf[0];
         /* confident, not a coin flip */
-        CU_ASSERT(w.logits[(size_t)t * 4 + y[t]] > 0.8f);
+        CU_ASSERT(w.head.prob[(size_t)t * 4 + y[t]] > 0.8f);
     }
     CU_ASSERT_STRING_EQUAL(predicted, "ello");
     CU_ASSERT(loss < 0.2);

@@ -10,7 +10,7 @@
  *    ignored; the gradient of the final state enters at T and must reach
  *    each row at its length.
  *  - the same at model level (model_forward/model_backward, the loss masked
- *    by row_weight): the same per-position losses and gradients.
+ *    by model_work.mask): the same per-position losses and gradients.
  *  - finite differences of a loss that reads the top outputs at valid
  *    positions and the final states (so dh_final and dc_final are checked),
  *    with lengths, against every parameter and every element of h0 and c0.
@@ -341,7 +341,7 @@ static void model_pad_case(cell_kind cell)
     if (s.c)
         memcpy(s.c, c0, ns * sizeof(float));
     w.len = len;
-    w.row_weight = weight;
+    w.mask = weight;
     model_forward(&mp, &w, &s, x, y, T, 0, 0);
     model_backward(&mp, &w, x, y, 0.5f, NULL, NULL);
 
@@ -367,8 +367,8 @@ static void model_pad_case(cell_kind cell)
         model_forward(&mr, &wr, &sr, xr, yr, Tb, 0, 0);
         model_backward(&mr, &wr, xr, yr, 0.5f, NULL, NULL);
         for (int t = 0; t < Tb; t++)
-            e_loss = fmax(e_loss, fabs(wr.row_loss[t] - w.row_loss[t * B + b]) /
-                                      fmax(1.0, fabs(wr.row_loss[t])));
+            e_loss = fmax(e_loss, fabs(wr.head.loss[t] - w.head.loss[t * B + b]) /
+                                      fmax(1.0, fabs(wr.head.loss[t])));
         CU_ASSERT(state_diff(s.h, sr.h, L, B, b) <= PAD_TOL);
         model_state_free(&sr);
         model_work_free(&wr);

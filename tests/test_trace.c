@@ -321,7 +321,7 @@ static void check_training_traces(cell_kind cell)
     model_work_init(&w, &d.m, PROBE, 1);
     model_state_init(&st, &d.m.cfg, 1);
     model_forward(&d.m, &w, &st, x, x + 1, PROBE, 0, 0);
-    CU_ASSERT(memcmp(loss + (size_t)(S - 1) * PROBE, w.row_loss, PROBE * sizeof(float)) == 0);
+    CU_ASSERT(memcmp(loss + (size_t)(S - 1) * PROBE, w.head.loss, PROBE * sizeof(float)) == 0);
     for (int l = 0; l < LAYERS; l++) {
         char name[32];
         snprintf(name, sizeof name, "/layer%d/h", l);
@@ -430,7 +430,7 @@ static void check_text_trace(cell_kind cell)
     model_forward(&d.m, &w, &st, x, x + 1, TRACED, 0, 0);
     double lworst = 0.0;
     for (int t = 0; t < TRACED; t++)
-        lworst = fmax(lworst, fabs((double)loss[t] - w.row_loss[t]));
+        lworst = fmax(lworst, fabs((double)loss[t] - w.head.loss[t]));
     CU_ASSERT(lworst < 1e-5);
     for (int l = 0; l < LAYERS; l++) {
         char dn[64];
@@ -496,12 +496,12 @@ static void check_text_trace(cell_kind cell)
             if (l == LAYERS - 1 && k == 0) {
                 model_state_reset(&st);
                 model_forward(&d.m, &w, &st, x, x + 1, GRAD_LEN, 0, 0);
-                const float *p = w.logits + (size_t)(GRAD_LEN - 1) * V;
+                const float *p = w.head.prob + (size_t)(GRAD_LEN - 1) * V;
                 double ss = 0.0;
                 for (int j = 0; j < H; j++) {
                     double a = 0.0;
                     for (int v = 0; v < V; v++)
-                        a += ((double)p[v] - (v == x[GRAD_LEN])) * d.m.dec_w[(size_t)v * H + j];
+                        a += ((double)p[v] - (v == x[GRAD_LEN])) * d.m.head.p[0][(size_t)v * H + j];
                     ss += a * a;
                 }
                 CU_ASSERT(fabs(sqrt(ss) - g[GRAD_LEN - 1]) < 1e-4 * sqrt(ss));

@@ -5,7 +5,7 @@
  *                  CORPUS_DEFAULT_BUFFER_BYTES);
  *   data_source src; vocab v = {0}; data_splits sp;
  *   data_source_open_prepared(&src, "corpus.h5", &v, &sp);
- *   ... batch_fill(&plan, &src, ...) reads hyperslabs of /tokens ...
+ *   ... batch_read_window(&plan, &src, ...) reads hyperslabs of /tokens ...
  *   data_source_close(&src); vocab_free(&v);
  *
  * Preparing streams the inputs twice through one fixed buffer (symbols and

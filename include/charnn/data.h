@@ -4,8 +4,9 @@
  * Splits are contiguous: train = [0, n_train), val and test follow, by the
  * fractions asked for. Within a split of N tokens, S = streams_global streams
  * each take a contiguous stretch of L = (N - 1) / S tokens; stream s starts at
- * s * L, and chunk k of stream s reads inputs [s*L + k*T, s*L + (k+1)*T) and
- * the targets one token later. A rank owns streams [first_stream,
+ * s * L, and chunk k of stream s reads the window [s*L + k*T, s*L + (k+1)*T]
+ * of T + 1 tokens (what the window means, e.g. inputs and next-character
+ * targets, is the task's: src/tasks/task_lm.c). A rank owns streams [first_stream,
  * first_stream + n_streams), so N ranks x B streams cover the split exactly as
  * 1 rank x N*B streams do. The last (N - 1) - S*L < S tokens are not read.
  *
@@ -73,8 +74,9 @@ int batch_plan_init(batch_plan *p, size_t begin, size_t end, int streams_global,
 int batch_chunk_len(const batch_plan *p, size_t k);
 /* Offset in the corpus of the first input of stream (first_stream + b) in chunk k. */
 size_t batch_offset(const batch_plan *p, int b, size_t k);
-/* Fill x (Tk, B) and y (Tk, B), time-major, for chunk k; scratch holds (T + 1) tokens. */
-int batch_fill(const batch_plan *p, data_source *src, size_t k, int32_t *x, int32_t *y,
-               int32_t *scratch);
+/* Fill win (Tk + 1, B), time-major, with the windows of chunk k: row t holds
+ * every stream's token at offset t. scratch holds (T + 1) tokens. */
+int batch_read_window(const batch_plan *p, data_source *src, size_t k, int32_t *win,
+                      int32_t *scratch);
 
 #endif

@@ -19,12 +19,13 @@ double eval_mean(const eval_result *r);
 double eval_bpc(const eval_result *r);
 double eval_perplexity(const eval_result *r);
 
-/* Run chunks [0, max_chunks) (0 = all) of plan p from a zero state, carrying
- * the state from chunk to chunk. w must hold (p->T, p->n_streams); s has
- * p->n_streams streams; x, y hold T*B ids and scratch T+1. Collective: every
- * rank must call it with plans of the same shape. */
+/* The language model's loss: run chunks [0, max_chunks) (0 = all) of plan p
+ * from a zero state, carrying the state from chunk to chunk, each position's
+ * target the next character. w must hold (p->T, p->n_streams); s has
+ * p->n_streams streams; win holds (T+1)*B ids and scratch T+1. Collective:
+ * every rank must call it with plans of the same shape. */
 int eval_plan(const model *m, model_work *w, model_state *s, const batch_plan *p,
-              data_source *src, int64_t max_chunks, int32_t *x, int32_t *y, int32_t *scratch,
+              data_source *src, int64_t max_chunks, int32_t *win, int32_t *scratch,
               eval_result *out);
 
 /* Streams per rank for evaluating a split of n tokens with chunks of T: at

@@ -1,11 +1,13 @@
-/* model: a character-level language model = input (one-hot gather or
- * embedding) -> L stacked recurrent layers (src/nn/stack.c) -> output head
- * (src/heads/head_lm.c: linear decoder + softmax cross-entropy).
+/* model: "stack + head": input (one-hot gather or embedding) -> L stacked
+ * recurrent layers (src/nn/stack.c) -> an output head (head.h; the language
+ * model's linear decoder + softmax cross-entropy in src/heads/head_lm.c, the
+ * classifier's pooling + linear + softmax in src/heads/head_classify.c).
  *
  * Every parameter lives in one slab (model.params) and every gradient in a
  * second slab of the same layout (model.grads), so one all-reduce covers all
  * gradients. Tensors are views into the slabs. The slab is ordered by when the
- * backward pass finishes each part: decoder, layer L-1, ..., layer 0 with the
+ * backward pass finishes each part: the head's tensors (decoder.weight,
+ * decoder.bias for the language model), layer L-1, ..., layer 0 with the
  * embedding; each of these is a "bucket" (a contiguous range) that can be
  * all-reduced as soon as its backward is done.
  *
@@ -15,8 +17,10 @@
  * transposed, (V, G*H), so that a token's column is one contiguous row to
  * gather; model_tensor.transposed marks it and checkpoints export (G*H, V).
  *
- * Ownership: model owns its slabs; model_work owns the activations of one
- * chunk for a given (T, B); model_state owns the carried hidden state.
+ * Ownership: model owns its slabs (the head's tensors are views into them);
+ * model_work owns the activations of one chunk for a given (T, B), the head's
+ * buffers included (model_work.head); model_state owns the carried hidden
+ * state.
  */
 #ifndef CHARNN_MODEL_H
 #define CHARNN_MODEL_H
@@ -27,16 +31,31 @@
 #include "charnn/cells.h"
 
 #define MODEL_MAX_LAYERS 16
-#define MODEL_MAX_TENSORS (4 * MODEL_MAX_LAYERS + 3)
+#define HEAD_MAX_TENSORS 4
+#define HEAD_MAX_BUFFERS 4
+#define MODEL_MAX_TENSORS (4 * MODEL_MAX_LAYERS + 1 + HEAD_MAX_TENSORS)
+
+typedef enum { HEAD_LM = 0, HEAD_CLASSIFY = 1 } head_kind;
+typedef enum { HEAD_POOL_LAST = 0, HEAD_POOL_MEAN = 1, HEAD_POOL_MAX = 2 } head_pool;
+
+/* The head on top of the stack; all zeros is the language model's. */
+typedef struct {
+    head_kind kind;
+    int classes;    /* C, classify: outputs (the lm head outputs the vocabulary) */
+    head_pool pool; /* classify: how the top states of a row become one vector */
+} head_config;
 
 typedef struct {
     cell_kind cell;
-    int vocab;     /* V */
-    int layers;    /* L */
-    int hidden;    /* H */
-    int embed;     /* E; 0 = one-hot input */
-    float dropout; /* drop probability on the outputs of layers 0..L-2, training only */
+    int vocab;        /* V */
+    int layers;       /* L */
+    int hidden;       /* H */
+    int embed;        /* E; 0 = one-hot input */
+    float dropout;    /* drop probability on the outputs of layers 0..L-2, training only */
+    head_config head; /* what sits on top (default: the language model's decoder) */
 } model_config;
+
+typedef struct head_ops head_ops; /* head.h */
 
 typedef struct {
     char name[32];  /* PyTorch state_dict name, e.g. "weight_ih_l0", "decoder.weight" */
@@ -65,11 +84,17 @@ typedef struct {
     model_layer layer[MODEL_MAX_LAYERS];  /* views into params */
     model_layer glayer[MODEL_MAX_LAYERS]; /* the same views into grads */
     float *embed, *gembed; /* (V, E), NULL with one-hot input */
-    float *dec_w, *gdec_w; /* (V, H) */
-    float *dec_b, *gdec_b; /* (V) */
+    struct {
+        const head_ops *ops;
+        int outputs;                       /* K: the size of the output distribution */
+        int n_tensors;                     /* declared by the head, in slab order */
+        int tensor[HEAD_MAX_TENSORS];      /* their indices in the tensor table */
+        float *p[HEAD_MAX_TENSORS];        /* views into params, e.g. (V, H), (V) for lm */
+        float *g[HEAD_MAX_TENSORS];        /* the same views into grads */
+    } head;
     int n_tensors;
     model_tensor tensor[MODEL_MAX_TENSORS];
-    int n_buckets; /* 1 + L: decoder, then layers top to bottom */
+    int n_buckets; /* 1 + L: the head, then layers top to bottom */
     size_t bucket_offset[MODEL_MAX_LAYERS + 1];
     size_t bucket_size[MODEL_MAX_LAYERS + 1];
 } model;
@@ -100,10 +125,16 @@ typedef struct {
     float *dh_b;                         /* (T, B, max(H, E)) a second one, only where
                                             stack_backward has no spare buffer */
     float *dh_next, *dc_next;            /* (B, H) */
-    float *logits;                       /* (T, B, V) logits, then probabilities, then dlogits */
-    float *row_loss;                     /* (T*B) loss of each position, nats */
+    struct {
+        int n;                           /* targets in the last forward: T*B or B */
+        int K;                           /* outputs per target */
+        float *prob;                     /* (T*B or B, K) output distribution, then dlogits */
+        float *loss;                     /* (T*B or B) masked loss of each target, nats */
+        float *buf[HEAD_MAX_BUFFERS];    /* the head's own buffers (see its file) */
+    } head;
     /* optional, owned by the caller (NULL by default): */
-    const float *row_weight;             /* (T*B) weight of each position's loss in backward */
+    const float *mask;                   /* (T*B) or (B), y's shape: weight of each target's
+                                            loss in forward and backward, 0 = padding */
     const int32_t *len;                  /* (B) steps row b runs, 0..T; from len[b] on the
                                             row's state stays as it was (so the state left in
                                             model_state is the one at the row's length), the
@@ -126,7 +157,7 @@ typedef struct {
     struct {
         float *p;
         size_t n;
-    } owned[5 * MODEL_MAX_LAYERS + 10];
+    } owned[5 * MODEL_MAX_LAYERS + 8 + HEAD_MAX_BUFFERS];
 } model_work;
 
 /* Called when the gradients of `bucket` are final during model_backward. */
@@ -150,18 +181,26 @@ void model_state_init(model_state *s, const model_config *cfg, int B);
 void model_state_reset(model_state *s);
 void model_state_free(model_state *s);
 
+/* For heads: append a tensor of (rows, cols) (cols 0: a vector) to the table,
+ * in bucket 0, recorded as the head's next tensor. */
+void model_head_add_tensor(model *m, const char *name, int rows, int cols, int is_bias);
+
 void model_work_init(model_work *w, const model *m, int T, int B);
+/* For heads: a zeroed buffer of n floats owned (and released, freed) by w. */
+float *model_work_alloc(model_work *w, size_t n);
 void model_work_free(model_work *w);
 /* Hand the pages of w's buffers back to the system (their contents become
  * zeros; the next forward refills them). Between steps nothing in w is live,
  * so a checkpoint write can use that memory instead of adding to the peak. */
 void model_work_release(model_work *w);
 
-/* Forward over T <= w->T steps of tokens x (T, B), targets y (T, B) or NULL.
- * Starts from s and leaves s at the state after the chunk. With train != 0 and
- * cfg.dropout > 0 applies dropout with masks keyed by dropout_key. Leaves the
- * probabilities in w->logits and the per-position loss in w->row_loss; returns
- * the summed loss in nats (0 when y is NULL). */
+/* Forward over T <= w->T steps of tokens x (T, B), targets y (T, B) for a
+ * per-step head, (B) for a per-row head, or NULL. Starts from s and leaves s
+ * at the state after the chunk. With train != 0 and cfg.dropout > 0 applies
+ * dropout with masks keyed by dropout_key. Leaves the output distribution and
+ * the per-target loss in w->head (read them with head_output,
+ * head_target_prob); returns the summed (masked) loss in nats (0 when y is
+ * NULL). */
 double model_forward(const model *m, model_work *w, model_state *s, const int32_t *x,
                      const int32_t *y, int T, int train, uint64_t dropout_key);
 

@@ -1,6 +1,8 @@
-/* train: the training loop (truncated BPTT over batch streams of a text file
- * or a prepared corpus, gradient all-reduce, clipping, optimizer, validation,
- * logging, checkpoints). Evaluating a saved model is evaluate.h's. */
+/* train: the training loop. A task (task.h) gives the batches and their loss
+ * normalisation, the model (stack + head) their loss and gradients; the loop
+ * all-reduces the gradients, clips and steps the optimizer; around it
+ * (src/train/train_*.c) come set-up and resume, logging, validation,
+ * rebalancing, checkpoints and signals. */
 #ifndef CHARNN_TRAIN_H
 #define CHARNN_TRAIN_H
 

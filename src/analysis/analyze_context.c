@@ -33,15 +33,6 @@ static void source_path(char *out, size_t n, const char *source, const char *tra
         snprintf(out, n, "%s", alt);
 }
 
-static int open_source(data_source *src, const char *path, vocab *v)
-{
-    if (corpus_is_prepared(path)) {
-        data_splits sp;
-        return data_source_open_prepared(src, path, v, &sp);
-    }
-    return data_source_open_text(src, path, v, v->mode);
-}
-
 int analyze_context_state(const char *source, const char *trace_path, int64_t begin,
                           const uint32_t *symbols, int n_symbols, int bytes_mode,
                           int64_t n_tokens, analyze_token_reader read, void *ctx,
@@ -61,7 +52,8 @@ int analyze_context_state(const char *source, const char *trace_path, int64_t be
         0)
         return -1;
     source_path(path, sizeof path, source, trace_path);
-    if (open_source(&src, path, &v) != 0)
+    data_splits splits; /* the trace's offset counts from the start of the whole text */
+    if (corpus_open(&src, path, &v, v.mode, 0.0, 0.0, &splits) != 0)
         goto done;
     opened = 1;
     int64_t n_check = n_tokens < CONTEXT_CHECK_TOKENS ? n_tokens : CONTEXT_CHECK_TOKENS;

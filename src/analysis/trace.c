@@ -31,6 +31,7 @@
 #include "charnn/data.h"
 #include "charnn/dist.h"
 #include "charnn/h5io.h"
+#include "charnn/head.h"
 
 #define TRACE_CHUNK_ELEMS ((hsize_t)65536)
 /* The streams file is written by every rank at once: bigger chunks, one rank's
@@ -263,14 +264,14 @@ static float *block_series(const text_block *b, int H, int l, int k)
 static void text_block_add(text_block *b, const model *m, const model_work *w, int t,
                            const int32_t *x, const int32_t *y)
 {
-    const int L = m->cfg.layers, H = m->cfg.hidden, G = m->gates, V = m->cfg.vocab;
+    const int L = m->cfg.layers, H = m->cfg.hidden, G = m->gates;
     const int r = b->n++;
     const size_t row = (size_t)r * H;
     CHARNN_ASSERT(r < b->cap);
     b->x[r] = x[t];
     b->y[r] = y[t];
-    b->loss[r] = w->row_loss[t];
-    b->prob[r] = w->logits[(size_t)t * V + y[t]];
+    b->loss[r] = w->head.loss[t];
+    b->prob[r] = head_target_prob(w, (size_t)t, y[t]);
     for (int l = 0; l < L; l++) {
         /* hs and cs row 0 is the state the window started from */
         memcpy(block_series(b, H, l, SERIES_H) + row, w->hs[l] + (size_t)(t + 1) * H,
@@ -334,7 +335,7 @@ static int trace_grads(const char *path, hid_t fid, model *m, data_source *src, 
     for (int l = 0; l < L; l++)
         dh[l] = dc[l] = H5I_INVALID_HID;
     weight[len - 1] = 1.0f;
-    w.row_weight = weight;
+    w.mask = weight;
     for (int l = 0; l < L; l++) {
         w.dh_record[l] = rec + (size_t)(2 * l) * len * H;
         w.dc_record[l] = lstm ? rec + (size_t)(2 * l + 1) * len * H : NULL;
@@ -866,7 +867,7 @@ static int probe_append(trace_probe *p, const model *m, int64_t step)
     for (int at = 0; at < N;) {
         int Tb = N - at < p->w.T ? N - at : p->w.T;
         model_forward(m, &p->w, &p->s, p->tok + at, p->tok + at + 1, Tb, 0, 0);
-        memcpy(p->loss, p->w.row_loss, (size_t)Tb * sizeof *p->loss);
+        memcpy(p->loss, p->w.head.loss, (size_t)Tb * sizeof *p->loss);
         const hsize_t s2[2] = {keep, (hsize_t)at}, c2[2] = {1, (hsize_t)Tb};
         if (h5io_dataset_write_box(p->path, "/loss", loss, H5T_NATIVE_FLOAT, 2, s2, c2, H5I_INVALID_HID,
                        H5P_DEFAULT, p->loss) < 0)

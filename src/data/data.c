@@ -206,18 +206,16 @@ size_t batch_offset(const batch_plan *p, int b, size_t k)
     return p->begin + (size_t)(p->first_stream + b) * p->stream_len + k * (size_t)p->T;
 }
 
-int batch_fill(const batch_plan *p, data_source *src, size_t k, int32_t *x, int32_t *y,
-               int32_t *scratch)
+int batch_read_window(const batch_plan *p, data_source *src, size_t k, int32_t *win,
+                      int32_t *scratch)
 {
     int B = p->n_streams;
     int Tk = batch_chunk_len(p, k);
     for (int b = 0; b < B; b++) {
         if (src->read(src, batch_offset(p, b, k), (size_t)Tk + 1, scratch) != 0)
             return -1;
-        for (int t = 0; t < Tk; t++) {
-            x[(size_t)t * (size_t)B + (size_t)b] = scratch[t];
-            y[(size_t)t * (size_t)B + (size_t)b] = scratch[t + 1];
-        }
+        for (int t = 0; t <= Tk; t++)
+            win[(size_t)t * (size_t)B + (size_t)b] = scratch[t];
     }
     return 0;
 }

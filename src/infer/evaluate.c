@@ -36,7 +36,7 @@ int eval_streams_per_rank(size_t n, int T, int batch, int nranks)
 }
 
 int eval_plan(const model *m, model_work *w, model_state *s, const batch_plan *p,
-              data_source *src, int64_t max_chunks, int32_t *x, int32_t *y, int32_t *scratch,
+              data_source *src, int64_t max_chunks, int32_t *win, int32_t *scratch,
               eval_result *out)
 {
     size_t n = p->n_chunks;
@@ -46,9 +46,10 @@ int eval_plan(const model *m, model_work *w, model_state *s, const batch_plan *p
     model_state_reset(s);
     for (size_t k = 0; k < n; k++) {
         int T = batch_chunk_len(p, k);
-        if (batch_fill(p, src, k, x, y, scratch) != 0)
+        if (batch_read_window(p, src, k, win, scratch) != 0)
             return -1;
-        local[0] += model_forward(m, w, s, x, y, T, 0, 0);
+        /* time-major windows: the targets are the inputs one row on */
+        local[0] += model_forward(m, w, s, win, win + p->n_streams, T, 0, 0);
         local[1] += (double)T * p->n_streams;
     }
     dist_allreduce_sum_f64(local, 2);
@@ -89,15 +90,13 @@ int eval_run(const eval_options *o)
     model_state s;
     model_work_init(&w, &d.m, T, B);
     model_state_init(&s, &d.m.cfg, B);
-    int32_t *x = cn_xmalloc((size_t)T * B * sizeof(int32_t));
-    int32_t *y = cn_xmalloc((size_t)T * B * sizeof(int32_t));
+    int32_t *win = cn_xmalloc((size_t)(T + 1) * B * sizeof(int32_t));
     int32_t *scratch = cn_xmalloc((size_t)(T + 1) * sizeof(int32_t));
     eval_result r;
     double t0 = cn_now();
-    int erc = eval_plan(&d.m, &w, &s, &p, &src, 0, x, y, scratch, &r);
+    int erc = eval_plan(&d.m, &w, &s, &p, &src, 0, win, scratch, &r);
     double secs = cn_now() - t0;
-    free(x);
-    free(y);
+    free(win);
     free(scratch);
     model_state_free(&s);
     model_work_free(&w);

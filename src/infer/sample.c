@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "charnn/ckpt.h"
+#include "charnn/head.h"
 #include "charnn/model.h"
 #include "charnn/runtime.h"
 #include "charnn/vocab.h"
@@ -80,6 +81,12 @@ int sample_run(const sample_options *o, FILE *out)
     runtime_set_threads(o->threads > 0 ? o->threads : 1);
     const int V = d.voc.size;
     int rc = -1;
+    if (d.m.cfg.head.kind != HEAD_LM) {
+        cn_err("cannot sample from '%s': it is a %s model, not a language model", o->model_path,
+               head_name(d.m.cfg.head.kind));
+        ckpt_data_free(&d);
+        return -1;
+    }
     size_t plen = strlen(o->prime);
     int32_t *prime_ids = cn_xmalloc((plen + 1) * sizeof(int32_t));
     size_t nprime = 0;
@@ -106,7 +113,7 @@ int sample_run(const sample_options *o, FILE *out)
     }
     for (int64_t i = 0; i < o->length; i++) {
         model_forward(&d.m, &w, &s, &x, NULL, 1, 0, 0);
-        x = sample_pick(w.logits, V, o->temperature, o->top_k, &rng, sp, si);
+        x = sample_pick(head_output(&w, 0), V, o->temperature, o->top_k, &rng, sp, si);
         put_symbol(&d.voc, x, out);
     }
     fputc('\n', out);

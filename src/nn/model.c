@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "charnn/common.h"
-#include "charnn/head_lm.h"
+#include "charnn/head.h"
 #include "charnn/kernels.h"
 #include "charnn/stack.h"
 
@@ -31,7 +31,10 @@ int model_config_check(const model_config *cfg)
         return cn_err("--dropout must be in [0, 1), got %g", (double)cfg->dropout);
     if (cfg->cell != CELL_RNN && cfg->cell != CELL_LSTM && cfg->cell != CELL_GRU)
         return cn_err("unknown cell kind %d", (int)cfg->cell);
-    return 0;
+    const head_ops *head = head_for(cfg->head.kind);
+    if (!head)
+        return cn_err("unknown head kind %d", (int)cfg->head.kind);
+    return head->check(cfg);
 }
 
 static float *slab_alloc(size_t n)
@@ -65,6 +68,13 @@ static size_t add_tensor(model *m, const char *name, int rows, int cols, int tra
     return t->offset;
 }
 
+void model_head_add_tensor(model *m, const char *name, int rows, int cols, int is_bias)
+{
+    CHARNN_ASSERT(m->head.n_tensors < HEAD_MAX_TENSORS);
+    m->head.tensor[m->head.n_tensors++] = m->n_tensors;
+    add_tensor(m, name, rows, cols, 0, is_bias, 0);
+}
+
 void model_build(model *m, const model_config *cfg)
 {
     CHARNN_ASSERT(model_config_check(cfg) == 0);
@@ -73,15 +83,16 @@ void model_build(model *m, const model_config *cfg)
     m->gates = cell_gates(cfg->cell);
     const int V = cfg->vocab, H = cfg->hidden, E = cfg->embed, L = cfg->layers;
     const int GH = m->gates * H;
-    size_t off_dec_w, off_dec_b, off_emb = 0;
+    size_t off_emb = 0;
     size_t off[MODEL_MAX_LAYERS][4];
     char name[32];
 
-    /* Slab order = order in which backward finishes: decoder, top layer ... layer 0. */
+    /* Slab order = order in which backward finishes: head, top layer ... layer 0. */
+    m->head.ops = head_for(cfg->head.kind);
+    m->head.outputs = m->head.ops->outputs(cfg);
     m->n_buckets = 1 + L;
     m->bucket_offset[0] = 0;
-    off_dec_w = add_tensor(m, "decoder.weight", V, H, 0, 0, 0);
-    off_dec_b = add_tensor(m, "decoder.bias", V, 0, 0, 1, 0);
+    m->head.ops->declare(m);
     m->bucket_size[0] = m->n_params;
     for (int l = L - 1; l >= 0; l--) {
         int bucket = 1 + (L - 1 - l);
@@ -102,10 +113,11 @@ void model_build(model *m, const model_config *cfg)
 
     m->params = slab_alloc(m->n_params);
     m->grads = slab_alloc(m->n_params);
-    m->dec_w = m->params + off_dec_w;
-    m->dec_b = m->params + off_dec_b;
-    m->gdec_w = m->grads + off_dec_w;
-    m->gdec_b = m->grads + off_dec_b;
+    for (int i = 0; i < m->head.n_tensors; i++) {
+        const model_tensor *t = &m->tensor[m->head.tensor[i]];
+        m->head.p[i] = m->params + t->offset;
+        m->head.g[i] = m->grads + t->offset;
+    }
     if (E > 0) {
         m->embed = m->params + off_emb;
         m->gembed = m->grads + off_emb;
@@ -186,7 +198,7 @@ void model_state_free(model_state *s)
     memset(s, 0, sizeof *s);
 }
 
-static float *work_alloc(model_work *w, size_t n)
+float *model_work_alloc(model_work *w, size_t n)
 {
     CHARNN_ASSERT(w->n_owned < (int)(sizeof w->owned / sizeof w->owned[0]));
     float *p = slab_alloc(n);
@@ -198,35 +210,35 @@ static float *work_alloc(model_work *w, size_t n)
 
 void model_work_init(model_work *w, const model *m, int T, int B)
 {
-    const int L = m->cfg.layers, H = m->cfg.hidden, E = m->cfg.embed, V = m->cfg.vocab;
+    const int L = m->cfg.layers, H = m->cfg.hidden, E = m->cfg.embed;
     const size_t GH = (size_t)m->gates * H, N = (size_t)T * B;
     memset(w, 0, sizeof *w);
     w->T = T;
     w->B = B;
     for (int l = 0; l < L; l++) {
-        w->gates[l] = work_alloc(w, N * GH);
-        w->hs[l] = work_alloc(w, (N + B) * H);
+        w->gates[l] = model_work_alloc(w, N * GH);
+        w->hs[l] = model_work_alloc(w, (N + B) * H);
         if (m->cfg.cell == CELL_LSTM)
-            w->cs[l] = work_alloc(w, (N + B) * H);
+            w->cs[l] = model_work_alloc(w, (N + B) * H);
         if (m->cfg.cell == CELL_GRU)
-            w->hn[l] = work_alloc(w, N * H);
+            w->hn[l] = model_work_alloc(w, N * H);
         if (m->cfg.dropout > 0.0f && l < L - 1)
-            w->dropped[l] = work_alloc(w, N * H);
+            w->dropped[l] = model_work_alloc(w, N * H);
     }
     if (E > 0)
-        w->emb = work_alloc(w, N * E);
-    w->hproj = work_alloc(w, (size_t)B * GH);
-    w->wpack = work_alloc(w, cell_wpack_floats(m->cfg.cell, H));
+        w->emb = model_work_alloc(w, N * E);
+    w->hproj = model_work_alloc(w, (size_t)B * GH);
+    w->wpack = model_work_alloc(w, cell_wpack_floats(m->cfg.cell, H));
     if (m->cfg.cell == CELL_GRU)
-        w->dgh_n = work_alloc(w, N * H);
+        w->dgh_n = model_work_alloc(w, N * H);
     size_t dw = (size_t)(H > E ? H : E);
-    w->dh_a = work_alloc(w, N * dw);
+    w->dh_a = model_work_alloc(w, N * dw);
     if (stack_needs_second_dh(&m->cfg))
-        w->dh_b = work_alloc(w, N * dw);
-    w->dh_next = work_alloc(w, (size_t)B * H);
-    w->dc_next = work_alloc(w, (size_t)B * H);
-    w->logits = work_alloc(w, N * V);
-    w->row_loss = work_alloc(w, N);
+        w->dh_b = model_work_alloc(w, N * dw);
+    w->dh_next = model_work_alloc(w, (size_t)B * H);
+    w->dc_next = model_work_alloc(w, (size_t)B * H);
+    w->head.K = m->head.outputs;
+    m->head.ops->work_init(w, m, T, B);
 }
 
 void model_work_free(model_work *w)
@@ -252,7 +264,7 @@ double model_forward(const model *m, model_work *w, model_state *s, const int32_
                      const int32_t *y, int T, int train, uint64_t dropout_key)
 {
     const float *top = stack_forward(m, w, s, x, T, train, dropout_key);
-    return head_lm_forward(m, w, top, y, T);
+    return m->head.ops->forward(m, w, top, y, T);
 }
 
 void model_backward(model *m, model_work *w, const int32_t *x, const int32_t *y,
@@ -261,7 +273,7 @@ void model_backward(model *m, model_work *w, const int32_t *x, const int32_t *y,
     const int L = m->cfg.layers, T = w->t_used;
     const float *top = w->hs[L - 1] + (size_t)w->B * m->cfg.hidden;
     CHARNN_ASSERT(y != NULL);
-    head_lm_backward(m, w, top, y, T, grad_scale, w->dh_a);
+    m->head.ops->backward(m, w, top, y, T, grad_scale, w->dh_a);
     if (on_bucket)
         on_bucket(ctx, 0);
     stack_backward(m, w, x, w->dh_a, on_bucket, ctx);

@@ -1,0 +1,15 @@
+/* The table of tasks. See task.h. */
+#include <string.h>
+
+#include "charnn/task.h"
+
+static const task_ops *const task_table[] = {&task_lm_ops};
+enum { TASK_KINDS = sizeof task_table / sizeof task_table[0] };
+
+const task_ops *task_find(const char *name)
+{
+    for (int i = 0; i < TASK_KINDS; i++)
+        if (strcmp(task_table[i]->name, name) == 0)
+            return task_table[i];
+    return NULL;
+}
