@@ -1,0 +1,1440 @@
+/* examples: labelled examples prepared into HDF5 in two streaming passes, and
+ * read back by hyperslabs. See examples.h and docs/examples-format.md.
+ *
+ * Pass 1 reads every record once and keeps, per example, a 128-bit hash of
+ * its text, its token count, its label and where it came from (32 bytes);
+ * the symbols seen go into a bitmap. Duplicates, label conflicts and the
+ * stratified split are decided on those records alone. Pass 2 reads the
+ * inputs again, checks each record hashes as before, encodes the kept ones
+ * and streams their ids into three regions of /tokens (train, val, test), so
+ * the file is grouped by split without holding any text.
+ *
+ * The HDF5 and commit helpers are small local functions (ex_h5_*, ex_commit)
+ * until the shared h5io/fsio modules land; they are the only calls to swap. */
+#include <errno.h>
+#include <fcntl.h>
+#include <hdf5.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "charnn/common.h"
+#include "charnn/corpus.h"
+#include "charnn/examples.h"
+#include "examples_input.h"
+
+enum {
+    EX_CHUNK = 1 << 16,        /* elements per HDF5 chunk of every 1-D dataset */
+    EX_WRITE_IDS = 1 << 18,    /* ids buffered per split before one H5Dwrite */
+    EX_READ_CACHE_SLOTS = 12421,
+};
+#define EX_READ_CACHE_BYTES ((size_t)32 << 20)
+
+static const char *const ex_from_names[3] = {"inputs", "val_file", "test_file"};
+static const char *const ex_split_attr[3][2] = {
+    {"train_begin", "train_end"}, {"val_begin", "val_end"}, {"test_begin", "test_end"}};
+
+void examples_prepare_options_init(examples_prepare_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->format = EXAMPLES_INPUT_AUTO;
+    o->mode = VOCAB_CODEPOINTS;
+    o->seed = 1;
+}
+
+int examples_input_format_parse(const char *name)
+{
+    static const char *const names[] = {"auto", "tsv", "csv", "jsonl", "dir"};
+    for (int i = 0; i < 5; i++)
+        if (strcmp(name, names[i]) == 0)
+            return i;
+    return -1;
+}
+
+/* ---- hashing -------------------------------------------------------------- */
+
+static inline uint64_t ex_mix64(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebull;
+    x ^= x >> 31;
+    return x;
+}
+
+/* Two independent 64-bit lanes over 8-byte words: texts are duplicates when
+ * both agree, so n texts collide with probability about n^2 / 2^129. */
+static void ex_hash128(const char *s, size_t n, uint64_t h[2])
+{
+    uint64_t a = 0x9e3779b97f4a7c15ull ^ n, b = 0xc2b2ae3d27d4eb4full + n;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        a = ex_mix64(a ^ w);
+        b = ex_mix64(b + (w ^ 0x165667b19e3779f9ull)) ^ (b >> 17);
+    }
+    uint64_t tail = 0;
+    for (size_t k = 0; i + k < n; k++)
+        tail |= (uint64_t)(uint8_t)s[i + k] << (8 * k);
+    h[0] = ex_mix64(ex_mix64(a ^ tail) ^ n);
+    h[1] = ex_mix64(ex_mix64(b + (tail ^ 0x27d4eb2f165667c5ull)) + n);
+}
+
+/* ---- the label table ------------------------------------------------------ */
+
+typedef struct {
+    char **names; /* (n) NUL-terminated, in first-seen order */
+    int n, cap;
+    int32_t *slots; /* (n_slots) index into names, or -1 */
+    size_t n_slots;
+} ex_labels;
+
+static void ex_labels_init(ex_labels *t)
+{
+    memset(t, 0, sizeof *t);
+    t->n_slots = 64;
+    t->slots = cn_xmalloc(t->n_slots * sizeof *t->slots);
+    for (size_t k = 0; k < t->n_slots; k++)
+        t->slots[k] = -1;
+}
+
+static void ex_labels_free(ex_labels *t)
+{
+    for (int i = 0; i < t->n; i++)
+        free(t->names[i]);
+    free(t->names);
+    free(t->slots);
+    memset(t, 0, sizeof *t);
+}
+
+static size_t ex_labels_slot(const ex_labels *t, const char *s, size_t len)
+{
+    size_t k = (size_t)cn_hash_bytes(s, len) & (t->n_slots - 1);
+    while (t->slots[k] >= 0) {
+        const char *name = t->names[t->slots[k]];
+        if (strlen(name) == len && memcmp(name, s, len) == 0)
+            break;
+        k = (k + 1) & (t->n_slots - 1);
+    }
+    return k;
+}
+
+static int ex_labels_find(const ex_labels *t, const char *s, size_t len)
+{
+    return t->slots[ex_labels_slot(t, s, len)];
+}
+
+static int ex_labels_add(ex_labels *t, const char *s, size_t len)
+{
+    if ((size_t)(t->n + 1) * 2 > t->n_slots) {
+        free(t->slots);
+        t->n_slots *= 2;
+        t->slots = cn_xmalloc(t->n_slots * sizeof *t->slots);
+        for (size_t k = 0; k < t->n_slots; k++)
+            t->slots[k] = -1;
+        for (int i = 0; i < t->n; i++)
+            t->slots[ex_labels_slot(t, t->names[i], strlen(t->names[i]))] = i;
+    }
+    if (t->n == t->cap) {
+        t->cap = t->cap ? 2 * t->cap : 16;
+        t->names = cn_xrealloc(t->names, (size_t)t->cap * sizeof *t->names);
+    }
+    char *name = cn_xmalloc(len + 1);
+    memcpy(name, s, len);
+    name[len] = '\0';
+    t->names[t->n] = name;
+    t->slots[ex_labels_slot(t, s, len)] = t->n;
+    return t->n++;
+}
+
+/* ---- records of pass 1 ---------------------------------------------------- */
+
+typedef struct {
+    uint64_t hash[2];
+    uint32_t len;    /* tokens */
+    int32_t label;   /* class id (first-seen order until the names are sorted) */
+    uint32_t pos;    /* reading order */
+    uint8_t origin;  /* EXAMPLES_FROM_* */
+    uint8_t split;   /* SPLIT_TRAIN/VAL/TEST */
+    uint8_t keep;    /* written to the file */
+    uint8_t pad;
+} ex_item;
+
+static int ex_item_cmp_hash(const void *pa, const void *pb)
+{
+    const ex_item *a = pa, *b = pb;
+    static const int priority[3] = {2, 1, 0}; /* test file, val file, inputs */
+    if (a->hash[0] != b->hash[0])
+        return a->hash[0] < b->hash[0] ? -1 : 1;
+    if (a->hash[1] != b->hash[1])
+        return a->hash[1] < b->hash[1] ? -1 : 1;
+    if (a->origin != b->origin)
+        return priority[a->origin] < priority[b->origin] ? -1 : 1;
+    return a->pos < b->pos ? -1 : a->pos > b->pos;
+}
+
+static int ex_item_cmp_pos(const void *pa, const void *pb)
+{
+    const ex_item *a = pa, *b = pb;
+    return a->pos < b->pos ? -1 : a->pos > b->pos;
+}
+
+static int ex_same_text(const ex_item *a, const ex_item *b)
+{
+    return a->hash[0] == b->hash[0] && a->hash[1] == b->hash[1];
+}
+
+/* ---- local HDF5 helpers (to be replaced by h5io) ------------------------- */
+
+/* A 1-D dataset of n elements, chunked and fletcher32-checked. */
+static hid_t ex_h5_create(hid_t file, const char *name, hid_t type, size_t n)
+{
+    hsize_t dims = (hsize_t)n, chunk = n < EX_CHUNK ? (n ? n : 1) : EX_CHUNK;
+    hid_t space = H5I_INVALID_HID, dcpl = H5I_INVALID_HID, dset = H5I_INVALID_HID;
+    if ((space = H5Screate_simple(1, &dims, NULL)) >= 0 && (dcpl = H5Pcreate(H5P_DATASET_CREATE)) >= 0 &&
+        H5Pset_chunk(dcpl, 1, &chunk) >= 0 && H5Pset_fletcher32(dcpl) >= 0 &&
+        H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER) >= 0)
+        dset = H5Dcreate2(file, name, type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    if (dcpl >= 0)
+        H5Pclose(dcpl);
+    if (space >= 0)
+        H5Sclose(space);
+    return dset;
+}
+
+/* Elements [start, start + count) of a 1-D dataset from buf. */
+static int ex_h5_write_slab(hid_t dset, hid_t mem_type, size_t start, size_t count, const void *buf)
+{
+    if (count == 0)
+        return 0;
+    hsize_t s = (hsize_t)start, c = (hsize_t)count;
+    hid_t fspace = H5Dget_space(dset), mspace = H5Screate_simple(1, &c, NULL);
+    int ok = fspace >= 0 && mspace >= 0 &&
+             H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &s, NULL, &c, NULL) >= 0 &&
+             H5Dwrite(dset, mem_type, mspace, fspace, H5P_DEFAULT, buf) >= 0;
+    if (mspace >= 0)
+        H5Sclose(mspace);
+    if (fspace >= 0)
+        H5Sclose(fspace);
+    return ok ? 0 : -1;
+}
+
+static int ex_h5_write_dataset(hid_t file, const char *name, hid_t file_type, hid_t mem_type,
+                               size_t n, const void *data)
+{
+    hid_t dset = ex_h5_create(file, name, file_type, n);
+    if (dset < 0)
+        return -1;
+    int rc = ex_h5_write_slab(dset, mem_type, 0, n, data);
+    if (H5Dclose(dset) < 0)
+        rc = -1;
+    return rc;
+}
+
+static int ex_h5_attr(hid_t loc, const char *name, hid_t file_type, hid_t mem_type, const void *value)
+{
+    hid_t space = H5Screate(H5S_SCALAR), attr = H5I_INVALID_HID;
+    int ok = space >= 0 &&
+             (attr = H5Acreate2(loc, name, file_type, space, H5P_DEFAULT, H5P_DEFAULT)) >= 0 &&
+             H5Awrite(attr, mem_type, value) >= 0;
+    if (attr >= 0 && H5Aclose(attr) < 0)
+        ok = 0;
+    if (space >= 0)
+        H5Sclose(space);
+    return ok ? 0 : -1;
+}
+
+/* A UTF-8 string type of `size` bytes (NUL-terminated). */
+static hid_t ex_h5_string_type(size_t size)
+{
+    hid_t type = H5Tcopy(H5T_C_S1);
+    if (type < 0 || H5Tset_size(type, size) < 0 || H5Tset_strpad(type, H5T_STR_NULLTERM) < 0 ||
+        H5Tset_cset(type, H5T_CSET_UTF8) < 0) {
+        if (type >= 0)
+            H5Tclose(type);
+        return H5I_INVALID_HID;
+    }
+    return type;
+}
+
+static int ex_h5_attr_string(hid_t loc, const char *name, const char *value)
+{
+    hid_t type = ex_h5_string_type(strlen(value) + 1);
+    if (type < 0)
+        return -1;
+    int rc = ex_h5_attr(loc, name, type, type, value);
+    H5Tclose(type);
+    return rc;
+}
+
+static int ex_h5_attr_u64(hid_t loc, const char *name, size_t value)
+{
+    uint64_t v = value;
+    return ex_h5_attr(loc, name, H5T_STD_U64LE, H5T_NATIVE_UINT64, &v);
+}
+
+static int ex_h5_attr_f64(hid_t loc, const char *name, double value)
+{
+    return ex_h5_attr(loc, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &value);
+}
+
+static int ex_h5_attr_i32(hid_t loc, const char *name, int value)
+{
+    return ex_h5_attr(loc, name, H5T_STD_I32LE, H5T_NATIVE_INT, &value);
+}
+
+static int ex_h5_read_attr(hid_t loc, const char *name, hid_t mem_type, void *value)
+{
+    hid_t attr = H5I_INVALID_HID;
+    if (H5Aexists(loc, name) <= 0 || (attr = H5Aopen(loc, name, H5P_DEFAULT)) < 0)
+        return -1;
+    herr_t st = H5Aread(attr, mem_type, value);
+    H5Aclose(attr);
+    return st < 0 ? -1 : 0;
+}
+
+/* A fixed-length string attribute, malloc'd, or NULL. */
+static char *ex_h5_read_attr_string(hid_t loc, const char *name)
+{
+    hid_t attr = H5I_INVALID_HID, type = H5I_INVALID_HID;
+    char *s = NULL;
+    if (H5Aexists(loc, name) <= 0 || (attr = H5Aopen(loc, name, H5P_DEFAULT)) < 0)
+        return NULL;
+    if ((type = H5Aget_type(attr)) >= 0 && H5Tget_class(type) == H5T_STRING &&
+        H5Tis_variable_str(type) == 0) {
+        size_t size = H5Tget_size(type);
+        s = cn_xcalloc(size + 1, 1);
+        if (H5Aread(attr, type, s) < 0) {
+            free(s);
+            s = NULL;
+        }
+    }
+    if (type >= 0)
+        H5Tclose(type);
+    H5Aclose(attr);
+    return s;
+}
+
+/* ---- local atomic commit (to be replaced by fsio) ------------------------ */
+
+static int ex_fsync_path(const char *path, int flags)
+{
+    int fd = open(path, flags);
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    int e = errno;
+    close(fd);
+    errno = e;
+    return rc;
+}
+
+static int ex_commit(const char *tmp_path, const char *out_path)
+{
+    if (ex_fsync_path(tmp_path, O_RDONLY) != 0)
+        return cn_err("cannot write '%s': %s", out_path, strerror(errno));
+    if (rename(tmp_path, out_path) != 0)
+        return cn_err("cannot rename '%s' to '%s': %s", tmp_path, out_path, strerror(errno));
+    char *dir = cn_xstrdup(out_path);
+    char *slash = strrchr(dir, '/');
+    const char *d = ".";
+    if (slash) {
+        slash[slash == dir ? 1 : 0] = '\0';
+        d = dir;
+    }
+    int rc = ex_fsync_path(d, O_RDONLY | O_DIRECTORY);
+    int e = errno;
+    free(dir);
+    if (rc != 0)
+        return cn_err("cannot sync the directory of '%s': %s", out_path, strerror(e));
+    return 0;
+}
+
+/* ---- preparing ------------------------------------------------------------ */
+
+typedef struct {
+    const examples_prepare_options *o;
+    const char *text_key, *label_key;
+    examples_input_file *files[3]; /* by EXAMPLES_FROM_* */
+    int n_files[3];
+    ex_labels labels;
+    ex_item *items;
+    size_t n_items, items_cap;
+    uint64_t *seen;    /* (n_words) bitmap over every possible symbol */
+    size_t n_words;
+    examples_stats st;
+    int32_t *remap;    /* (C) first-seen id -> sorted class id */
+    /* pass 2 */
+    vocab v;
+    int32_t *ids;      /* (ids_cap) one encoded record */
+    size_t ids_cap;
+    void *out_buf[3];  /* (EX_WRITE_IDS) ids of id_size bytes, per split */
+    size_t out_n[3];   /* ids waiting per split */
+    size_t cursor[3];  /* next token offset in /tokens per split */
+    size_t id_size;
+    hid_t mem_type;
+    hid_t tokens;
+} ex_prep;
+
+static size_t ex_symbol_limit(vocab_mode mode)
+{
+    return mode == VOCAB_BYTES ? 256u : (size_t)VOCAB_MAX_CODEPOINT + 1u;
+}
+
+/* Token count of a record and, in pass 1, its symbols marked in p->seen. */
+static size_t ex_scan_symbols(ex_prep *p, const char *text, size_t len)
+{
+    const uint8_t *u = (const uint8_t *)text;
+    if (p->o->mode == VOCAB_BYTES) {
+        for (size_t i = 0; i < len; i++)
+            p->seen[u[i] >> 6] |= 1ull << (u[i] & 63u);
+        return len;
+    }
+    size_t n = 0, i = 0;
+    while (i < len) {
+        uint32_t cp = u[i];
+        int used = 1;
+        if (cp >= 0x80u) {
+            used = utf8_decode(u + i, len - i, &cp);
+            CHARNN_ASSERT(used > 0); /* the reader checked the line */
+        }
+        p->seen[cp >> 6] |= 1ull << (cp & 63u);
+        i += (size_t)used;
+        n++;
+    }
+    return n;
+}
+
+static int ex_pass1_record(ex_prep *p, const examples_reader *r, int origin)
+{
+    int label = ex_labels_find(&p->labels, r->label, r->label_len);
+    if (label < 0) {
+        if (origin != EXAMPLES_FROM_INPUTS)
+            return cn_err("'%s' line %zu: label '%.*s' does not occur in the training inputs",
+                          r->in->path, r->rec_line, (int)r->label_len, r->label);
+        if (p->labels.n == EXAMPLES_MAX_CLASSES)
+            return cn_err("'%s' line %zu: more than %d distinct labels (is the label column right?)",
+                          r->in->path, r->rec_line, EXAMPLES_MAX_CLASSES);
+        label = ex_labels_add(&p->labels, r->label, r->label_len);
+    }
+    if (p->n_items == UINT32_MAX)
+        return cn_err("'%s' line %zu: more than %u examples", r->in->path, r->rec_line,
+                      (unsigned)UINT32_MAX);
+    size_t len = ex_scan_symbols(p, r->text, r->text_len);
+    if (len > UINT32_MAX)
+        return cn_err("'%s' line %zu: a text of more than %u tokens", r->in->path, r->rec_line,
+                      (unsigned)UINT32_MAX);
+    if (p->n_items == p->items_cap) {
+        p->items_cap = p->items_cap ? p->items_cap + p->items_cap / 2 : 4096;
+        p->items = cn_xrealloc(p->items, p->items_cap * sizeof *p->items);
+    }
+    ex_item *it = &p->items[p->n_items];
+    memset(it, 0, sizeof *it);
+    ex_hash128(r->text, r->text_len, it->hash);
+    it->len = (uint32_t)len;
+    it->label = label;
+    it->pos = (uint32_t)p->n_items;
+    it->origin = (uint8_t)origin;
+    it->keep = 1;
+    p->n_items++;
+    p->st.n_read[origin]++;
+    return 0;
+}
+
+static void ex_flush_split(ex_prep *p, int s, int *rc)
+{
+    if (*rc == 0 && ex_h5_write_slab(p->tokens, p->mem_type, p->cursor[s], p->out_n[s], p->out_buf[s]) != 0)
+        *rc = cn_err("cannot write '%s'", p->o->out_path);
+    p->cursor[s] += p->out_n[s];
+    p->out_n[s] = 0;
+}
+
+static int ex_pass2_record(ex_prep *p, const examples_reader *r, size_t pos)
+{
+    uint64_t h[2];
+    ex_hash128(r->text, r->text_len, h);
+    const ex_item *it = &p->items[pos];
+    if (pos >= p->n_items || h[0] != it->hash[0] || h[1] != it->hash[1])
+        return cn_err("'%s' changed while being prepared (line %zu)", r->in->path, r->rec_line);
+    if (!it->keep)
+        return 0;
+    if (p->ids_cap < r->text_len) {
+        p->ids_cap = r->text_len > 2 * p->ids_cap ? r->text_len : 2 * p->ids_cap;
+        p->ids = cn_xrealloc(p->ids, p->ids_cap * sizeof *p->ids);
+    }
+    size_t n = 0;
+    if (vocab_encode(&p->v, (const uint8_t *)r->text, r->text_len, p->ids, &n, r->in->path) != 0 ||
+        n != it->len)
+        return cn_err("'%s' changed while being prepared (line %zu)", r->in->path, r->rec_line);
+    int s = it->split, rc = 0;
+    for (size_t k = 0; k < n; k++) {
+        size_t at = p->out_n[s];
+        uint32_t id = (uint32_t)p->ids[k];
+        switch (p->id_size) {
+        case 1: ((uint8_t *)p->out_buf[s])[at] = (uint8_t)id; break;
+        case 2: ((uint16_t *)p->out_buf[s])[at] = (uint16_t)id; break;
+        default: ((uint32_t *)p->out_buf[s])[at] = id; break;
+        }
+        if (++p->out_n[s] == EX_WRITE_IDS)
+            ex_flush_split(p, s, &rc);
+    }
+    return rc;
+}
+
+/* Read every file of every origin; pass 1 or 2. */
+static int ex_read_all(ex_prep *p, int pass)
+{
+    size_t pos = 0;
+    for (int origin = 0; origin < 3; origin++) {
+        for (int f = 0; f < p->n_files[origin]; f++) {
+            examples_reader r;
+            if (examples_reader_open(&r, &p->files[origin][f], p->text_key, p->label_key,
+                                     p->o->mode == VOCAB_CODEPOINTS) != 0)
+                return -1;
+            int got;
+            while ((got = examples_reader_next(&r)) == 1) {
+                int rc = pass == 1 ? ex_pass1_record(p, &r, origin) : ex_pass2_record(p, &r, pos);
+                pos++;
+                if (rc != 0) {
+                    examples_reader_close(&r);
+                    return -1;
+                }
+            }
+            examples_reader_close(&r);
+            if (got < 0)
+                return -1;
+        }
+    }
+    if (pass == 2 && pos != p->n_items)
+        return cn_err("the inputs changed while being prepared (%zu examples, then %zu)",
+                      p->n_items, pos);
+    return 0;
+}
+
+static const char *const *ex_sorted_names_base;
+static int ex_name_index_cmp(const void *a, const void *b)
+{
+    return strcmp(ex_sorted_names_base[*(const int *)a], ex_sorted_names_base[*(const int *)b]);
+}
+
+/* Classes in byte order of their names: remap first-seen ids, sort names. */
+static void ex_sort_classes(ex_prep *p)
+{
+    int C = p->labels.n;
+    int *order = cn_xmalloc((size_t)C * sizeof *order);
+    for (int c = 0; c < C; c++)
+        order[c] = c;
+    /* strcmp order is byte order for UTF-8, and names are unique. */
+    ex_sorted_names_base = (const char *const *)p->labels.names;
+    qsort(order, (size_t)C, sizeof *order, ex_name_index_cmp);
+    ex_sorted_names_base = NULL;
+    p->remap = cn_xmalloc((size_t)C * sizeof *p->remap);
+    char **sorted = cn_xmalloc((size_t)C * sizeof *sorted);
+    for (int k = 0; k < C; k++) {
+        p->remap[order[k]] = k;
+        sorted[k] = p->labels.names[order[k]];
+    }
+    memcpy(p->labels.names, sorted, (size_t)C * sizeof *sorted);
+    free(sorted);
+    free(order);
+    for (size_t i = 0; i < p->n_items; i++)
+        p->items[i].label = p->remap[p->items[i].label];
+}
+
+/* Walk groups of equal text (items sorted by hash, then priority): the first
+ * of each group is kept, the others are duplicates. */
+static void ex_find_duplicates(ex_prep *p)
+{
+    qsort(p->items, p->n_items, sizeof *p->items, ex_item_cmp_hash);
+    for (size_t g = 0; g < p->n_items;) {
+        size_t e = g + 1;
+        int conflict = 0;
+        while (e < p->n_items && ex_same_text(&p->items[g], &p->items[e])) {
+            p->st.n_duplicates[p->items[e].origin]++;
+            conflict |= p->items[e].label != p->items[g].label;
+            p->items[e].keep = !p->o->dedup;
+            e++;
+        }
+        p->st.n_label_conflicts += (size_t)conflict;
+        g = e;
+    }
+    qsort(p->items, p->n_items, sizeof *p->items, ex_item_cmp_pos);
+}
+
+/* Given files keep their split; each class of the kept inputs is shuffled
+ * with its own seeded generator and its first round(test_frac * n) examples
+ * go to test, the next round(val_frac * n) to val, the rest to train. */
+static void ex_assign_splits(ex_prep *p)
+{
+    int C = p->labels.n;
+    size_t *count = cn_xcalloc((size_t)C + 1, sizeof *count);
+    for (size_t i = 0; i < p->n_items; i++) {
+        ex_item *it = &p->items[i];
+        it->split = it->origin == EXAMPLES_FROM_TEST_FILE  ? SPLIT_TEST
+                    : it->origin == EXAMPLES_FROM_VAL_FILE ? SPLIT_VAL
+                                                           : SPLIT_TRAIN;
+        if (it->origin == EXAMPLES_FROM_INPUTS && it->keep)
+            count[it->label + 1]++;
+    }
+    for (int c = 0; c < C; c++)
+        count[c + 1] += count[c];
+    size_t n_in = count[C];
+    uint32_t *members = cn_xmalloc((n_in ? n_in : 1) * sizeof *members);
+    size_t *fill = cn_xmalloc((size_t)C * sizeof *fill);
+    memcpy(fill, count, (size_t)C * sizeof *fill);
+    for (size_t i = 0; i < p->n_items; i++)
+        if (p->items[i].origin == EXAMPLES_FROM_INPUTS && p->items[i].keep)
+            members[fill[p->items[i].label]++] = (uint32_t)i;
+    for (int c = 0; c < C; c++) {
+        uint32_t *m = members + count[c];
+        size_t n = count[c + 1] - count[c];
+        cn_rng rng;
+        cn_rng_seed(&rng, cn_hash64(p->o->seed, (uint64_t)c));
+        for (size_t k = n; k > 1; k--) {
+            size_t j = (size_t)(cn_rng_next(&rng) % k);
+            uint32_t t = m[k - 1];
+            m[k - 1] = m[j];
+            m[j] = t;
+        }
+        size_t n_test = (size_t)llround(p->o->test_frac * (double)n);
+        size_t n_val = (size_t)llround(p->o->val_frac * (double)n);
+        CHARNN_ASSERT(n_test + n_val <= n);
+        for (size_t k = 0; k < n_test; k++)
+            p->items[m[k]].split = SPLIT_TEST;
+        for (size_t k = n_test; k < n_test + n_val; k++)
+            p->items[m[k]].split = SPLIT_VAL;
+    }
+    free(fill);
+    free(members);
+    free(count);
+}
+
+/* Without dedup, how many distinct texts ended up in more than one split. */
+static void ex_count_cross_split(ex_prep *p)
+{
+    if (p->o->dedup)
+        return;
+    qsort(p->items, p->n_items, sizeof *p->items, ex_item_cmp_hash);
+    for (size_t g = 0; g < p->n_items;) {
+        size_t e = g + 1;
+        int splits = 1 << p->items[g].split;
+        while (e < p->n_items && ex_same_text(&p->items[g], &p->items[e]))
+            splits |= 1 << p->items[e++].split;
+        p->st.n_cross_split += (splits & (splits - 1)) != 0;
+        g = e;
+    }
+    qsort(p->items, p->n_items, sizeof *p->items, ex_item_cmp_pos);
+}
+
+static char *ex_join_paths(const char *const *paths, int n)
+{
+    size_t len = 1;
+    for (int i = 0; i < n; i++)
+        len += strlen(paths[i]) + 1;
+    char *s = cn_xmalloc(len), *q = s;
+    *q = '\0';
+    for (int i = 0; i < n; i++)
+        q += sprintf(q, "%s%s", i ? "\n" : "", paths[i]);
+    return s;
+}
+
+static int ex_write_attributes(ex_prep *p, hid_t file, const size_t *split_begin,
+                               const size_t *split_end, size_t max_len)
+{
+    const examples_prepare_options *o = p->o;
+    char *sources = ex_join_paths(o->inputs, o->n_inputs);
+    char rule[160];
+    if (o->test_path && o->val_path)
+        snprintf(rule, sizeof rule, "val and test files");
+    else if (o->test_path)
+        snprintf(rule, sizeof rule, "test file; val stratified by class, seeded");
+    else if (o->val_path)
+        snprintf(rule, sizeof rule, "val file; test stratified by class, seeded");
+    else
+        snprintf(rule, sizeof rule, "stratified by class, seeded");
+    int rc = 0;
+    if (ex_h5_attr_string(file, "format", EXAMPLES_FORMAT) != 0 ||
+        ex_h5_attr_i32(file, "format_version", EXAMPLES_FORMAT_VERSION) != 0 ||
+        ex_h5_attr_string(file, "task", "classify") != 0 ||
+        ex_h5_attr_string(file, "vocab_mode", o->mode == VOCAB_BYTES ? "bytes" : "codepoints") != 0 ||
+        ex_h5_attr_u64(file, "n_examples", p->st.n_examples) != 0 ||
+        ex_h5_attr_u64(file, "n_tokens", p->st.n_tokens) != 0 ||
+        ex_h5_attr_u64(file, "n_classes", (size_t)p->st.n_classes) != 0 ||
+        ex_h5_attr_u64(file, "max_len", max_len) != 0 ||
+        ex_h5_attr_string(file, "sources", sources) != 0 ||
+        ex_h5_attr_string(file, "val_source", o->val_path ? o->val_path : "") != 0 ||
+        ex_h5_attr_string(file, "test_source", o->test_path ? o->test_path : "") != 0 ||
+        ex_h5_attr_string(file, "text_col", p->text_key) != 0 ||
+        ex_h5_attr_string(file, "label_col", p->label_key) != 0 ||
+        ex_h5_attr_string(file, "split_rule", rule) != 0 ||
+        ex_h5_attr_u64(file, "seed", (size_t)o->seed) != 0 ||
+        ex_h5_attr_f64(file, "val_frac", o->val_frac) != 0 ||
+        ex_h5_attr_f64(file, "test_frac", o->test_frac) != 0 ||
+        ex_h5_attr_i32(file, "dedup", o->dedup) != 0 ||
+        ex_h5_attr_u64(file, "n_label_conflicts", p->st.n_label_conflicts) != 0 ||
+        ex_h5_attr_u64(file, "n_cross_split", p->st.n_cross_split) != 0)
+        rc = -1;
+    for (int k = 0; rc == 0 && k < 3; k++) {
+        char name[64];
+        snprintf(name, sizeof name, "n_read_%s", ex_from_names[k]);
+        if (ex_h5_attr_u64(file, name, p->st.n_read[k]) != 0)
+            rc = -1;
+        snprintf(name, sizeof name, "n_duplicates_%s", ex_from_names[k]);
+        if (rc == 0 && ex_h5_attr_u64(file, name, p->st.n_duplicates[k]) != 0)
+            rc = -1;
+        if (rc == 0 && (ex_h5_attr_u64(file, ex_split_attr[k][0], split_begin[k]) != 0 ||
+                        ex_h5_attr_u64(file, ex_split_attr[k][1], split_end[k]) != 0))
+            rc = -1;
+    }
+    free(sources);
+    return rc;
+}
+
+/* /vocab from the bitmap, and p->v for encoding. */
+static int ex_build_vocab(ex_prep *p, hid_t file)
+{
+    size_t V = 0;
+    for (size_t k = 0; k < p->n_words; k++)
+        V += (size_t)__builtin_popcountll(p->seen[k]);
+    uint32_t *symbols = cn_xmalloc(V * sizeof *symbols);
+    size_t n = 0;
+    for (size_t k = 0; k < p->n_words; k++)
+        for (uint64_t w = p->seen[k]; w; w &= w - 1u)
+            symbols[n++] = (uint32_t)(k * 64u + (size_t)__builtin_ctzll(w));
+    int rc = vocab_from_symbols(&p->v, p->o->mode, symbols, (int)V);
+    CHARNN_ASSERT(rc == 0);
+    rc = ex_h5_write_dataset(file, "vocab", H5T_STD_U32LE, H5T_NATIVE_UINT32, V, symbols);
+    free(symbols);
+    return rc;
+}
+
+static int ex_write_label_names(ex_prep *p, hid_t file)
+{
+    int C = p->labels.n;
+    size_t width = 1;
+    for (int c = 0; c < C; c++)
+        if (strlen(p->labels.names[c]) + 1 > width)
+            width = strlen(p->labels.names[c]) + 1;
+    char *buf = cn_xcalloc((size_t)C, width);
+    for (int c = 0; c < C; c++)
+        memcpy(buf + (size_t)c * width, p->labels.names[c], strlen(p->labels.names[c]));
+    hid_t type = ex_h5_string_type(width);
+    int rc = type < 0 ? -1 : ex_h5_write_dataset(file, "label_names", type, type, (size_t)C, buf);
+    if (type >= 0)
+        H5Tclose(type);
+    free(buf);
+    return rc;
+}
+
+/* Everything after pass 1: decisions, then the file (pass 2 inside). */
+static int ex_write_file(ex_prep *p, const char *tmp_path)
+{
+    const examples_prepare_options *o = p->o;
+    int C = p->labels.n;
+    size_t n_out[3] = {0, 0, 0}, tok_out[3] = {0, 0, 0}, max_len = 0;
+    for (size_t i = 0; i < p->n_items; i++) {
+        const ex_item *it = &p->items[i];
+        if (!it->keep)
+            continue;
+        n_out[it->split]++;
+        tok_out[it->split] += it->len;
+        if (it->len > max_len)
+            max_len = it->len;
+    }
+    size_t n = n_out[0] + n_out[1] + n_out[2], n_tokens = tok_out[0] + tok_out[1] + tok_out[2];
+    size_t split_begin[3], split_end[3];
+    split_begin[0] = 0;
+    for (int s = 0; s < 3; s++) {
+        if (s > 0)
+            split_begin[s] = split_end[s - 1];
+        split_end[s] = split_begin[s] + n_out[s];
+        p->st.n_split[s] = n_out[s];
+    }
+    p->st.n_examples = n;
+    p->st.n_tokens = n_tokens;
+    p->st.n_classes = C;
+    p->st.dedup = o->dedup;
+
+    /* Offsets and labels in file order: by split, then reading order. */
+    int64_t *offsets = cn_xmalloc((n + 1) * sizeof *offsets);
+    int32_t *labels = cn_xmalloc(n * sizeof *labels);
+    size_t e = 0;
+    int64_t t = 0;
+    for (int s = 0; s < 3; s++) {
+        p->cursor[s] = (size_t)t;
+        for (size_t i = 0; i < p->n_items; i++) {
+            const ex_item *it = &p->items[i];
+            if (!it->keep || it->split != s)
+                continue;
+            offsets[e] = t;
+            labels[e] = it->label;
+            t += it->len;
+            e++;
+        }
+    }
+    offsets[n] = t;
+    CHARNN_ASSERT(e == n && (size_t)t == n_tokens);
+
+    hid_t fapl = H5I_INVALID_HID, file = H5I_INVALID_HID, file_type;
+    int rc = -1;
+    if ((fapl = H5Pcreate(H5P_FILE_ACCESS)) < 0 ||
+        H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_LATEST) < 0 ||
+        (file = H5Fcreate(tmp_path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl)) < 0 ||
+        ex_build_vocab(p, file) != 0)
+        goto hdf5_error;
+    p->st.vocab_size = p->v.size;
+    if (p->v.size <= 256) {
+        file_type = H5T_STD_U8LE;
+        p->mem_type = H5T_NATIVE_UINT8;
+        p->id_size = 1;
+    } else if (p->v.size <= 65536) {
+        file_type = H5T_STD_U16LE;
+        p->mem_type = H5T_NATIVE_UINT16;
+        p->id_size = 2;
+    } else {
+        file_type = H5T_STD_U32LE;
+        p->mem_type = H5T_NATIVE_UINT32;
+        p->id_size = 4;
+    }
+    for (int s = 0; s < 3; s++)
+        p->out_buf[s] = cn_xmalloc((size_t)EX_WRITE_IDS * p->id_size);
+    if ((p->tokens = ex_h5_create(file, "tokens", file_type, n_tokens)) < 0)
+        goto hdf5_error;
+    if (ex_read_all(p, 2) != 0)
+        goto done;
+    int flush_rc = 0;
+    for (int s = 0; s < 3; s++)
+        ex_flush_split(p, s, &flush_rc);
+    if (flush_rc != 0)
+        goto done;
+    for (int s = 0; s < 3; s++)
+        CHARNN_ASSERT(p->cursor[s] == (size_t)offsets[split_end[s]]);
+    herr_t closed = H5Dclose(p->tokens);
+    p->tokens = H5I_INVALID_HID;
+    if (closed < 0 ||
+        ex_h5_write_dataset(file, "offsets", H5T_STD_I64LE, H5T_NATIVE_INT64, n + 1, offsets) != 0 ||
+        ex_h5_write_dataset(file, "labels", H5T_STD_I32LE, H5T_NATIVE_INT32, n, labels) != 0 ||
+        ex_write_label_names(p, file) != 0 ||
+        ex_write_attributes(p, file, split_begin, split_end, max_len) != 0)
+        goto hdf5_error;
+    closed = H5Fclose(file);
+    file = H5I_INVALID_HID;
+    if (closed < 0)
+        goto hdf5_error;
+    rc = 0;
+    goto done;
+hdf5_error:
+    cn_err("cannot write '%s'", o->out_path);
+done:
+    if (p->tokens >= 0)
+        H5Dclose(p->tokens);
+    p->tokens = H5I_INVALID_HID;
+    if (file >= 0)
+        H5Fclose(file);
+    if (fapl >= 0)
+        H5Pclose(fapl);
+    free(offsets);
+    free(labels);
+    return rc;
+}
+
+static int ex_check_options(const examples_prepare_options *o)
+{
+    if (o->n_inputs < 1 || !o->inputs)
+        return cn_err("no input files to prepare");
+    if (!o->out_path)
+        return cn_err("no output file given");
+    if (!(o->val_frac >= 0.0) || !(o->test_frac >= 0.0) || !(o->val_frac + o->test_frac < 1.0))
+        return cn_err("the val and test fractions must be >= 0 and sum to less than 1 (got %g and %g)",
+                      o->val_frac, o->test_frac);
+    if (o->test_path && o->test_frac > 0.0)
+        return cn_err("a test file and a test fraction exclude each other");
+    if (o->val_path && o->val_frac > 0.0)
+        return cn_err("a val file and a val fraction exclude each other");
+    return 0;
+}
+
+static void ex_prep_free(ex_prep *p)
+{
+    for (int k = 0; k < 3; k++) {
+        examples_input_free(p->files[k], p->n_files[k]);
+        free(p->out_buf[k]);
+    }
+    ex_labels_free(&p->labels);
+    vocab_free(&p->v);
+    free(p->items);
+    free(p->seen);
+    free(p->remap);
+    free(p->ids);
+}
+
+int examples_prepare(const examples_prepare_options *o)
+{
+    if (ex_check_options(o) != 0)
+        return -1;
+    ex_prep p;
+    memset(&p, 0, sizeof p);
+    p.o = o;
+    p.text_key = o->text_col ? o->text_col : "text";
+    p.label_key = o->label_col ? o->label_col : "label";
+    p.tokens = H5I_INVALID_HID;
+    ex_labels_init(&p.labels);
+    int rc = -1;
+    char *tmp_path = NULL;
+    if (examples_input_expand(o->inputs, o->n_inputs, o->format, &p.files[0], &p.n_files[0]) != 0 ||
+        (o->val_path &&
+         examples_input_expand(&o->val_path, 1, o->format, &p.files[1], &p.n_files[1]) != 0) ||
+        (o->test_path &&
+         examples_input_expand(&o->test_path, 1, o->format, &p.files[2], &p.n_files[2]) != 0))
+        goto done;
+
+    size_t tmp_len = strlen(o->out_path) + 32;
+    tmp_path = cn_xmalloc(tmp_len);
+    snprintf(tmp_path, tmp_len, "%s.tmp.%ld", o->out_path, (long)getpid());
+    /* Creating it now reports an unwritable output before a long first pass. */
+    int fd = open(tmp_path, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+    if (fd < 0) {
+        cn_err("cannot create '%s': %s", o->out_path, strerror(errno));
+        free(tmp_path);
+        tmp_path = NULL;
+        goto done;
+    }
+    close(fd);
+
+    p.n_words = (ex_symbol_limit(o->mode) + 63u) / 64u;
+    p.seen = cn_xcalloc(p.n_words, sizeof *p.seen);
+    if (ex_read_all(&p, 1) != 0)
+        goto done;
+    if (p.labels.n < 2) {
+        cn_err("the inputs have only one label ('%s'): a classifier needs two or more",
+               p.labels.names[0]);
+        goto done;
+    }
+    ex_sort_classes(&p);
+    ex_find_duplicates(&p);
+    ex_assign_splits(&p);
+    ex_count_cross_split(&p);
+    H5E_BEGIN_TRY
+    {
+        rc = ex_write_file(&p, tmp_path);
+    }
+    H5E_END_TRY;
+    if (rc == 0)
+        rc = ex_commit(tmp_path, o->out_path);
+    if (rc == 0 && o->stats)
+        *o->stats = p.st;
+done:
+    if (tmp_path) {
+        if (rc != 0)
+            unlink(tmp_path);
+        free(tmp_path);
+    }
+    ex_prep_free(&p);
+    return rc;
+}
+
+/* ---- reading -------------------------------------------------------------- */
+
+typedef struct {
+    hid_t file, tokens, fspace;
+    int32_t V;
+    int32_t *scratch; /* examples_read_many */
+    size_t scratch_cap;
+} ex_reader;
+
+static herr_t ex_find_filter_error(unsigned n, const H5E_error2_t *e, void *found)
+{
+    (void)n;
+    if (e->maj_num == H5E_PLINE || (e->desc && strstr(e->desc, "Fletcher32")))
+        *(int *)found = 1;
+    return 0;
+}
+
+static int ex_read_error(const examples_file *ex, const char *what)
+{
+    int checksum = 0;
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, ex_find_filter_error, &checksum);
+    if (checksum)
+        return cn_err("'%s' is damaged: checksum mismatch in %s", ex->path, what);
+    return cn_err("cannot read %s of '%s'", what, ex->path);
+}
+
+/* A whole 1-D dataset of exactly n elements as mem_type into buf. */
+static int ex_read_dataset(examples_file *ex, hid_t file, const char *name, hid_t mem_type,
+                           size_t n, void *buf)
+{
+    hid_t dset = H5I_INVALID_HID, space = H5I_INVALID_HID;
+    hsize_t len = 0;
+    char what[80];
+    snprintf(what, sizeof what, "/%s", name);
+    if (H5Lexists(file, name, H5P_DEFAULT) <= 0 || (dset = H5Dopen2(file, name, H5P_DEFAULT)) < 0 ||
+        (space = H5Dget_space(dset)) < 0 || H5Sget_simple_extent_ndims(space) != 1 ||
+        H5Sget_simple_extent_dims(space, &len, NULL) != 1 || len != (hsize_t)n) {
+        if (space >= 0)
+            H5Sclose(space);
+        if (dset >= 0)
+            H5Dclose(dset);
+        return cn_err("'%s' is damaged: %s is missing or has the wrong size", ex->path, what);
+    }
+    H5Sclose(space);
+    herr_t st = H5Dread(dset, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
+    int rc = st < 0 ? ex_read_error(ex, what) : 0;
+    H5Dclose(dset);
+    return rc;
+}
+
+static int ex_read_class_names(examples_file *ex, hid_t file)
+{
+    hid_t dset = H5I_INVALID_HID, type = H5I_INVALID_HID, mtype = H5I_INVALID_HID;
+    char *buf = NULL;
+    int rc = -1;
+    if (H5Lexists(file, "label_names", H5P_DEFAULT) <= 0 ||
+        (dset = H5Dopen2(file, "label_names", H5P_DEFAULT)) < 0 || (type = H5Dget_type(dset)) < 0 ||
+        H5Tget_class(type) != H5T_STRING || H5Tis_variable_str(type) != 0) {
+        cn_err("'%s' is damaged: /label_names is missing or malformed", ex->path);
+        goto done;
+    }
+    size_t width = H5Tget_size(type);
+    buf = cn_xcalloc((size_t)ex->n_classes, width + 1);
+    if ((mtype = ex_h5_string_type(width + 1)) < 0) {
+        cn_err("cannot read /label_names of '%s'", ex->path);
+        goto done;
+    }
+    H5Dclose(dset);
+    dset = H5I_INVALID_HID;
+    if (ex_read_dataset(ex, file, "label_names", mtype, (size_t)ex->n_classes, buf) != 0)
+        goto done;
+    ex->class_names = cn_xcalloc((size_t)ex->n_classes, sizeof *ex->class_names);
+    for (int c = 0; c < ex->n_classes; c++) {
+        char *s = buf + (size_t)c * (width + 1);
+        s[width] = '\0';
+        ex->class_names[c] = cn_xstrdup(s);
+    }
+    rc = 0;
+done:
+    free(buf);
+    if (mtype >= 0)
+        H5Tclose(mtype);
+    if (type >= 0)
+        H5Tclose(type);
+    if (dset >= 0)
+        H5Dclose(dset);
+    return rc;
+}
+
+static int ex_read_u64(examples_file *ex, hid_t file, const char *name, size_t *out)
+{
+    uint64_t v = 0;
+    if (ex_h5_read_attr(file, name, H5T_NATIVE_UINT64, &v) != 0)
+        return cn_err("'%s' is damaged: attribute '%s' is missing", ex->path, name);
+    *out = (size_t)v;
+    return 0;
+}
+
+static int ex_open_hdf5(examples_file *ex, vocab *v)
+{
+    ex_reader *r = cn_xcalloc(1, sizeof *r);
+    r->file = r->tokens = r->fspace = H5I_INVALID_HID;
+    ex->impl = r;
+    vocab fv;
+    memset(&fv, 0, sizeof fv);
+    hid_t dapl = H5I_INVALID_HID;
+    char *text = NULL;
+    uint32_t *symbols = NULL;
+    int version = 0, dedup = 0;
+
+    if ((r->file = H5Fopen(ex->path, H5F_ACC_RDONLY, H5P_DEFAULT)) < 0 ||
+        !(text = ex_h5_read_attr_string(r->file, "format")) || strcmp(text, EXAMPLES_FORMAT) != 0) {
+        cn_err("'%s' is not a charnn examples file", ex->path);
+        goto error;
+    }
+    free(text);
+    text = NULL;
+    if (ex_h5_read_attr(r->file, "format_version", H5T_NATIVE_INT, &version) != 0) {
+        cn_err("'%s' is damaged: attribute 'format_version' is missing", ex->path);
+        goto error;
+    }
+    if (version != EXAMPLES_FORMAT_VERSION) {
+        cn_err("'%s' is charnn examples format version %d; this charnn reads version %d", ex->path,
+               version, EXAMPLES_FORMAT_VERSION);
+        goto error;
+    }
+    if (!(text = ex_h5_read_attr_string(r->file, "task")) || strcmp(text, "classify") != 0) {
+        cn_err("'%s' holds examples for task '%s'; this reader knows 'classify'", ex->path,
+               text ? text : "?");
+        goto error;
+    }
+    free(text);
+    if (!(text = ex_h5_read_attr_string(r->file, "vocab_mode")) ||
+        (strcmp(text, "codepoints") != 0 && strcmp(text, "bytes") != 0)) {
+        cn_err("'%s' is damaged: attribute 'vocab_mode' is missing or unknown", ex->path);
+        goto error;
+    }
+    vocab_mode mode = strcmp(text, "bytes") == 0 ? VOCAB_BYTES : VOCAB_CODEPOINTS;
+    size_t n_classes = 0, V = 0;
+    examples_stats *st = &ex->stats;
+    if (ex_read_u64(ex, r->file, "n_examples", &ex->n_examples) != 0 ||
+        ex_read_u64(ex, r->file, "n_tokens", &ex->n_tokens) != 0 ||
+        ex_read_u64(ex, r->file, "n_classes", &n_classes) != 0 ||
+        ex_read_u64(ex, r->file, "max_len", &ex->max_len) != 0 ||
+        ex_read_u64(ex, r->file, "n_label_conflicts", &st->n_label_conflicts) != 0 ||
+        ex_read_u64(ex, r->file, "n_cross_split", &st->n_cross_split) != 0)
+        goto error;
+    for (int k = 0; k < 3; k++) {
+        char name[64];
+        snprintf(name, sizeof name, "n_read_%s", ex_from_names[k]);
+        if (ex_read_u64(ex, r->file, name, &st->n_read[k]) != 0)
+            goto error;
+        snprintf(name, sizeof name, "n_duplicates_%s", ex_from_names[k]);
+        if (ex_read_u64(ex, r->file, name, &st->n_duplicates[k]) != 0 ||
+            ex_read_u64(ex, r->file, ex_split_attr[k][0], &ex->split_begin[k]) != 0 ||
+            ex_read_u64(ex, r->file, ex_split_attr[k][1], &ex->split_end[k]) != 0)
+            goto error;
+    }
+    ex_h5_read_attr(r->file, "dedup", H5T_NATIVE_INT, &dedup);
+    ex->split_begin[SPLIT_ALL] = 0;
+    ex->split_end[SPLIT_ALL] = ex->n_examples;
+    if (ex->split_begin[0] != 0 || ex->split_end[0] < ex->split_begin[0] ||
+        ex->split_begin[1] != ex->split_end[0] || ex->split_end[1] < ex->split_begin[1] ||
+        ex->split_begin[2] != ex->split_end[1] || ex->split_end[2] != ex->n_examples) {
+        cn_err("'%s' is damaged: its split boundaries do not cover its %zu examples", ex->path,
+               ex->n_examples);
+        goto error;
+    }
+    if (n_classes < 1 || n_classes > EXAMPLES_MAX_CLASSES || ex->n_examples < 1) {
+        cn_err("'%s' is damaged: %zu classes, %zu examples", ex->path, n_classes, ex->n_examples);
+        goto error;
+    }
+    ex->n_classes = (int)n_classes;
+    for (int s = 0; s < 3; s++)
+        st->n_split[s] = ex->split_end[s] - ex->split_begin[s];
+    st->n_examples = ex->n_examples;
+    st->n_tokens = ex->n_tokens;
+    st->n_classes = ex->n_classes;
+    st->dedup = dedup;
+
+    /* The vocabulary: its length is the dataset's. */
+    hid_t vd = H5I_INVALID_HID, vs = H5I_INVALID_HID;
+    hsize_t vlen = 0;
+    if (H5Lexists(r->file, "vocab", H5P_DEFAULT) > 0 && (vd = H5Dopen2(r->file, "vocab", H5P_DEFAULT)) >= 0 &&
+        (vs = H5Dget_space(vd)) >= 0 && H5Sget_simple_extent_ndims(vs) == 1)
+        H5Sget_simple_extent_dims(vs, &vlen, NULL);
+    if (vs >= 0)
+        H5Sclose(vs);
+    if (vd >= 0)
+        H5Dclose(vd);
+    V = (size_t)vlen;
+    if (V < 1 || V > ex_symbol_limit(mode)) {
+        cn_err("'%s' is damaged: /vocab is missing or malformed", ex->path);
+        goto error;
+    }
+    symbols = cn_xmalloc(V * sizeof *symbols);
+    if (ex_read_dataset(ex, r->file, "vocab", H5T_NATIVE_UINT32, V, symbols) != 0)
+        goto error;
+    if (vocab_from_symbols(&fv, mode, symbols, (int)V) != 0) {
+        cn_err_context("'%s' is damaged", ex->path);
+        goto error;
+    }
+    if (v->size != 0 && !vocab_equal(v, &fv)) {
+        cn_err("'%s' has a different vocabulary than the model", ex->path);
+        goto error;
+    }
+    st->vocab_size = fv.size;
+    r->V = fv.size;
+
+    size_t n = ex->n_examples;
+    ex->offsets = cn_xmalloc((n + 1) * sizeof *ex->offsets);
+    ex->labels = cn_xmalloc(n * sizeof *ex->labels);
+    if (ex_read_dataset(ex, r->file, "offsets", H5T_NATIVE_INT64, n + 1, ex->offsets) != 0 ||
+        ex_read_dataset(ex, r->file, "labels", H5T_NATIVE_INT32, n, ex->labels) != 0 ||
+        ex_read_class_names(ex, r->file) != 0)
+        goto error;
+    if (ex->offsets[0] != 0 || ex->offsets[n] != (int64_t)ex->n_tokens) {
+        cn_err("'%s' is damaged: /offsets do not span its %zu tokens", ex->path, ex->n_tokens);
+        goto error;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (ex->offsets[i + 1] <= ex->offsets[i] ||
+            (size_t)(ex->offsets[i + 1] - ex->offsets[i]) > ex->max_len) {
+            cn_err("'%s' is damaged: /offsets are not increasing at example %zu", ex->path, i);
+            goto error;
+        }
+        if (ex->labels[i] < 0 || ex->labels[i] >= ex->n_classes) {
+            cn_err("'%s' is damaged: example %zu has label %ld of %d classes", ex->path, i,
+                   (long)ex->labels[i], ex->n_classes);
+            goto error;
+        }
+    }
+
+    hsize_t len = 0;
+    if ((dapl = H5Pcreate(H5P_DATASET_ACCESS)) < 0 ||
+        H5Pset_chunk_cache(dapl, EX_READ_CACHE_SLOTS, EX_READ_CACHE_BYTES, 1.0) < 0 ||
+        H5Lexists(r->file, "tokens", H5P_DEFAULT) <= 0 ||
+        (r->tokens = H5Dopen2(r->file, "tokens", dapl)) < 0 || (r->fspace = H5Dget_space(r->tokens)) < 0 ||
+        H5Sget_simple_extent_ndims(r->fspace) != 1 ||
+        H5Sget_simple_extent_dims(r->fspace, &len, NULL) != 1 || len != (hsize_t)ex->n_tokens) {
+        cn_err("'%s' is damaged: /tokens is missing or malformed", ex->path);
+        goto error;
+    }
+    H5Pclose(dapl);
+    free(text);
+    free(symbols);
+    if (v->size == 0)
+        *v = fv;
+    else
+        vocab_free(&fv);
+    return 0;
+error:
+    if (dapl >= 0)
+        H5Pclose(dapl);
+    free(text);
+    free(symbols);
+    vocab_free(&fv);
+    return -1;
+}
+
+int examples_open(examples_file *ex, const char *path, vocab *v)
+{
+    memset(ex, 0, sizeof *ex);
+    snprintf(ex->path, sizeof ex->path, "%s", path);
+    if (access(path, R_OK) != 0)
+        return cn_err("cannot open '%s': %s", path, strerror(errno));
+    int rc;
+    H5E_BEGIN_TRY
+    {
+        rc = ex_open_hdf5(ex, v);
+    }
+    H5E_END_TRY;
+    if (rc != 0)
+        examples_close(ex);
+    return rc;
+}
+
+void examples_close(examples_file *ex)
+{
+    ex_reader *r = ex->impl;
+    if (r) {
+        H5E_BEGIN_TRY
+        {
+            if (r->fspace >= 0)
+                H5Sclose(r->fspace);
+            if (r->tokens >= 0)
+                H5Dclose(r->tokens);
+            if (r->file >= 0)
+                H5Fclose(r->file);
+        }
+        H5E_END_TRY;
+        free(r->scratch);
+        free(r);
+    }
+    if (ex->class_names)
+        for (int c = 0; c < ex->n_classes; c++)
+            free(ex->class_names[c]);
+    free(ex->class_names);
+    free(ex->offsets);
+    free(ex->labels);
+    memset(ex, 0, sizeof *ex);
+}
+
+int examples_is_examples_file(const char *path)
+{
+    /* The HDF5 signature first, so a text file is never handed to HDF5. */
+    if (!corpus_is_prepared(path))
+        return 0;
+    int yes = 0;
+    H5E_BEGIN_TRY
+    {
+        hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+        if (f >= 0) {
+            char *s = ex_h5_read_attr_string(f, "format");
+            yes = s && strcmp(s, EXAMPLES_FORMAT) == 0;
+            free(s);
+            H5Fclose(f);
+        }
+    }
+    H5E_END_TRY;
+    return yes;
+}
+
+int examples_class_id(const examples_file *ex, const char *name)
+{
+    for (int c = 0; c < ex->n_classes; c++)
+        if (strcmp(ex->class_names[c], name) == 0)
+            return c;
+    return -1;
+}
+
+/* Check the ids a read returned: a model indexes its embedding with them. */
+static int ex_check_ids(const examples_file *ex, const int32_t *ids, size_t n)
+{
+    const ex_reader *r = ex->impl;
+    for (size_t k = 0; k < n; k++)
+        if (ids[k] < 0 || ids[k] >= r->V)
+            return cn_err("'%s' is damaged: a token has id %ld, outside its vocabulary of %ld",
+                          ex->path, (long)ids[k], (long)r->V);
+    return 0;
+}
+
+/* Read the current selection of r->fspace (count ids) into out. */
+static int ex_read_selection(examples_file *ex, size_t count, int32_t *out)
+{
+    ex_reader *r = ex->impl;
+    hsize_t c = (hsize_t)count;
+    hid_t mspace = H5Screate_simple(1, &c, NULL);
+    int rc = 0;
+    if (mspace < 0 || H5Dread(r->tokens, H5T_NATIVE_INT32, mspace, r->fspace, H5P_DEFAULT, out) < 0)
+        rc = ex_read_error(ex, "/tokens");
+    if (mspace >= 0)
+        H5Sclose(mspace);
+    return rc != 0 ? rc : ex_check_ids(ex, out, count);
+}
+
+int examples_read_tokens(examples_file *ex, size_t i, int32_t *out)
+{
+    if (i >= ex->n_examples)
+        return cn_err("cannot read example %zu of '%s': it has %zu", i, ex->path, ex->n_examples);
+    ex_reader *r = ex->impl;
+    hsize_t start = (hsize_t)ex->offsets[i], count = (hsize_t)examples_length(ex, i);
+    int rc;
+    H5E_BEGIN_TRY
+    {
+        rc = H5Sselect_hyperslab(r->fspace, H5S_SELECT_SET, &start, NULL, &count, NULL) < 0
+                 ? cn_err("cannot read example %zu of '%s'", i, ex->path)
+                 : ex_read_selection(ex, (size_t)count, out);
+    }
+    H5E_END_TRY;
+    return rc;
+}
+
+typedef struct {
+    size_t example, slot;
+} ex_pick;
+
+static int ex_pick_cmp(const void *pa, const void *pb)
+{
+    const ex_pick *a = pa, *b = pb;
+    if (a->example != b->example)
+        return a->example < b->example ? -1 : 1;
+    return a->slot < b->slot ? -1 : a->slot > b->slot;
+}
+
+/* The union of the examples' ranges, in file order, is one selection (runs
+ * of neighbouring examples merge into one block); it is read into scratch
+ * and copied out in the order asked for. */
+int examples_read_many(examples_file *ex, const size_t *idx, size_t count, int32_t *out)
+{
+    if (count == 0)
+        return 0;
+    ex_reader *r = ex->impl;
+    ex_pick *picks = cn_xmalloc(count * sizeof *picks);
+    size_t *out_at = cn_xmalloc(count * sizeof *out_at);
+    int rc = 0;
+    size_t at = 0;
+    for (size_t k = 0; k < count; k++) {
+        if (idx[k] >= ex->n_examples) {
+            rc = cn_err("cannot read example %zu of '%s': it has %zu", idx[k], ex->path,
+                        ex->n_examples);
+            goto done;
+        }
+        picks[k].example = idx[k];
+        picks[k].slot = k;
+        out_at[k] = at;
+        at += examples_length(ex, idx[k]);
+    }
+    qsort(picks, count, sizeof *picks, ex_pick_cmp);
+    size_t unique_tokens = 0;
+    for (size_t k = 0; k < count; k++)
+        if (k == 0 || picks[k].example != picks[k - 1].example)
+            unique_tokens += examples_length(ex, picks[k].example);
+    if (r->scratch_cap < unique_tokens) {
+        r->scratch_cap = unique_tokens;
+        free(r->scratch);
+        r->scratch = cn_xmalloc(unique_tokens * sizeof *r->scratch);
+    }
+    H5E_BEGIN_TRY
+    {
+        int first = 1;
+        for (size_t k = 0; k < count && rc == 0;) {
+            size_t run_first = picks[k].example, run_last = run_first;
+            while (k < count && picks[k].example <= run_last + 1) {
+                run_last = picks[k].example;
+                k++;
+            }
+            hsize_t start = (hsize_t)ex->offsets[run_first];
+            hsize_t n = (hsize_t)(ex->offsets[run_last + 1] - ex->offsets[run_first]);
+            if (H5Sselect_hyperslab(r->fspace, first ? H5S_SELECT_SET : H5S_SELECT_OR, &start, NULL,
+                                    &n, NULL) < 0)
+                rc = cn_err("cannot read examples of '%s'", ex->path);
+            first = 0;
+        }
+        if (rc == 0)
+            rc = ex_read_selection(ex, unique_tokens, r->scratch);
+    }
+    H5E_END_TRY;
+    if (rc != 0)
+        goto done;
+    size_t from = 0;
+    for (size_t k = 0; k < count; k++) {
+        size_t e = picks[k].example, len = examples_length(ex, e);
+        if (k > 0 && e != picks[k - 1].example)
+            from += examples_length(ex, picks[k - 1].example);
+        memcpy(out + out_at[picks[k].slot], r->scratch + from, len * sizeof *out);
+    }
+done:
+    free(out_at);
+    free(picks);
+    return rc;
+}
+
+static void ex_split_bounds(const examples_file *ex, int split, size_t *b, size_t *e)
+{
+    CHARNN_ASSERT(split >= SPLIT_TRAIN && split <= SPLIT_ALL);
+    *b = ex->split_begin[split];
+    *e = ex->split_end[split];
+}
+
+void examples_class_counts(const examples_file *ex, int split, size_t *counts)
+{
+    size_t b, e;
+    ex_split_bounds(ex, split, &b, &e);
+    memset(counts, 0, (size_t)ex->n_classes * sizeof *counts);
+    for (size_t i = b; i < e; i++)
+        counts[ex->labels[i]]++;
+}
+
+static int ex_size_cmp(const void *pa, const void *pb)
+{
+    size_t a = *(const size_t *)pa, b = *(const size_t *)pb;
+    return a < b ? -1 : a > b;
+}
+
+void examples_split_lengths(const examples_file *ex, int split, examples_length_stats *st)
+{
+    size_t b, e;
+    ex_split_bounds(ex, split, &b, &e);
+    memset(st, 0, sizeof *st);
+    st->n = e - b;
+    if (st->n == 0)
+        return;
+    size_t *len = cn_xmalloc(st->n * sizeof *len);
+    for (size_t i = b; i < e; i++) {
+        len[i - b] = examples_length(ex, i);
+        st->total += len[i - b];
+    }
+    qsort(len, st->n, sizeof *len, ex_size_cmp);
+    st->min = len[0];
+    st->max = len[st->n - 1];
+    st->mean = (double)st->total / (double)st->n;
+    /* Nearest rank: the smallest length with at least q of the examples at or below it. */
+    const double q[3] = {0.50, 0.90, 0.99};
+    size_t *dst[3] = {&st->p50, &st->p90, &st->p99};
+    for (int k = 0; k < 3; k++) {
+        size_t rank = (size_t)ceil(q[k] * (double)st->n);
+        *dst[k] = len[(rank ? rank : 1) - 1];
+    }
+    free(len);
+}
