@@ -281,8 +281,30 @@ static int tsv_split(examples_reader *r, const char *s, size_t len)
 
 /* ---- CSV ------------------------------------------------------------------ */
 
-/* One CSV record: lines are joined (with "\n") while a quoted field is open,
- * which is while the record holds an odd number of quotes. 1, 0 or -1. */
+/* Whether a CSV record is still inside a quoted field after s[0, len):
+ * a quote opens a field only at the start of a field, and inside one "" is a
+ * quote and a lone " closes it. A stray quote in an unquoted field leaves the
+ * state alone, so csv_split reports it on its own line. */
+static void csv_scan_quotes(const char *s, size_t len, int *in_quotes, int *field_start)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (*in_quotes) {
+            if (s[i] == '"') {
+                if (i + 1 < len && s[i + 1] == '"')
+                    i++;
+                else
+                    *in_quotes = 0;
+            }
+            continue;
+        }
+        if (s[i] == '"' && *field_start)
+            *in_quotes = 1;
+        *field_start = s[i] == ',';
+    }
+}
+
+/* One CSV record: lines are joined (with "\n") while a quoted field is open.
+ * 1, 0 or -1. */
 static int csv_read_record(examples_reader *r)
 {
     char *s;
@@ -292,7 +314,7 @@ static int csv_read_record(examples_reader *r)
         return rc;
     r->rec_line = r->line_no;
     r->rec_len = 0;
-    size_t quotes = 0;
+    int in_quotes = 0, field_start = 1;
     for (;;) {
         size_t need = r->rec_len + len + 2;
         if (r->rec_cap < need) {
@@ -301,9 +323,8 @@ static int csv_read_record(examples_reader *r)
         }
         memcpy(r->rec + r->rec_len, s, len);
         r->rec_len += len;
-        for (size_t i = 0; i < len; i++)
-            quotes += s[i] == '"';
-        if (quotes % 2 == 0)
+        csv_scan_quotes(s, len, &in_quotes, &field_start);
+        if (!in_quotes)
             return 1;
         rc = reader_getline(r, &s, &len, r->check_text_utf8);
         if (rc < 0)
@@ -311,6 +332,7 @@ static int csv_read_record(examples_reader *r)
         if (rc == 0)
             return reader_err(r, r->rec_line, "a quoted field is not closed by the end of the file");
         r->rec[r->rec_len++] = '\n';
+        field_start = 0;
     }
 }
 
