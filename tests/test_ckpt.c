@@ -17,6 +17,7 @@
 #include "charnn/ckpt.h"
 #include "charnn/common.h"
 #include "charnn/config.h"
+#include "charnn/rundir.h"
 #include "testlib.h"
 
 /* Newline, space, letters, é, 한 (U+D55C) and 😀 (U+1F600): one-, two-,
@@ -483,7 +484,7 @@ static void test_damaged_files(void)
     snprintf(path, sizeof path, "%s/missing.h5", dir);
     assert_read_fails(path, "cannot open", "No such file or directory");
 
-    assert_read_fails(dir, "cannot open", "Is a directory");
+    assert_read_fails(dir, "is a directory, not a regular file", NULL);
 
     snprintf(path, sizeof path, "%s/text.h5", dir);
     const char *text = "this is not a checkpoint\n";
@@ -629,9 +630,9 @@ static void test_atomic_write(void)
 static void test_step_path(void)
 {
     char out[64];
-    ckpt_step_path(out, sizeof out, "run", 1234);
+    rundir_step_path(out, sizeof out, "run", 1234);
     CU_ASSERT_STRING_EQUAL(out, "run/ckpt-00001234.h5");
-    ckpt_step_path(out, sizeof out, "a/b", 123456789);
+    rundir_step_path(out, sizeof out, "a/b", 123456789);
     CU_ASSERT_STRING_EQUAL(out, "a/b/ckpt-123456789.h5");
 }
 
@@ -643,17 +644,17 @@ static void test_latest_prune_resume(void)
     fixture_init(&f, CELL_GRU, 1, 6, 0, OPTIM_ADAM, 80);
 
     /* Nothing yet: an empty or absent directory is not an error. */
-    CU_ASSERT_EQUAL(ckpt_find_resumable(dir, found, sizeof found), 0);
+    CU_ASSERT_EQUAL(rundir_find_resumable(dir, found, sizeof found), 0);
     CU_ASSERT_STRING_EQUAL(found, "");
     snprintf(path, sizeof path, "%s/absent", dir);
-    CU_ASSERT_EQUAL(ckpt_find_resumable(path, found, sizeof found), 0);
+    CU_ASSERT_EQUAL(rundir_find_resumable(path, found, sizeof found), 0);
     CU_ASSERT_STRING_EQUAL(found, "");
 
     for (int64_t step = 10; step <= 40; step += 10) {
         f.prog.step = step;
-        ckpt_step_path(path, sizeof path, dir, step);
+        rundir_step_path(path, sizeof path, dir, step);
         write_ok(&f, path);
-        CU_ASSERT_EQUAL_FATAL(ckpt_update_latest(dir, path), 0);
+        CU_ASSERT_EQUAL_FATAL(rundir_update_latest(dir, path), 0);
     }
     snprintf(path, sizeof path, "%s/latest", dir);
     char *latest = file_slurp(path, NULL);
@@ -669,12 +670,12 @@ static void test_latest_prune_resume(void)
     snprintf(extra, sizeof extra, "%s/ckpt-notes.h5", dir);
     testlib_write_file(extra, "x", 1);
 
-    CU_ASSERT_EQUAL(ckpt_prune(dir, 0), 0);
-    ckpt_step_path(path, sizeof path, dir, 10);
+    CU_ASSERT_EQUAL(rundir_prune(dir, 0), 0);
+    rundir_step_path(path, sizeof path, dir, 10);
     CU_ASSERT(file_exists(path));
-    CU_ASSERT_EQUAL(ckpt_prune(dir, 2), 0);
+    CU_ASSERT_EQUAL(rundir_prune(dir, 2), 0);
     for (int64_t step = 10; step <= 40; step += 10) {
-        ckpt_step_path(path, sizeof path, dir, step);
+        rundir_step_path(path, sizeof path, dir, step);
         CU_ASSERT_EQUAL(file_exists(path), step >= 30);
     }
     snprintf(path, sizeof path, "%s/best.h5", dir);
@@ -685,9 +686,9 @@ static void test_latest_prune_resume(void)
 
     /* The newest verifies: it is the answer, quietly. */
     capture_begin();
-    CU_ASSERT_EQUAL(ckpt_find_resumable(dir, found, sizeof found), 0);
+    CU_ASSERT_EQUAL(rundir_find_resumable(dir, found, sizeof found), 0);
     char *printed = capture_end();
-    ckpt_step_path(path, sizeof path, dir, 40);
+    rundir_step_path(path, sizeof path, dir, 40);
     CU_ASSERT_STRING_EQUAL(found, path);
     CU_ASSERT_STRING_EQUAL(printed, "");
     free(printed);
@@ -695,9 +696,9 @@ static void test_latest_prune_resume(void)
     /* Damage 40: fall back to 30 and say so. */
     corrupt_dataset(path, "/model/decoder.weight");
     capture_begin();
-    CU_ASSERT_EQUAL(ckpt_find_resumable(dir, found, sizeof found), 0);
+    CU_ASSERT_EQUAL(rundir_find_resumable(dir, found, sizeof found), 0);
     printed = capture_end();
-    ckpt_step_path(path, sizeof path, dir, 30);
+    rundir_step_path(path, sizeof path, dir, 30);
     CU_ASSERT_STRING_EQUAL(found, path);
     char want[512];
     snprintf(want, sizeof want,
@@ -714,7 +715,7 @@ static void test_latest_prune_resume(void)
     /* Damage 30 too: the final model is the last resort. */
     CU_ASSERT_EQUAL_FATAL(truncate(path, file_size(path) / 2), 0);
     capture_begin();
-    CU_ASSERT_EQUAL(ckpt_find_resumable(dir, found, sizeof found), 0);
+    CU_ASSERT_EQUAL(rundir_find_resumable(dir, found, sizeof found), 0);
     printed = capture_end();
     snprintf(path, sizeof path, "%s/model.h5", dir);
     CU_ASSERT_STRING_EQUAL(found, path);
@@ -725,7 +726,7 @@ static void test_latest_prune_resume(void)
     /* Nothing usable at all. */
     unlink(path);
     capture_begin();
-    CU_ASSERT_EQUAL(ckpt_find_resumable(dir, found, sizeof found), 0);
+    CU_ASSERT_EQUAL(rundir_find_resumable(dir, found, sizeof found), 0);
     printed = capture_end();
     CU_ASSERT_STRING_EQUAL(found, "");
     free(printed);

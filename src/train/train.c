@@ -25,6 +25,7 @@
 #include "charnn/kernels.h"
 #include "charnn/model.h"
 #include "charnn/optim.h"
+#include "charnn/rundir.h"
 #include "charnn/runtime.h"
 #include "charnn/trace.h"
 
@@ -113,27 +114,6 @@ static void format_duration(char *out, size_t n, double s)
         snprintf(out, n, "%dh%02dm", (int)(s / 3600), ((int)s % 3600) / 60);
 }
 
-/* mkdir -p */
-static int ensure_dir(const char *dir)
-{
-    struct stat sb;
-    if (stat(dir, &sb) == 0)
-        return S_ISDIR(sb.st_mode) ? 0 : cn_err("--out '%s' exists and is not a directory", dir);
-    char path[CONFIG_PATH_MAX];
-    snprintf(path, sizeof path, "%s", dir);
-    for (char *p = path + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(path, 0777) != 0 && errno != EEXIST)
-            return cn_err("cannot create --out directory '%s': %s", path, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(path, 0777) != 0 && errno != EEXIST)
-        return cn_err("cannot create --out directory '%s': %s", dir, strerror(errno));
-    return 0;
-}
-
 /* Every rank must hold the same parameters: compare a hash of the slab with
  * rank 0's and end the job on a mismatch rather than train diverging copies. */
 static void verify_same_parameters(const trainer *t, const char *when)
@@ -213,10 +193,10 @@ static void save_checkpoint(trainer *t, const char *path)
 static void save_step_checkpoint(trainer *t)
 {
     char path[CONFIG_PATH_MAX + 32];
-    ckpt_step_path(path, sizeof path, t->cfg.out, t->prog.step);
+    rundir_step_path(path, sizeof path, t->cfg.out, t->prog.step);
     save_checkpoint(t, path);
     if (t->rank == 0) {
-        if (ckpt_update_latest(t->cfg.out, path) != 0 || ckpt_prune(t->cfg.out, t->cfg.keep_last) != 0)
+        if (rundir_update_latest(t->cfg.out, path) != 0 || rundir_prune(t->cfg.out, t->cfg.keep_last) != 0)
             dist_abort(1, "%s", cn_errmsg());
     }
     say(t, "checkpoint %s\n", path);
@@ -525,7 +505,7 @@ static int trainer_setup(trainer *t, const run_config *cfg)
 
     char resume_path[CONFIG_PATH_MAX + 64] = "";
     if (strcmp(cfg->resume, "auto") == 0) {
-        if (ckpt_find_resumable(cfg->out, resume_path, sizeof resume_path) != 0)
+        if (rundir_find_resumable(cfg->out, resume_path, sizeof resume_path) != 0)
             return -1;
         if (!resume_path[0])
             say(t, "no checkpoint in '%s' to resume from: starting fresh\n", cfg->out);
@@ -729,12 +709,20 @@ int train_run(const run_config *cfg)
     train_stop_signal = 0;
     /* from the start: a stop asked for during set-up takes effect at the first step */
     install_signals();
+    /* one run per --out, before anything in it is read or written */
+    rundir_lock lock;
+    if (rundir_lock_run(cfg->out, &lock) != 0) {
+        if (dist_rank() == 0)
+            fprintf(stderr, "charnn: %s\n", cn_errmsg());
+        return TRAIN_EXIT_ERROR;
+    }
     int failed = trainer_setup(&t, cfg) != 0;
     int n_failed = dist_allreduce_sum_int(failed);
     if (n_failed == dist_size()) {
         /* every rank met the same bad input: one message, a clean exit */
         if (dist_rank() == 0)
             fprintf(stderr, "charnn: %s\n", cn_errmsg());
+        rundir_lock_release(&lock);
         return TRAIN_EXIT_ERROR;
     }
     if (n_failed) {
@@ -746,15 +734,16 @@ int train_run(const run_config *cfg)
             fflush(stderr);
         }
         dist_barrier();
+        rundir_lock_release(&lock);
         return TRAIN_EXIT_ERROR;
     }
     verify_same_parameters(&t, "at start");
     finish_resume(&t);
     int rc = TRAIN_EXIT_OK;
     if (t.rank == 0) {
-        if (ensure_dir(t.cfg.out) != 0)
+        if (rundir_create(t.cfg.out) != 0)
             dist_abort(1, "%s", cn_errmsg());
-        ckpt_remove_stale_tmp(t.cfg.out);
+        rundir_remove_stale_tmp(t.cfg.out);
         char path[CONFIG_PATH_MAX + 32];
         snprintf(path, sizeof path, "%s/metrics.jsonl", t.cfg.out);
         t.metrics = fopen(path, "a");
@@ -871,7 +860,7 @@ int train_run(const run_config *cfg)
         char path[CONFIG_PATH_MAX + 32];
         snprintf(path, sizeof path, "%s/model.h5", t.cfg.out);
         save_checkpoint(&t, path);
-        if (t.rank == 0 && ckpt_update_latest(t.cfg.out, path) != 0)
+        if (t.rank == 0 && rundir_update_latest(t.cfg.out, path) != 0)
             dist_abort(1, "%s", cn_errmsg());
         if (isnan(val))
             say(&t, "done: step %lld, model written to %s\n", (long long)t.prog.step, path);
@@ -881,5 +870,6 @@ int train_run(const run_config *cfg)
                 (long long)t.prog.step, val, val / log(2.0), exp(val), path);
     }
     trainer_free(&t);
+    rundir_lock_release(&lock);
     return rc;
 }
