@@ -44,7 +44,7 @@
  *
  * Memory while preparing does not grow with the text: the inputs are read
  * twice (labels, symbols, lengths and a 128-bit hash per example, then
- * encoding), one record at a time. What stays is about 48 bytes per example
+ * encoding), one record at a time. What stays is about 60 bytes per example
  * plus the longest record, the vocabulary tables (4.4 MB in code-point mode)
  * and three write buffers of ids (see docs/examples-format.md for the bound
  * and its measurement).

@@ -9,8 +9,8 @@
  * and streams their ids into three regions of /tokens (train, val, test), so
  * the file is grouped by split without holding any text.
  *
- * The HDF5 and commit helpers are small local functions (ex_h5_*, ex_commit)
- * until the shared h5io/fsio modules land; they are the only calls to swap. */
+ * Every HDF5 call that names a dataset goes through h5io (chunked,
+ * fletcher32, errors in charnn's words); the file is committed with fsio. */
 #include <errno.h>
 #include <fcntl.h>
 #include <hdf5.h>
@@ -21,8 +21,9 @@
 #include <unistd.h>
 
 #include "charnn/common.h"
-#include "charnn/corpus.h"
 #include "charnn/examples.h"
+#include "charnn/fsio.h"
+#include "charnn/h5io.h"
 #include "examples_input.h"
 
 enum {
@@ -188,172 +189,6 @@ static int ex_same_text(const ex_item *a, const ex_item *b)
     return a->hash[0] == b->hash[0] && a->hash[1] == b->hash[1];
 }
 
-/* ---- local HDF5 helpers (to be replaced by h5io) ------------------------- */
-
-/* A 1-D dataset of n elements, chunked and fletcher32-checked. */
-static hid_t ex_h5_create(hid_t file, const char *name, hid_t type, size_t n)
-{
-    hsize_t dims = (hsize_t)n, chunk = n < EX_CHUNK ? (n ? n : 1) : EX_CHUNK;
-    hid_t space = H5I_INVALID_HID, dcpl = H5I_INVALID_HID, dset = H5I_INVALID_HID;
-    if ((space = H5Screate_simple(1, &dims, NULL)) >= 0 && (dcpl = H5Pcreate(H5P_DATASET_CREATE)) >= 0 &&
-        H5Pset_chunk(dcpl, 1, &chunk) >= 0 && H5Pset_fletcher32(dcpl) >= 0 &&
-        H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER) >= 0)
-        dset = H5Dcreate2(file, name, type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
-    if (dcpl >= 0)
-        H5Pclose(dcpl);
-    if (space >= 0)
-        H5Sclose(space);
-    return dset;
-}
-
-/* Elements [start, start + count) of a 1-D dataset from buf. */
-static int ex_h5_write_slab(hid_t dset, hid_t mem_type, size_t start, size_t count, const void *buf)
-{
-    if (count == 0)
-        return 0;
-    hsize_t s = (hsize_t)start, c = (hsize_t)count;
-    hid_t fspace = H5Dget_space(dset), mspace = H5Screate_simple(1, &c, NULL);
-    int ok = fspace >= 0 && mspace >= 0 &&
-             H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &s, NULL, &c, NULL) >= 0 &&
-             H5Dwrite(dset, mem_type, mspace, fspace, H5P_DEFAULT, buf) >= 0;
-    if (mspace >= 0)
-        H5Sclose(mspace);
-    if (fspace >= 0)
-        H5Sclose(fspace);
-    return ok ? 0 : -1;
-}
-
-static int ex_h5_write_dataset(hid_t file, const char *name, hid_t file_type, hid_t mem_type,
-                               size_t n, const void *data)
-{
-    hid_t dset = ex_h5_create(file, name, file_type, n);
-    if (dset < 0)
-        return -1;
-    int rc = ex_h5_write_slab(dset, mem_type, 0, n, data);
-    if (H5Dclose(dset) < 0)
-        rc = -1;
-    return rc;
-}
-
-static int ex_h5_attr(hid_t loc, const char *name, hid_t file_type, hid_t mem_type, const void *value)
-{
-    hid_t space = H5Screate(H5S_SCALAR), attr = H5I_INVALID_HID;
-    int ok = space >= 0 &&
-             (attr = H5Acreate2(loc, name, file_type, space, H5P_DEFAULT, H5P_DEFAULT)) >= 0 &&
-             H5Awrite(attr, mem_type, value) >= 0;
-    if (attr >= 0 && H5Aclose(attr) < 0)
-        ok = 0;
-    if (space >= 0)
-        H5Sclose(space);
-    return ok ? 0 : -1;
-}
-
-/* A UTF-8 string type of `size` bytes (NUL-terminated). */
-static hid_t ex_h5_string_type(size_t size)
-{
-    hid_t type = H5Tcopy(H5T_C_S1);
-    if (type < 0 || H5Tset_size(type, size) < 0 || H5Tset_strpad(type, H5T_STR_NULLTERM) < 0 ||
-        H5Tset_cset(type, H5T_CSET_UTF8) < 0) {
-        if (type >= 0)
-            H5Tclose(type);
-        return H5I_INVALID_HID;
-    }
-    return type;
-}
-
-static int ex_h5_attr_string(hid_t loc, const char *name, const char *value)
-{
-    hid_t type = ex_h5_string_type(strlen(value) + 1);
-    if (type < 0)
-        return -1;
-    int rc = ex_h5_attr(loc, name, type, type, value);
-    H5Tclose(type);
-    return rc;
-}
-
-static int ex_h5_attr_u64(hid_t loc, const char *name, size_t value)
-{
-    uint64_t v = value;
-    return ex_h5_attr(loc, name, H5T_STD_U64LE, H5T_NATIVE_UINT64, &v);
-}
-
-static int ex_h5_attr_f64(hid_t loc, const char *name, double value)
-{
-    return ex_h5_attr(loc, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &value);
-}
-
-static int ex_h5_attr_i32(hid_t loc, const char *name, int value)
-{
-    return ex_h5_attr(loc, name, H5T_STD_I32LE, H5T_NATIVE_INT, &value);
-}
-
-static int ex_h5_read_attr(hid_t loc, const char *name, hid_t mem_type, void *value)
-{
-    hid_t attr = H5I_INVALID_HID;
-    if (H5Aexists(loc, name) <= 0 || (attr = H5Aopen(loc, name, H5P_DEFAULT)) < 0)
-        return -1;
-    herr_t st = H5Aread(attr, mem_type, value);
-    H5Aclose(attr);
-    return st < 0 ? -1 : 0;
-}
-
-/* A fixed-length string attribute, malloc'd, or NULL. */
-static char *ex_h5_read_attr_string(hid_t loc, const char *name)
-{
-    hid_t attr = H5I_INVALID_HID, type = H5I_INVALID_HID;
-    char *s = NULL;
-    if (H5Aexists(loc, name) <= 0 || (attr = H5Aopen(loc, name, H5P_DEFAULT)) < 0)
-        return NULL;
-    if ((type = H5Aget_type(attr)) >= 0 && H5Tget_class(type) == H5T_STRING &&
-        H5Tis_variable_str(type) == 0) {
-        size_t size = H5Tget_size(type);
-        s = cn_xcalloc(size + 1, 1);
-        if (H5Aread(attr, type, s) < 0) {
-            free(s);
-            s = NULL;
-        }
-    }
-    if (type >= 0)
-        H5Tclose(type);
-    H5Aclose(attr);
-    return s;
-}
-
-/* ---- local atomic commit (to be replaced by fsio) ------------------------ */
-
-static int ex_fsync_path(const char *path, int flags)
-{
-    int fd = open(path, flags);
-    if (fd < 0)
-        return -1;
-    int rc = fsync(fd);
-    int e = errno;
-    close(fd);
-    errno = e;
-    return rc;
-}
-
-static int ex_commit(const char *tmp_path, const char *out_path)
-{
-    if (ex_fsync_path(tmp_path, O_RDONLY) != 0)
-        return cn_err("cannot write '%s': %s", out_path, strerror(errno));
-    if (rename(tmp_path, out_path) != 0)
-        return cn_err("cannot rename '%s' to '%s': %s", tmp_path, out_path, strerror(errno));
-    char *dir = cn_xstrdup(out_path);
-    char *slash = strrchr(dir, '/');
-    const char *d = ".";
-    if (slash) {
-        slash[slash == dir ? 1 : 0] = '\0';
-        d = dir;
-    }
-    int rc = ex_fsync_path(d, O_RDONLY | O_DIRECTORY);
-    int e = errno;
-    free(dir);
-    if (rc != 0)
-        return cn_err("cannot sync the directory of '%s': %s", out_path, strerror(e));
-    return 0;
-}
-
 /* ---- preparing ------------------------------------------------------------ */
 
 typedef struct {
@@ -447,8 +282,11 @@ static int ex_pass1_record(ex_prep *p, const examples_reader *r, int origin)
 
 static void ex_flush_split(ex_prep *p, int s, int *rc)
 {
-    if (*rc == 0 && ex_h5_write_slab(p->tokens, p->mem_type, p->cursor[s], p->out_n[s], p->out_buf[s]) != 0)
-        *rc = cn_err("cannot write '%s'", p->o->out_path);
+    hsize_t start = (hsize_t)p->cursor[s], count = (hsize_t)p->out_n[s];
+    if (*rc == 0 && count > 0 &&
+        h5io_dataset_write_box(p->o->out_path, "/tokens", p->tokens, p->mem_type, 1, &start, &count,
+                               H5I_INVALID_HID, H5P_DEFAULT, p->out_buf[s]) != 0)
+        *rc = -1;
     p->cursor[s] += p->out_n[s];
     p->out_n[s] = 0;
 }
@@ -656,38 +494,39 @@ static int ex_write_attributes(ex_prep *p, hid_t file, const size_t *split_begin
         snprintf(rule, sizeof rule, "val file; test stratified by class, seeded");
     else
         snprintf(rule, sizeof rule, "stratified by class, seeded");
+    const char *out = o->out_path;
     int rc = 0;
-    if (ex_h5_attr_string(file, "format", EXAMPLES_FORMAT) != 0 ||
-        ex_h5_attr_i32(file, "format_version", EXAMPLES_FORMAT_VERSION) != 0 ||
-        ex_h5_attr_string(file, "task", "classify") != 0 ||
-        ex_h5_attr_string(file, "vocab_mode", o->mode == VOCAB_BYTES ? "bytes" : "codepoints") != 0 ||
-        ex_h5_attr_u64(file, "n_examples", p->st.n_examples) != 0 ||
-        ex_h5_attr_u64(file, "n_tokens", p->st.n_tokens) != 0 ||
-        ex_h5_attr_u64(file, "n_classes", (size_t)p->st.n_classes) != 0 ||
-        ex_h5_attr_u64(file, "max_len", max_len) != 0 ||
-        ex_h5_attr_string(file, "sources", sources) != 0 ||
-        ex_h5_attr_string(file, "val_source", o->val_path ? o->val_path : "") != 0 ||
-        ex_h5_attr_string(file, "test_source", o->test_path ? o->test_path : "") != 0 ||
-        ex_h5_attr_string(file, "text_col", p->text_key) != 0 ||
-        ex_h5_attr_string(file, "label_col", p->label_key) != 0 ||
-        ex_h5_attr_string(file, "split_rule", rule) != 0 ||
-        ex_h5_attr_u64(file, "seed", (size_t)o->seed) != 0 ||
-        ex_h5_attr_f64(file, "val_frac", o->val_frac) != 0 ||
-        ex_h5_attr_f64(file, "test_frac", o->test_frac) != 0 ||
-        ex_h5_attr_i32(file, "dedup", o->dedup) != 0 ||
-        ex_h5_attr_u64(file, "n_label_conflicts", p->st.n_label_conflicts) != 0 ||
-        ex_h5_attr_u64(file, "n_cross_split", p->st.n_cross_split) != 0)
+    if (h5io_attr_write_str(out, file, "format", EXAMPLES_FORMAT) != 0 ||
+        h5io_attr_write_i64(out, file, "format_version", EXAMPLES_FORMAT_VERSION) != 0 ||
+        h5io_attr_write_str(out, file, "task", "classify") != 0 ||
+        h5io_attr_write_str(out, file, "vocab_mode", o->mode == VOCAB_BYTES ? "bytes" : "codepoints") != 0 ||
+        h5io_attr_write_u64(out, file, "n_examples", p->st.n_examples) != 0 ||
+        h5io_attr_write_u64(out, file, "n_tokens", p->st.n_tokens) != 0 ||
+        h5io_attr_write_u64(out, file, "n_classes", (uint64_t)p->st.n_classes) != 0 ||
+        h5io_attr_write_u64(out, file, "max_len", max_len) != 0 ||
+        h5io_attr_write_str(out, file, "sources", sources) != 0 ||
+        h5io_attr_write_str(out, file, "val_source", o->val_path ? o->val_path : "") != 0 ||
+        h5io_attr_write_str(out, file, "test_source", o->test_path ? o->test_path : "") != 0 ||
+        h5io_attr_write_str(out, file, "text_col", p->text_key) != 0 ||
+        h5io_attr_write_str(out, file, "label_col", p->label_key) != 0 ||
+        h5io_attr_write_str(out, file, "split_rule", rule) != 0 ||
+        h5io_attr_write_u64(out, file, "seed", o->seed) != 0 ||
+        h5io_attr_write_f64(out, file, "val_frac", o->val_frac) != 0 ||
+        h5io_attr_write_f64(out, file, "test_frac", o->test_frac) != 0 ||
+        h5io_attr_write_i64(out, file, "dedup", o->dedup) != 0 ||
+        h5io_attr_write_u64(out, file, "n_label_conflicts", p->st.n_label_conflicts) != 0 ||
+        h5io_attr_write_u64(out, file, "n_cross_split", p->st.n_cross_split) != 0)
         rc = -1;
     for (int k = 0; rc == 0 && k < 3; k++) {
         char name[64];
         snprintf(name, sizeof name, "n_read_%s", ex_from_names[k]);
-        if (ex_h5_attr_u64(file, name, p->st.n_read[k]) != 0)
+        if (h5io_attr_write_u64(out, file, name, p->st.n_read[k]) != 0)
             rc = -1;
         snprintf(name, sizeof name, "n_duplicates_%s", ex_from_names[k]);
-        if (rc == 0 && ex_h5_attr_u64(file, name, p->st.n_duplicates[k]) != 0)
+        if (rc == 0 && h5io_attr_write_u64(out, file, name, p->st.n_duplicates[k]) != 0)
             rc = -1;
-        if (rc == 0 && (ex_h5_attr_u64(file, ex_split_attr[k][0], split_begin[k]) != 0 ||
-                        ex_h5_attr_u64(file, ex_split_attr[k][1], split_end[k]) != 0))
+        if (rc == 0 && (h5io_attr_write_u64(out, file, ex_split_attr[k][0], split_begin[k]) != 0 ||
+                        h5io_attr_write_u64(out, file, ex_split_attr[k][1], split_end[k]) != 0))
             rc = -1;
     }
     free(sources);
@@ -707,27 +546,17 @@ static int ex_build_vocab(ex_prep *p, hid_t file)
             symbols[n++] = (uint32_t)(k * 64u + (size_t)__builtin_ctzll(w));
     int rc = vocab_from_symbols(&p->v, p->o->mode, symbols, (int)V);
     CHARNN_ASSERT(rc == 0);
-    rc = ex_h5_write_dataset(file, "vocab", H5T_STD_U32LE, H5T_NATIVE_UINT32, V, symbols);
+    hsize_t dims = (hsize_t)V;
+    rc = h5io_dataset_write(p->o->out_path, file, "/vocab", H5T_STD_U32LE, H5T_NATIVE_UINT32, 1,
+                            &dims, symbols);
     free(symbols);
     return rc;
 }
 
 static int ex_write_label_names(ex_prep *p, hid_t file)
 {
-    int C = p->labels.n;
-    size_t width = 1;
-    for (int c = 0; c < C; c++)
-        if (strlen(p->labels.names[c]) + 1 > width)
-            width = strlen(p->labels.names[c]) + 1;
-    char *buf = cn_xcalloc((size_t)C, width);
-    for (int c = 0; c < C; c++)
-        memcpy(buf + (size_t)c * width, p->labels.names[c], strlen(p->labels.names[c]));
-    hid_t type = ex_h5_string_type(width);
-    int rc = type < 0 ? -1 : ex_h5_write_dataset(file, "label_names", type, type, (size_t)C, buf);
-    if (type >= 0)
-        H5Tclose(type);
-    free(buf);
-    return rc;
+    return h5io_dataset_write_strings(p->o->out_path, file, "/label_names",
+                                      (const char *const *)p->labels.names, (size_t)p->labels.n);
 }
 
 /* Everything after pass 1: decisions, then the file (pass 2 inside). */
@@ -781,11 +610,15 @@ static int ex_write_file(ex_prep *p, const char *tmp_path)
 
     hid_t fapl = H5I_INVALID_HID, file = H5I_INVALID_HID, file_type;
     int rc = -1;
+    /* 1.8 object headers move an attribute too long for the header (a long
+     * list of sources) into dense storage instead of failing. */
     if ((fapl = H5Pcreate(H5P_FILE_ACCESS)) < 0 ||
-        H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_LATEST) < 0 ||
-        (file = H5Fcreate(tmp_path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl)) < 0 ||
-        ex_build_vocab(p, file) != 0)
-        goto hdf5_error;
+        H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_LATEST) < 0) {
+        cn_err("cannot write '%s': file properties failed", o->out_path);
+        goto done;
+    }
+    if ((file = h5io_file_create(tmp_path, fapl)) < 0 || ex_build_vocab(p, file) != 0)
+        goto done;
     p->st.vocab_size = p->v.size;
     if (p->v.size <= 256) {
         file_type = H5T_STD_U8LE;
@@ -802,8 +635,10 @@ static int ex_write_file(ex_prep *p, const char *tmp_path)
     }
     for (int s = 0; s < 3; s++)
         p->out_buf[s] = cn_xmalloc((size_t)EX_WRITE_IDS * p->id_size);
-    if ((p->tokens = ex_h5_create(file, "tokens", file_type, n_tokens)) < 0)
-        goto hdf5_error;
+    hsize_t dims = (hsize_t)n_tokens, chunk = n_tokens < EX_CHUNK ? n_tokens : EX_CHUNK;
+    if ((p->tokens = h5io_dataset_create(o->out_path, file, "/tokens", file_type, 1, &dims, &chunk,
+                                         H5IO_NO_FILL)) < 0)
+        goto done;
     if (ex_read_all(p, 2) != 0)
         goto done;
     int flush_rc = 0;
@@ -815,20 +650,23 @@ static int ex_write_file(ex_prep *p, const char *tmp_path)
         CHARNN_ASSERT(p->cursor[s] == (size_t)offsets[split_end[s]]);
     herr_t closed = H5Dclose(p->tokens);
     p->tokens = H5I_INVALID_HID;
-    if (closed < 0 ||
-        ex_h5_write_dataset(file, "offsets", H5T_STD_I64LE, H5T_NATIVE_INT64, n + 1, offsets) != 0 ||
-        ex_h5_write_dataset(file, "labels", H5T_STD_I32LE, H5T_NATIVE_INT32, n, labels) != 0 ||
+    if (closed < 0) {
+        h5io_write_fail(o->out_path, "closing /tokens");
+        goto done;
+    }
+    hsize_t n_offsets = (hsize_t)n + 1, n_labels = (hsize_t)n;
+    if (h5io_dataset_write(o->out_path, file, "/offsets", H5T_STD_I64LE, H5T_NATIVE_INT64, 1,
+                           &n_offsets, offsets) != 0 ||
+        h5io_dataset_write(o->out_path, file, "/labels", H5T_STD_I32LE, H5T_NATIVE_INT32, 1,
+                           &n_labels, labels) != 0 ||
         ex_write_label_names(p, file) != 0 ||
         ex_write_attributes(p, file, split_begin, split_end, max_len) != 0)
-        goto hdf5_error;
-    closed = H5Fclose(file);
+        goto done;
+    closed = h5io_file_close(o->out_path, file);
     file = H5I_INVALID_HID;
-    if (closed < 0)
-        goto hdf5_error;
+    if (closed != 0)
+        goto done;
     rc = 0;
-    goto done;
-hdf5_error:
-    cn_err("cannot write '%s'", o->out_path);
 done:
     if (p->tokens >= 0)
         H5Dclose(p->tokens);
@@ -892,15 +730,13 @@ int examples_prepare(const examples_prepare_options *o)
          examples_input_expand(&o->test_path, 1, o->format, &p.files[2], &p.n_files[2]) != 0))
         goto done;
 
-    size_t tmp_len = strlen(o->out_path) + 32;
-    tmp_path = cn_xmalloc(tmp_len);
-    snprintf(tmp_path, tmp_len, "%s.tmp.%ld", o->out_path, (long)getpid());
+    tmp_path = cn_xmalloc(strlen(o->out_path) + 32);
+    if (fsio_tmp_path(tmp_path, strlen(o->out_path) + 32, o->out_path) != 0)
+        goto done;
     /* Creating it now reports an unwritable output before a long first pass. */
     int fd = open(tmp_path, O_WRONLY | O_CREAT | O_TRUNC, 0666);
     if (fd < 0) {
         cn_err("cannot create '%s': %s", o->out_path, strerror(errno));
-        free(tmp_path);
-        tmp_path = NULL;
         goto done;
     }
     close(fd);
@@ -918,13 +754,10 @@ int examples_prepare(const examples_prepare_options *o)
     ex_find_duplicates(&p);
     ex_assign_splits(&p);
     ex_count_cross_split(&p);
-    H5E_BEGIN_TRY
-    {
-        rc = ex_write_file(&p, tmp_path);
-    }
-    H5E_END_TRY;
+    h5io_silence();
+    rc = ex_write_file(&p, tmp_path);
     if (rc == 0)
-        rc = ex_commit(tmp_path, o->out_path);
+        rc = fsio_commit(tmp_path, o->out_path, 1);
     if (rc == 0 && o->stats)
         *o->stats = p.st;
 done:
@@ -946,93 +779,32 @@ typedef struct {
     size_t scratch_cap;
 } ex_reader;
 
-static herr_t ex_find_filter_error(unsigned n, const H5E_error2_t *e, void *found)
-{
-    (void)n;
-    if (e->maj_num == H5E_PLINE || (e->desc && strstr(e->desc, "Fletcher32")))
-        *(int *)found = 1;
-    return 0;
-}
-
-static int ex_read_error(const examples_file *ex, const char *what)
-{
-    int checksum = 0;
-    H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, ex_find_filter_error, &checksum);
-    if (checksum)
-        return cn_err("'%s' is damaged: checksum mismatch in %s", ex->path, what);
-    return cn_err("cannot read %s of '%s'", what, ex->path);
-}
-
-/* A whole 1-D dataset of exactly n elements as mem_type into buf. */
-static int ex_read_dataset(examples_file *ex, hid_t file, const char *name, hid_t mem_type,
-                           size_t n, void *buf)
-{
-    hid_t dset = H5I_INVALID_HID, space = H5I_INVALID_HID;
-    hsize_t len = 0;
-    char what[80];
-    snprintf(what, sizeof what, "/%s", name);
-    if (H5Lexists(file, name, H5P_DEFAULT) <= 0 || (dset = H5Dopen2(file, name, H5P_DEFAULT)) < 0 ||
-        (space = H5Dget_space(dset)) < 0 || H5Sget_simple_extent_ndims(space) != 1 ||
-        H5Sget_simple_extent_dims(space, &len, NULL) != 1 || len != (hsize_t)n) {
-        if (space >= 0)
-            H5Sclose(space);
-        if (dset >= 0)
-            H5Dclose(dset);
-        return cn_err("'%s' is damaged: %s is missing or has the wrong size", ex->path, what);
-    }
-    H5Sclose(space);
-    herr_t st = H5Dread(dset, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
-    int rc = st < 0 ? ex_read_error(ex, what) : 0;
-    H5Dclose(dset);
-    return rc;
-}
-
-static int ex_read_class_names(examples_file *ex, hid_t file)
-{
-    hid_t dset = H5I_INVALID_HID, type = H5I_INVALID_HID, mtype = H5I_INVALID_HID;
-    char *buf = NULL;
-    int rc = -1;
-    if (H5Lexists(file, "label_names", H5P_DEFAULT) <= 0 ||
-        (dset = H5Dopen2(file, "label_names", H5P_DEFAULT)) < 0 || (type = H5Dget_type(dset)) < 0 ||
-        H5Tget_class(type) != H5T_STRING || H5Tis_variable_str(type) != 0) {
-        cn_err("'%s' is damaged: /label_names is missing or malformed", ex->path);
-        goto done;
-    }
-    size_t width = H5Tget_size(type);
-    buf = cn_xcalloc((size_t)ex->n_classes, width + 1);
-    if ((mtype = ex_h5_string_type(width + 1)) < 0) {
-        cn_err("cannot read /label_names of '%s'", ex->path);
-        goto done;
-    }
-    H5Dclose(dset);
-    dset = H5I_INVALID_HID;
-    if (ex_read_dataset(ex, file, "label_names", mtype, (size_t)ex->n_classes, buf) != 0)
-        goto done;
-    ex->class_names = cn_xcalloc((size_t)ex->n_classes, sizeof *ex->class_names);
-    for (int c = 0; c < ex->n_classes; c++) {
-        char *s = buf + (size_t)c * (width + 1);
-        s[width] = '\0';
-        ex->class_names[c] = cn_xstrdup(s);
-    }
-    rc = 0;
-done:
-    free(buf);
-    if (mtype >= 0)
-        H5Tclose(mtype);
-    if (type >= 0)
-        H5Tclose(type);
-    if (dset >= 0)
-        H5Dclose(dset);
-    return rc;
-}
-
 static int ex_read_u64(examples_file *ex, hid_t file, const char *name, size_t *out)
 {
     uint64_t v = 0;
-    if (ex_h5_read_attr(file, name, H5T_NATIVE_UINT64, &v) != 0)
-        return cn_err("'%s' is damaged: attribute '%s' is missing", ex->path, name);
+    int got = h5io_attr_read_num(ex->path, file, "", name, H5T_NATIVE_UINT64, 1, &v);
+    if (got == 0)
+        cn_err("'%s' is damaged: attribute '%s' is missing", ex->path, name);
+    if (got != 1)
+        return -1;
     *out = (size_t)v;
     return 0;
+}
+
+/* A string attribute that must be one of a few words. */
+static int ex_read_word(examples_file *ex, hid_t file, const char *name, char *buf, size_t n)
+{
+    int got = h5io_attr_read_str(ex->path, file, "", name, buf, n);
+    if (got == 0)
+        cn_err("'%s' is damaged: attribute '%s' is missing", ex->path, name);
+    return got == 1 ? 0 : -1;
+}
+
+static int ex_read_1d(examples_file *ex, hid_t file, const char *name, hid_t mem_type, size_t n,
+                      void *buf)
+{
+    hsize_t dims = (hsize_t)n;
+    return h5io_dataset_read(ex->path, file, name, mem_type, H5T_INTEGER, 1, &dims, buf);
 }
 
 static int ex_open_hdf5(examples_file *ex, vocab *v)
@@ -1043,39 +815,43 @@ static int ex_open_hdf5(examples_file *ex, vocab *v)
     vocab fv;
     memset(&fv, 0, sizeof fv);
     hid_t dapl = H5I_INVALID_HID;
-    char *text = NULL;
     uint32_t *symbols = NULL;
-    int version = 0, dedup = 0;
+    char **names = NULL;
+    size_t n_names = 0;
+    char text[64];
+    int64_t version = 0, dedup = 0;
 
-    if ((r->file = H5Fopen(ex->path, H5F_ACC_RDONLY, H5P_DEFAULT)) < 0 ||
-        !(text = ex_h5_read_attr_string(r->file, "format")) || strcmp(text, EXAMPLES_FORMAT) != 0) {
+    if ((r->file = h5io_file_open(ex->path, H5F_ACC_RDONLY, H5P_DEFAULT)) < 0)
+        goto error;
+    if (h5io_attr_read_str(ex->path, r->file, "", "format", text, sizeof text) != 1 ||
+        strcmp(text, EXAMPLES_FORMAT) != 0) {
         cn_err("'%s' is not a charnn examples file", ex->path);
         goto error;
     }
-    free(text);
-    text = NULL;
-    if (ex_h5_read_attr(r->file, "format_version", H5T_NATIVE_INT, &version) != 0) {
+    if (h5io_attr_read_num(ex->path, r->file, "", "format_version", H5T_NATIVE_INT64, 1,
+                           &version) != 1) {
         cn_err("'%s' is damaged: attribute 'format_version' is missing", ex->path);
         goto error;
     }
     if (version != EXAMPLES_FORMAT_VERSION) {
-        cn_err("'%s' is charnn examples format version %d; this charnn reads version %d", ex->path,
-               version, EXAMPLES_FORMAT_VERSION);
+        cn_err("'%s' is charnn examples format version %lld; this charnn reads version %d",
+               ex->path, (long long)version, EXAMPLES_FORMAT_VERSION);
         goto error;
     }
-    if (!(text = ex_h5_read_attr_string(r->file, "task")) || strcmp(text, "classify") != 0) {
-        cn_err("'%s' holds examples for task '%s'; this reader knows 'classify'", ex->path,
-               text ? text : "?");
+    if (ex_read_word(ex, r->file, "task", text, sizeof text) != 0)
+        goto error;
+    if (strcmp(text, "classify") != 0) {
+        cn_err("'%s' holds examples for task '%s'; this reader knows 'classify'", ex->path, text);
         goto error;
     }
-    free(text);
-    if (!(text = ex_h5_read_attr_string(r->file, "vocab_mode")) ||
-        (strcmp(text, "codepoints") != 0 && strcmp(text, "bytes") != 0)) {
-        cn_err("'%s' is damaged: attribute 'vocab_mode' is missing or unknown", ex->path);
+    if (ex_read_word(ex, r->file, "vocab_mode", text, sizeof text) != 0)
+        goto error;
+    if (strcmp(text, "codepoints") != 0 && strcmp(text, "bytes") != 0) {
+        cn_err("'%s' is damaged: unknown vocab_mode '%s'", ex->path, text);
         goto error;
     }
     vocab_mode mode = strcmp(text, "bytes") == 0 ? VOCAB_BYTES : VOCAB_CODEPOINTS;
-    size_t n_classes = 0, V = 0;
+    size_t n_classes = 0;
     examples_stats *st = &ex->stats;
     if (ex_read_u64(ex, r->file, "n_examples", &ex->n_examples) != 0 ||
         ex_read_u64(ex, r->file, "n_tokens", &ex->n_tokens) != 0 ||
@@ -1095,7 +871,8 @@ static int ex_open_hdf5(examples_file *ex, vocab *v)
             ex_read_u64(ex, r->file, ex_split_attr[k][1], &ex->split_end[k]) != 0)
             goto error;
     }
-    ex_h5_read_attr(r->file, "dedup", H5T_NATIVE_INT, &dedup);
+    if (h5io_attr_read_num(ex->path, r->file, "", "dedup", H5T_NATIVE_INT64, 1, &dedup) < 0)
+        goto error;
     ex->split_begin[SPLIT_ALL] = 0;
     ex->split_end[SPLIT_ALL] = ex->n_examples;
     if (ex->split_begin[0] != 0 || ex->split_end[0] < ex->split_begin[0] ||
@@ -1115,25 +892,19 @@ static int ex_open_hdf5(examples_file *ex, vocab *v)
     st->n_examples = ex->n_examples;
     st->n_tokens = ex->n_tokens;
     st->n_classes = ex->n_classes;
-    st->dedup = dedup;
+    st->dedup = (int)dedup;
 
-    /* The vocabulary: its length is the dataset's. */
-    hid_t vd = H5I_INVALID_HID, vs = H5I_INVALID_HID;
-    hsize_t vlen = 0;
-    if (H5Lexists(r->file, "vocab", H5P_DEFAULT) > 0 && (vd = H5Dopen2(r->file, "vocab", H5P_DEFAULT)) >= 0 &&
-        (vs = H5Dget_space(vd)) >= 0 && H5Sget_simple_extent_ndims(vs) == 1)
-        H5Sget_simple_extent_dims(vs, &vlen, NULL);
-    if (vs >= 0)
-        H5Sclose(vs);
-    if (vd >= 0)
-        H5Dclose(vd);
-    V = (size_t)vlen;
-    if (V < 1 || V > ex_symbol_limit(mode)) {
-        cn_err("'%s' is damaged: /vocab is missing or malformed", ex->path);
+    int rank = 0;
+    hsize_t vdims[H5IO_MAX_RANK] = {0};
+    if (h5io_dataset_shape(ex->path, r->file, "/vocab", &rank, vdims) != 0)
+        goto error;
+    size_t V = (size_t)vdims[0];
+    if (rank != 1 || V < 1 || V > ex_symbol_limit(mode)) {
+        cn_err("'%s' is damaged: /vocab is malformed", ex->path);
         goto error;
     }
     symbols = cn_xmalloc(V * sizeof *symbols);
-    if (ex_read_dataset(ex, r->file, "vocab", H5T_NATIVE_UINT32, V, symbols) != 0)
+    if (ex_read_1d(ex, r->file, "/vocab", H5T_NATIVE_UINT32, V, symbols) != 0)
         goto error;
     if (vocab_from_symbols(&fv, mode, symbols, (int)V) != 0) {
         cn_err_context("'%s' is damaged", ex->path);
@@ -1149,10 +920,17 @@ static int ex_open_hdf5(examples_file *ex, vocab *v)
     size_t n = ex->n_examples;
     ex->offsets = cn_xmalloc((n + 1) * sizeof *ex->offsets);
     ex->labels = cn_xmalloc(n * sizeof *ex->labels);
-    if (ex_read_dataset(ex, r->file, "offsets", H5T_NATIVE_INT64, n + 1, ex->offsets) != 0 ||
-        ex_read_dataset(ex, r->file, "labels", H5T_NATIVE_INT32, n, ex->labels) != 0 ||
-        ex_read_class_names(ex, r->file) != 0)
+    if (ex_read_1d(ex, r->file, "/offsets", H5T_NATIVE_INT64, n + 1, ex->offsets) != 0 ||
+        ex_read_1d(ex, r->file, "/labels", H5T_NATIVE_INT32, n, ex->labels) != 0 ||
+        h5io_dataset_read_strings(ex->path, r->file, "/label_names", &names, &n_names) != 0)
         goto error;
+    if (n_names != n_classes) {
+        cn_err("'%s' is damaged: /label_names has %zu names for %zu classes", ex->path, n_names,
+               n_classes);
+        goto error;
+    }
+    ex->class_names = names;
+    names = NULL;
     if (ex->offsets[0] != 0 || ex->offsets[n] != (int64_t)ex->n_tokens) {
         cn_err("'%s' is damaged: /offsets do not span its %zu tokens", ex->path, ex->n_tokens);
         goto error;
@@ -1170,18 +948,20 @@ static int ex_open_hdf5(examples_file *ex, vocab *v)
         }
     }
 
-    hsize_t len = 0;
+    /* A cache that holds the chunks of a batch of examples spread over the file. */
+    int64_t want = (int64_t)ex->n_tokens;
     if ((dapl = H5Pcreate(H5P_DATASET_ACCESS)) < 0 ||
-        H5Pset_chunk_cache(dapl, EX_READ_CACHE_SLOTS, EX_READ_CACHE_BYTES, 1.0) < 0 ||
-        H5Lexists(r->file, "tokens", H5P_DEFAULT) <= 0 ||
-        (r->tokens = H5Dopen2(r->file, "tokens", dapl)) < 0 || (r->fspace = H5Dget_space(r->tokens)) < 0 ||
-        H5Sget_simple_extent_ndims(r->fspace) != 1 ||
-        H5Sget_simple_extent_dims(r->fspace, &len, NULL) != 1 || len != (hsize_t)ex->n_tokens) {
-        cn_err("'%s' is damaged: /tokens is missing or malformed", ex->path);
+        H5Pset_chunk_cache(dapl, EX_READ_CACHE_SLOTS, EX_READ_CACHE_BYTES, 1.0) < 0) {
+        cn_err("cannot open '%s': dataset properties failed", ex->path);
+        goto error;
+    }
+    if ((r->tokens = h5io_dataset_open(ex->path, r->file, "/tokens", dapl, 1, &want, NULL)) < 0)
+        goto error;
+    if ((r->fspace = H5Dget_space(r->tokens)) < 0) {
+        h5io_read_fail(ex->path, "/tokens");
         goto error;
     }
     H5Pclose(dapl);
-    free(text);
     free(symbols);
     if (v->size == 0)
         *v = fv;
@@ -1191,7 +971,7 @@ static int ex_open_hdf5(examples_file *ex, vocab *v)
 error:
     if (dapl >= 0)
         H5Pclose(dapl);
-    free(text);
+    h5io_strings_free(names, n_names);
     free(symbols);
     vocab_free(&fv);
     return -1;
@@ -1201,14 +981,11 @@ int examples_open(examples_file *ex, const char *path, vocab *v)
 {
     memset(ex, 0, sizeof *ex);
     snprintf(ex->path, sizeof ex->path, "%s", path);
-    if (access(path, R_OK) != 0)
-        return cn_err("cannot open '%s': %s", path, strerror(errno));
-    int rc;
-    H5E_BEGIN_TRY
-    {
-        rc = ex_open_hdf5(ex, v);
-    }
-    H5E_END_TRY;
+    if (fsio_check_regular(path, NULL) != 0)
+        return -1;
+    if (!h5io_is_hdf5(path))
+        return cn_err("'%s' is not a charnn examples file", path);
+    int rc = ex_open_hdf5(ex, v);
     if (rc != 0)
         examples_close(ex);
     return rc;
@@ -1218,23 +995,17 @@ void examples_close(examples_file *ex)
 {
     ex_reader *r = ex->impl;
     if (r) {
-        H5E_BEGIN_TRY
-        {
-            if (r->fspace >= 0)
-                H5Sclose(r->fspace);
-            if (r->tokens >= 0)
-                H5Dclose(r->tokens);
-            if (r->file >= 0)
-                H5Fclose(r->file);
-        }
-        H5E_END_TRY;
+        h5io_silence();
+        if (r->fspace >= 0)
+            H5Sclose(r->fspace);
+        if (r->tokens >= 0)
+            H5Dclose(r->tokens);
+        if (r->file >= 0)
+            H5Fclose(r->file);
         free(r->scratch);
         free(r);
     }
-    if (ex->class_names)
-        for (int c = 0; c < ex->n_classes; c++)
-            free(ex->class_names[c]);
-    free(ex->class_names);
+    h5io_strings_free(ex->class_names, ex->class_names ? (size_t)ex->n_classes : 0);
     free(ex->offsets);
     free(ex->labels);
     memset(ex, 0, sizeof *ex);
@@ -1242,21 +1013,16 @@ void examples_close(examples_file *ex)
 
 int examples_is_examples_file(const char *path)
 {
-    /* The HDF5 signature first, so a text file is never handed to HDF5. */
-    if (!corpus_is_prepared(path))
+    if (!h5io_is_hdf5(path))
         return 0;
-    int yes = 0;
-    H5E_BEGIN_TRY
-    {
-        hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-        if (f >= 0) {
-            char *s = ex_h5_read_attr_string(f, "format");
-            yes = s && strcmp(s, EXAMPLES_FORMAT) == 0;
-            free(s);
-            H5Fclose(f);
-        }
-    }
-    H5E_END_TRY;
+    /* h5io's file access properties, so a file this process has open opens again. */
+    hid_t f = h5io_file_open(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0)
+        return 0;
+    char text[64];
+    int yes = h5io_attr_read_str(path, f, "", "format", text, sizeof text) == 1 &&
+              strcmp(text, EXAMPLES_FORMAT) == 0;
+    H5Fclose(f);
     return yes;
 }
 
@@ -1287,7 +1053,7 @@ static int ex_read_selection(examples_file *ex, size_t count, int32_t *out)
     hid_t mspace = H5Screate_simple(1, &c, NULL);
     int rc = 0;
     if (mspace < 0 || H5Dread(r->tokens, H5T_NATIVE_INT32, mspace, r->fspace, H5P_DEFAULT, out) < 0)
-        rc = ex_read_error(ex, "/tokens");
+        rc = h5io_read_fail(ex->path, "/tokens");
     if (mspace >= 0)
         H5Sclose(mspace);
     return rc != 0 ? rc : ex_check_ids(ex, out, count);
@@ -1299,15 +1065,10 @@ int examples_read_tokens(examples_file *ex, size_t i, int32_t *out)
         return cn_err("cannot read example %zu of '%s': it has %zu", i, ex->path, ex->n_examples);
     ex_reader *r = ex->impl;
     hsize_t start = (hsize_t)ex->offsets[i], count = (hsize_t)examples_length(ex, i);
-    int rc;
-    H5E_BEGIN_TRY
-    {
-        rc = H5Sselect_hyperslab(r->fspace, H5S_SELECT_SET, &start, NULL, &count, NULL) < 0
-                 ? cn_err("cannot read example %zu of '%s'", i, ex->path)
-                 : ex_read_selection(ex, (size_t)count, out);
-    }
-    H5E_END_TRY;
-    return rc;
+    if (h5io_dataset_read_box(ex->path, "/tokens", r->tokens, H5T_NATIVE_INT32, 1, &start, &count,
+                              H5P_DEFAULT, out) != 0)
+        return -1;
+    return ex_check_ids(ex, out, (size_t)count);
 }
 
 typedef struct {
@@ -1355,26 +1116,23 @@ int examples_read_many(examples_file *ex, const size_t *idx, size_t count, int32
         free(r->scratch);
         r->scratch = cn_xmalloc(unique_tokens * sizeof *r->scratch);
     }
-    H5E_BEGIN_TRY
-    {
-        int first = 1;
-        for (size_t k = 0; k < count && rc == 0;) {
-            size_t run_first = picks[k].example, run_last = run_first;
-            while (k < count && picks[k].example <= run_last + 1) {
-                run_last = picks[k].example;
-                k++;
-            }
-            hsize_t start = (hsize_t)ex->offsets[run_first];
-            hsize_t n = (hsize_t)(ex->offsets[run_last + 1] - ex->offsets[run_first]);
-            if (H5Sselect_hyperslab(r->fspace, first ? H5S_SELECT_SET : H5S_SELECT_OR, &start, NULL,
-                                    &n, NULL) < 0)
-                rc = cn_err("cannot read examples of '%s'", ex->path);
-            first = 0;
+    h5io_silence();
+    int first = 1;
+    for (size_t k = 0; k < count && rc == 0;) {
+        size_t run_first = picks[k].example, run_last = run_first;
+        while (k < count && picks[k].example <= run_last + 1) {
+            run_last = picks[k].example;
+            k++;
         }
-        if (rc == 0)
-            rc = ex_read_selection(ex, unique_tokens, r->scratch);
+        hsize_t start = (hsize_t)ex->offsets[run_first];
+        hsize_t n = (hsize_t)(ex->offsets[run_last + 1] - ex->offsets[run_first]);
+        if (H5Sselect_hyperslab(r->fspace, first ? H5S_SELECT_SET : H5S_SELECT_OR, &start, NULL, &n,
+                                NULL) < 0)
+            rc = cn_err("cannot read examples of '%s'", ex->path);
+        first = 0;
     }
-    H5E_END_TRY;
+    if (rc == 0)
+        rc = ex_read_selection(ex, unique_tokens, r->scratch);
     if (rc != 0)
         goto done;
     size_t from = 0;

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "charnn/common.h"
+#include "charnn/fsio.h"
 #include "charnn/vocab.h"
 #include "examples_input.h"
 
@@ -139,6 +140,9 @@ int examples_input_expand(const char *const *paths, int n_paths, examples_input_
                 goto error;
             continue;
         }
+        /* Inputs are read twice: a pipe or a device cannot be. */
+        if (fsio_check_regular(paths[i], NULL) != 0)
+            goto error;
         examples_input_format fmt = format;
         if (fmt == EXAMPLES_INPUT_AUTO && input_format_from_name(paths[i], &fmt) != 0)
             goto error;
