@@ -753,6 +753,65 @@ static void test_names(void)
     remove(out);
 }
 
+/* NSMC-rebuilt with its own test file: decompressed into the scratch
+ * directory as the user would (xz -dk), then prepared with dedup. */
+static void test_nsmc(void)
+{
+    const char *dir = CHARNN_SHARED_DATA "/nsmc";
+    struct stat sb;
+    if (stat(dir, &sb) != 0 || testlib_system("command -v xz >/dev/null") != 0) {
+        printf("\n    skipped: %s or xz is missing ", dir);
+        return;
+    }
+    char train[256], test[256], out[256];
+    path_in(train, sizeof train, "nsmc_train.tsv");
+    path_in(test, sizeof test, "nsmc_test.tsv");
+    path_in(out, sizeof out, "nsmc.h5");
+    CU_ASSERT_EQUAL_FATAL(testlib_system("xz -dc %s/train.tsv.xz > %s", dir, train), 0);
+    CU_ASSERT_EQUAL_FATAL(testlib_system("xz -dc %s/test.tsv.xz > %s", dir, test), 0);
+    examples_prepare_options o;
+    examples_prepare_options_init(&o);
+    examples_stats st;
+    const char *inputs[] = {train};
+    o.inputs = inputs;
+    o.n_inputs = 1;
+    o.test_path = test;
+    o.val_frac = 0.05;
+    o.text_col = "document";
+    o.dedup = 1;
+    o.out_path = out;
+    o.stats = &st;
+    double t0 = cn_now();
+    CU_ASSERT_EQUAL_FATAL(examples_prepare(&o), 0);
+    double t1 = cn_now();
+    CU_ASSERT_EQUAL(st.n_read[EXAMPLES_FROM_INPUTS], 150000);
+    CU_ASSERT_EQUAL(st.n_read[EXAMPLES_FROM_TEST_FILE], 50000);
+    CU_ASSERT_EQUAL(st.n_classes, 2);
+    CU_ASSERT_EQUAL(st.n_split[SPLIT_TEST], 50000 - st.n_duplicates[EXAMPLES_FROM_TEST_FILE]);
+    CU_ASSERT_EQUAL(st.n_split[SPLIT_TRAIN] + st.n_split[SPLIT_VAL],
+                    150000 - st.n_duplicates[EXAMPLES_FROM_INPUTS]);
+    printf("\n    nsmc: train %zu, val %zu, test %zu; duplicates dropped: %zu from train, %zu from "
+           "test; %zu label conflicts; vocab %d; %zu tokens (%.2fs) ",
+           st.n_split[SPLIT_TRAIN], st.n_split[SPLIT_VAL], st.n_split[SPLIT_TEST],
+           st.n_duplicates[EXAMPLES_FROM_INPUTS], st.n_duplicates[EXAMPLES_FROM_TEST_FILE],
+           st.n_label_conflicts, st.vocab_size, st.n_tokens, t1 - t0);
+    examples_file ex;
+    vocab v = {0};
+    CU_ASSERT_EQUAL_FATAL(examples_open(&ex, out, &v), 0);
+    CU_ASSERT_STRING_EQUAL(ex.class_names[0], "0");
+    CU_ASSERT_STRING_EQUAL(ex.class_names[1], "1");
+    CU_ASSERT_STRING_EQUAL(decode(&ex, &v, 0), "내게 영감의 뮤즈를 ...!");
+    examples_length_stats ls;
+    examples_split_lengths(&ex, SPLIT_TRAIN, &ls);
+    printf("\n    nsmc train lengths: mean %.1f, p50 %zu, p90 %zu, p99 %zu, max %zu ", ls.mean,
+           ls.p50, ls.p90, ls.p99, ls.max);
+    examples_close(&ex);
+    vocab_free(&v);
+    remove(train);
+    remove(test);
+    remove(out);
+}
+
 /* ---- bounded memory ------------------------------------------------------------ */
 
 /* n examples of about len bytes each (mixed ASCII and Hangul), two labels. */
@@ -880,6 +939,7 @@ int main(int argc, char **argv)
     testlib_add(s, "read_many and length statistics", test_read_many_and_lengths);
     testlib_add(s, "damaged and foreign files", test_damaged);
     testlib_add(s, "the names set", test_names);
+    testlib_add(s, "NSMC-rebuilt with its own test file", test_nsmc);
     testlib_add(s, "bounded memory", test_bounded_memory);
     int rc = testlib_run(argc, argv);
     testlib_system("rm -rf %s", SCRATCH);
