@@ -589,6 +589,95 @@ static void test_read_many_and_lengths(void)
     vocab_free(&v);
 }
 
+static void test_fill_batch(void)
+{
+    char in[256], out[256];
+    path_in(in, sizeof in, "batch.tsv");
+    path_in(out, sizeof out, "batch.h5");
+    put(in, "text\tlabel\nabcdef\tx\nab\ty\nabcd\tx\nbcdefgh\ty\nc\tx\n");
+    CU_ASSERT_EQUAL_FATAL(prepare_one(in, out, NULL, NULL), 0);
+    examples_file ex;
+    vocab v = {0};
+    CU_ASSERT_EQUAL_FATAL(examples_open(&ex, out, &v), 0);
+    /* ids: a=0 b=1 ... h=7. Rows 3, 1, 2, 1 (a repeat), 4 with T = 4. */
+    const size_t idx[5] = {3, 1, 2, 1, 4};
+    enum { B = 5, T = 4 };
+    int32_t x[T * B], len[B], y[B];
+    int truncated = -1;
+    CU_ASSERT_EQUAL_FATAL(examples_fill_batch(&ex, idx, B, T, -1, x, len, y, &truncated), 0);
+    const int32_t want_x[T][B] = {{1, 0, 0, 0, 2}, {2, 1, 1, 1, -1}, {3, -1, 2, -1, -1},
+                                  {4, -1, 3, -1, -1}};
+    const int32_t want_len[B] = {4, 2, 4, 2, 1}, want_y[B] = {1, 1, 0, 1, 0};
+    for (int t = 0; t < T; t++)
+        for (int b = 0; b < B; b++)
+            CU_ASSERT_EQUAL(x[t * B + b], want_x[t][b]);
+    for (int b = 0; b < B; b++) {
+        CU_ASSERT_EQUAL(len[b], want_len[b]);
+        CU_ASSERT_EQUAL(y[b], want_y[b]);
+    }
+    CU_ASSERT_EQUAL(truncated, 1); /* "bcdefgh"; "abcd" fits exactly */
+    /* Neighbouring capped rows must not merge into one block: 0 is cut at 4. */
+    const size_t two[2] = {0, 1};
+    int32_t x2[T * 2], len2[2], y2[2];
+    CU_ASSERT_EQUAL_FATAL(examples_fill_batch(&ex, two, 2, T, 9, x2, len2, y2, NULL), 0);
+    const int32_t want_x2[T * 2] = {0, 0, 1, 1, 2, 9, 3, 9};
+    CU_ASSERT(memcmp(x2, want_x2, sizeof x2) == 0);
+    examples_close(&ex);
+    vocab_free(&v);
+}
+
+static void test_bytes_and_val_file(void)
+{
+    char train[256], val[256], out[256], want[700];
+    path_in(train, sizeof train, "bv_train.tsv");
+    path_in(val, sizeof val, "bv_val.tsv");
+    path_in(out, sizeof out, "bv.h5");
+    testlib_write_file(train, "text\tlabel\nok\ta\nla\xE9tin\tb\n", 25);
+    put(val, "text\tlabel\nval text\tb\nok\ta\n");
+    examples_prepare_options o;
+    examples_prepare_options_init(&o);
+    examples_stats st;
+    const char *inputs[] = {train};
+    o.inputs = inputs;
+    o.n_inputs = 1;
+    o.val_path = val;
+    o.test_frac = 0.5;
+    o.out_path = out;
+    o.stats = &st;
+    CU_ASSERT_EQUAL(examples_prepare(&o), -1); /* Latin-1 is not UTF-8 */
+    snprintf(want, sizeof want,
+             "'%s' line 3: invalid UTF-8 at byte 18 (use --bytes to train on raw bytes)", train);
+    CU_ASSERT_TRUE(errmsg_is(want));
+    o.mode = VOCAB_BYTES;
+    o.dedup = 1;
+    CU_ASSERT_EQUAL_FATAL(examples_prepare(&o), 0);
+    /* "ok" is kept in the val file and dropped from the inputs. */
+    CU_ASSERT_EQUAL(st.n_duplicates[EXAMPLES_FROM_INPUTS], 1);
+    CU_ASSERT_EQUAL(st.n_split[SPLIT_VAL], 2);
+    CU_ASSERT_EQUAL(st.n_split[SPLIT_TRAIN] + st.n_split[SPLIT_TEST], 1);
+    examples_file ex;
+    vocab v = {0};
+    CU_ASSERT_EQUAL_FATAL(examples_open(&ex, out, &v), 0);
+    CU_ASSERT_EQUAL(v.mode, VOCAB_BYTES);
+    size_t i = ex.split_begin[SPLIT_TRAIN] < ex.split_end[SPLIT_TRAIN] ? ex.split_begin[SPLIT_TRAIN]
+                                                                       : ex.split_begin[SPLIT_TEST];
+    CU_ASSERT_STRING_EQUAL(decode(&ex, &v, i), "la\xE9tin");
+    CU_ASSERT_EQUAL(examples_length(&ex, i), 6);
+    examples_close(&ex);
+    vocab_free(&v);
+
+    /* An input given again as the val file, or as the output. */
+    o.val_path = train;
+    CU_ASSERT_EQUAL(examples_prepare(&o), -1);
+    snprintf(want, sizeof want, "'%s' is both an input and in the val split given", train);
+    CU_ASSERT_TRUE(errmsg_is(want));
+    o.val_path = val;
+    o.out_path = train;
+    CU_ASSERT_EQUAL(examples_prepare(&o), -1);
+    snprintf(want, sizeof want, "'%s' is both an input and the output", train);
+    CU_ASSERT_TRUE(errmsg_is(want));
+}
+
 static void test_damaged(void)
 {
     char in[256], out[256], want[600];
@@ -937,6 +1026,8 @@ int main(int argc, char **argv)
     testlib_add(s, "dedup across a given test file", test_dedup_given_test);
     testlib_add(s, "dedup before a drawn split", test_dedup_drawn_split);
     testlib_add(s, "read_many and length statistics", test_read_many_and_lengths);
+    testlib_add(s, "a time-major batch with truncation", test_fill_batch);
+    testlib_add(s, "byte mode and a given val file", test_bytes_and_val_file);
     testlib_add(s, "damaged and foreign files", test_damaged);
     testlib_add(s, "the names set", test_names);
     testlib_add(s, "NSMC-rebuilt with its own test file", test_nsmc);

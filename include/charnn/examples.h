@@ -155,8 +155,17 @@ int examples_class_id(const examples_file *ex, const char *name);
 int examples_read_tokens(examples_file *ex, size_t i, int32_t *out);
 /* The ids of examples idx[0..count) one after another into out (the sum of
  * their lengths), in idx order, with one HDF5 read of the union of their
- * ranges. Indices may repeat and come in any order. */
+ * ranges (neighbours merge into one block). Indices may repeat and come in
+ * any order. */
 int examples_read_many(examples_file *ex, const size_t *idx, size_t count, int32_t *out);
+
+/* A time-major batch of rows idx[0..B) (any examples, repeats allowed), for
+ * the many-to-one task: x (T, B) their first min(length, T) ids, pad_id after
+ * each row's end; len (B) those lengths; y (B) their labels. One HDF5 read
+ * (of only the ids kept). *n_truncated (may be NULL) receives the rows longer
+ * than T, for reporting what --max-len cut. */
+int examples_fill_batch(examples_file *ex, const size_t *idx, int B, int T, int32_t pad_id,
+                        int32_t *x, int32_t *len, int32_t *y, int *n_truncated);
 
 /* Examples per class in a split (SPLIT_ALL for all); counts has C entries. */
 void examples_class_counts(const examples_file *ex, int split, size_t *counts);

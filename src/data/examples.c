@@ -295,9 +295,9 @@ static int ex_pass2_record(ex_prep *p, const examples_reader *r, size_t pos)
 {
     uint64_t h[2];
     ex_hash128(r->text, r->text_len, h);
-    const ex_item *it = &p->items[pos];
-    if (pos >= p->n_items || h[0] != it->hash[0] || h[1] != it->hash[1])
+    if (pos >= p->n_items || h[0] != p->items[pos].hash[0] || h[1] != p->items[pos].hash[1])
         return cn_err("'%s' changed while being prepared (line %zu)", r->in->path, r->rec_line);
+    const ex_item *it = &p->items[pos];
     if (!it->keep)
         return 0;
     if (p->ids_cap < r->text_len) {
@@ -730,6 +730,25 @@ int examples_prepare(const examples_prepare_options *o)
          examples_input_expand(&o->test_path, 1, o->format, &p.files[2], &p.n_files[2]) != 0))
         goto done;
 
+    /* The output replaces its target only at the end, but never an input. */
+    for (int k = 0; k < 3; k++)
+        for (int f = 0; f < p.n_files[k]; f++)
+            if (fsio_same_file(p.files[k][f].path, o->out_path)) {
+                cn_err("'%s' is both an input and the output", o->out_path);
+                goto done;
+            }
+    if (o->test_path && o->val_path && fsio_same_file(o->test_path, o->val_path)) {
+        cn_err("'%s' is both the val and the test file", o->test_path);
+        goto done;
+    }
+    for (int k = 1; k < 3; k++)
+        for (int g = 0; g < p.n_files[k]; g++)
+            for (int f = 0; f < p.n_files[0]; f++)
+                if (fsio_same_file(p.files[0][f].path, p.files[k][g].path)) {
+                    cn_err("'%s' is both an input and in the %s split given", p.files[k][g].path,
+                           k == EXAMPLES_FROM_TEST_FILE ? "test" : "val");
+                    goto done;
+                }
     tmp_path = cn_xmalloc(strlen(o->out_path) + 32);
     if (fsio_tmp_path(tmp_path, strlen(o->out_path) + 32, o->out_path) != 0)
         goto done;
@@ -1083,18 +1102,16 @@ static int ex_pick_cmp(const void *pa, const void *pb)
     return a->slot < b->slot ? -1 : a->slot > b->slot;
 }
 
-/* The union of the examples' ranges, in file order, is one selection (runs
- * of neighbouring examples merge into one block); it is read into scratch
- * and copied out in the order asked for. */
-int examples_read_many(examples_file *ex, const size_t *idx, size_t count, int32_t *out)
+/* The first min(length, cap) ids of examples idx[0..count) to out + out_at[k].
+ * The union of their ranges, in file order, is one selection (ranges that
+ * touch merge into one block); it is read into scratch and copied out in the
+ * order asked for. */
+static int ex_gather(examples_file *ex, const size_t *idx, size_t count, size_t cap,
+                     const size_t *out_at, int32_t *out)
 {
-    if (count == 0)
-        return 0;
     ex_reader *r = ex->impl;
     ex_pick *picks = cn_xmalloc(count * sizeof *picks);
-    size_t *out_at = cn_xmalloc(count * sizeof *out_at);
     int rc = 0;
-    size_t at = 0;
     for (size_t k = 0; k < count; k++) {
         if (idx[k] >= ex->n_examples) {
             rc = cn_err("cannot read example %zu of '%s': it has %zu", idx[k], ex->path,
@@ -1103,14 +1120,14 @@ int examples_read_many(examples_file *ex, const size_t *idx, size_t count, int32
         }
         picks[k].example = idx[k];
         picks[k].slot = k;
-        out_at[k] = at;
-        at += examples_length(ex, idx[k]);
     }
     qsort(picks, count, sizeof *picks, ex_pick_cmp);
     size_t unique_tokens = 0;
     for (size_t k = 0; k < count; k++)
-        if (k == 0 || picks[k].example != picks[k - 1].example)
-            unique_tokens += examples_length(ex, picks[k].example);
+        if (k == 0 || picks[k].example != picks[k - 1].example) {
+            size_t len = examples_length(ex, picks[k].example);
+            unique_tokens += len < cap ? len : cap;
+        }
     if (r->scratch_cap < unique_tokens) {
         r->scratch_cap = unique_tokens;
         free(r->scratch);
@@ -1119,13 +1136,17 @@ int examples_read_many(examples_file *ex, const size_t *idx, size_t count, int32
     h5io_silence();
     int first = 1;
     for (size_t k = 0; k < count && rc == 0;) {
-        size_t run_first = picks[k].example, run_last = run_first;
-        while (k < count && picks[k].example <= run_last + 1) {
-            run_last = picks[k].example;
-            k++;
+        size_t e = picks[k].example, len = examples_length(ex, e);
+        hsize_t start = (hsize_t)ex->offsets[e], end = start + (len < cap ? len : cap);
+        for (k++; k < count; k++) {
+            size_t f = picks[k].example, flen = examples_length(ex, f);
+            if (f != e && (hsize_t)ex->offsets[f] != end)
+                break;
+            if (f != e)
+                end = (hsize_t)ex->offsets[f] + (flen < cap ? flen : cap);
+            e = f;
         }
-        hsize_t start = (hsize_t)ex->offsets[run_first];
-        hsize_t n = (hsize_t)(ex->offsets[run_last + 1] - ex->offsets[run_first]);
+        hsize_t n = end - start;
         if (H5Sselect_hyperslab(r->fspace, first ? H5S_SELECT_SET : H5S_SELECT_OR, &start, NULL, &n,
                                 NULL) < 0)
             rc = cn_err("cannot read examples of '%s'", ex->path);
@@ -1137,14 +1158,58 @@ int examples_read_many(examples_file *ex, const size_t *idx, size_t count, int32
         goto done;
     size_t from = 0;
     for (size_t k = 0; k < count; k++) {
-        size_t e = picks[k].example, len = examples_length(ex, e);
-        if (k > 0 && e != picks[k - 1].example)
-            from += examples_length(ex, picks[k - 1].example);
-        memcpy(out + out_at[picks[k].slot], r->scratch + from, len * sizeof *out);
+        if (k > 0 && picks[k].example != picks[k - 1].example) {
+            size_t prev = examples_length(ex, picks[k - 1].example);
+            from += prev < cap ? prev : cap;
+        }
+        size_t len = examples_length(ex, picks[k].example);
+        memcpy(out + out_at[picks[k].slot], r->scratch + from, (len < cap ? len : cap) * sizeof *out);
     }
 done:
-    free(out_at);
     free(picks);
+    return rc;
+}
+
+int examples_read_many(examples_file *ex, const size_t *idx, size_t count, int32_t *out)
+{
+    if (count == 0)
+        return 0;
+    size_t *out_at = cn_xmalloc(count * sizeof *out_at), at = 0;
+    for (size_t k = 0; k < count; k++) {
+        out_at[k] = at;
+        if (idx[k] < ex->n_examples)
+            at += examples_length(ex, idx[k]);
+    }
+    int rc = ex_gather(ex, idx, count, SIZE_MAX, out_at, out);
+    free(out_at);
+    return rc;
+}
+
+int examples_fill_batch(examples_file *ex, const size_t *idx, int B, int T, int32_t pad_id,
+                        int32_t *x, int32_t *len, int32_t *y, int *n_truncated)
+{
+    CHARNN_ASSERT(B >= 1 && T >= 1);
+    size_t *out_at = cn_xmalloc((size_t)B * sizeof *out_at);
+    int32_t *rows = cn_xmalloc((size_t)B * (size_t)T * sizeof *rows); /* (B, T) */
+    for (int b = 0; b < B; b++)
+        out_at[b] = (size_t)b * (size_t)T;
+    int rc = ex_gather(ex, idx, (size_t)B, (size_t)T, out_at, rows);
+    if (rc == 0) {
+        int truncated = 0;
+        for (int b = 0; b < B; b++) {
+            size_t n = examples_length(ex, idx[b]);
+            truncated += n > (size_t)T;
+            len[b] = (int32_t)(n < (size_t)T ? n : (size_t)T);
+            y[b] = ex->labels[idx[b]];
+            for (int t = 0; t < T; t++)
+                x[(size_t)t * (size_t)B + (size_t)b] =
+                    t < len[b] ? rows[(size_t)b * (size_t)T + (size_t)t] : pad_id;
+        }
+        if (n_truncated)
+            *n_truncated = truncated;
+    }
+    free(rows);
+    free(out_at);
     return rc;
 }
 
