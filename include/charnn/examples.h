@@ -105,7 +105,7 @@ typedef struct {
     double val_frac, test_frac; /* of each class of the inputs; >= 0, sum < 1 */
     uint64_t seed;             /* the per-class shuffles */
     int dedup;
-    examples_stats *stats;     /* optional: receives what was found, also on success only */
+    examples_stats *stats;     /* optional: receives what was found, on success */
 } examples_prepare_options;
 
 /* Defaults: auto format, "text"/"label", code points, no split fractions,
