@@ -500,6 +500,20 @@ static void test_dedup_given_test(void)
     CU_ASSERT_EQUAL(st.n_split[SPLIT_TEST], 4);
     CU_ASSERT_EQUAL(st.n_duplicates[EXAMPLES_FROM_INPUTS], 4);
     CU_ASSERT_EQUAL(st.n_cross_split, 2); /* pear, fig */
+    char *text = NULL;
+    size_t text_len = 0;
+    FILE *f = open_memstream(&text, &text_len);
+    examples_stats_print(&st, f);
+    fclose(f);
+    CU_ASSERT_STRING_EQUAL(text,
+                           "examples: 12 (train 8, val 0, test 4), 2 classes, 17 symbols, 52 tokens\n"
+                           "read: 8 from the inputs, 4 from the test file\n"
+                           "duplicates: 5 (inputs 4, val file 0, test file 1), kept (--dedup drops "
+                           "them)\n"
+                           "label conflicts: 2 texts with two or more labels (every copy kept with "
+                           "its label)\n"
+                           "leaks: 2 texts are in more than one split\n");
+    free(text);
 }
 
 static void test_dedup_drawn_split(void)

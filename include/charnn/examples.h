@@ -56,6 +56,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "charnn/data.h"
 #include "charnn/vocab.h"
@@ -107,6 +108,11 @@ typedef struct {
     int dedup;
     examples_stats *stats;     /* optional: receives what was found, on success */
 } examples_prepare_options;
+
+/* A few lines for people: the counts per split, where duplicates were and
+ * whether they were dropped, label conflicts and leaks between splits (what
+ * `prepare` and `inspect` print). */
+void examples_stats_print(const examples_stats *st, FILE *f);
 
 /* Defaults: auto format, "text"/"label", code points, no split fractions,
  * seed 1, no dedup. */

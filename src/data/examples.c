@@ -54,6 +54,32 @@ int examples_input_format_parse(const char *name)
     return -1;
 }
 
+void examples_stats_print(const examples_stats *st, FILE *f)
+{
+    fprintf(f, "examples: %zu (train %zu, val %zu, test %zu), %d classes, %d symbols, %zu tokens\n",
+            st->n_examples, st->n_split[SPLIT_TRAIN], st->n_split[SPLIT_VAL],
+            st->n_split[SPLIT_TEST], st->n_classes, st->vocab_size, st->n_tokens);
+    fprintf(f, "read: %zu from the inputs", st->n_read[EXAMPLES_FROM_INPUTS]);
+    if (st->n_read[EXAMPLES_FROM_VAL_FILE])
+        fprintf(f, ", %zu from the val file", st->n_read[EXAMPLES_FROM_VAL_FILE]);
+    if (st->n_read[EXAMPLES_FROM_TEST_FILE])
+        fprintf(f, ", %zu from the test file", st->n_read[EXAMPLES_FROM_TEST_FILE]);
+    size_t dups = st->n_duplicates[0] + st->n_duplicates[1] + st->n_duplicates[2];
+    fprintf(f, "\nduplicates: %zu", dups);
+    if (dups)
+        fprintf(f, " (inputs %zu, val file %zu, test file %zu), %s",
+                st->n_duplicates[EXAMPLES_FROM_INPUTS], st->n_duplicates[EXAMPLES_FROM_VAL_FILE],
+                st->n_duplicates[EXAMPLES_FROM_TEST_FILE],
+                st->dedup ? "dropped" : "kept (--dedup drops them)");
+    fprintf(f, "\n");
+    if (st->n_label_conflicts)
+        fprintf(f, "label conflicts: %zu texts with two or more labels (%s)\n",
+                st->n_label_conflicts,
+                st->dedup ? "the kept copy's label wins" : "every copy kept with its label");
+    if (st->n_cross_split)
+        fprintf(f, "leaks: %zu texts are in more than one split\n", st->n_cross_split);
+}
+
 /* ---- hashing -------------------------------------------------------------- */
 
 static inline uint64_t ex_mix64(uint64_t x)
