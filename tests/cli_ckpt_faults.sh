@@ -22,10 +22,11 @@ verifies() { "$CHARNN" inspect "$1" >/dev/null 2>&1; }
 ckpt_step() {
     "$CHARNN" inspect "$1" --json 2>/dev/null | sed -nE 's/.*"step":([0-9]+),.*/\1/p'
 }
-# names, sizes, mtimes (ns) and md5sums of everything in a directory
+# names, sizes, mtimes (ns) and md5sums of everything in a directory but the
+# run lock, which names whichever run took it last (cli_io_faults.sh tests it)
 snapshot() {
-    (cd "$1" && ls -la --time-style=+%s.%N | grep -v ' \.\.$' &&
-        find . -type f -print0 | sort -z | xargs -0 -r md5sum)
+    (cd "$1" && ls -la --time-style=+%s.%N | grep -v -e ' \.\.$' -e ' \.charnn\.lock$' &&
+        find . -type f ! -name .charnn.lock -print0 | sort -z | xargs -0 -r md5sum)
 }
 # flip every bit of the byte at offset $2 of file $1
 flip_byte() {

@@ -12,11 +12,13 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "charnn/ckpt.h"
 #include "charnn/common.h"
 #include "charnn/config.h"
+#include "charnn/fsio.h"
 #include "charnn/rundir.h"
 #include "testlib.h"
 
@@ -733,6 +735,179 @@ static void test_latest_prune_resume(void)
     fixture_free(&f);
 }
 
+/* Format v2: task, head and a label set round-trip; an lm write records
+ * task and head "lm" and no /labels. */
+static void test_v2_task_labels(void)
+{
+    fixture f;
+    ckpt_data d;
+    char path[256];
+    const char *dir = testlib_scratch_dir("ckpt_v2");
+    fixture_init(&f, CELL_GRU, 1, 6, 0, OPTIM_ADAM, 50);
+
+    snprintf(path, sizeof path, "%s/lm.h5", dir);
+    write_ok(&f, path);
+    CU_ASSERT_EQUAL_FATAL(ckpt_read(path, &d), 0);
+    CU_ASSERT_EQUAL(d.format_version, CKPT_FORMAT_VERSION);
+    CU_ASSERT_EQUAL(CKPT_FORMAT_VERSION, 2);
+    CU_ASSERT_STRING_EQUAL(d.task.task, "lm");
+    CU_ASSERT_STRING_EQUAL(d.task.head, "lm");
+    CU_ASSERT_EQUAL(d.task.n_labels, 0);
+    CU_ASSERT_PTR_NULL(d.task.labels);
+    assert_roundtrip(&f, &d, 1);
+    ckpt_data_free(&d);
+    hid_t fid = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    CU_ASSERT_FATAL(fid >= 0);
+    CU_ASSERT_EQUAL(H5Lexists(fid, "/labels", H5P_DEFAULT), 0);
+    H5Fclose(fid);
+
+    /* a classifier's label names, UTF-8 and of different lengths */
+    char *labels[] = {"negative", "positive", "\xED\x95\x9C\xEA\xB5\xAD\xEC\x96\xB4", "x"};
+    ckpt_task task = {.task = "classify", .head = "classify", .n_labels = 4, .labels = labels};
+    snprintf(path, sizeof path, "%s/classify.h5", dir);
+    CU_ASSERT_EQUAL_FATAL(ckpt_write_task_atomic(path, &task, &f.cfg, &f.voc, &f.m, &f.opt,
+                                                 &f.prog, TEST_NRANKS, f.ranks),
+                          0);
+    CU_ASSERT_EQUAL_FATAL(ckpt_read(path, &d), 0);
+    CU_ASSERT_STRING_EQUAL(d.task.task, "classify");
+    CU_ASSERT_STRING_EQUAL(d.task.head, "classify");
+    CU_ASSERT_EQUAL_FATAL(d.task.n_labels, 4);
+    for (int i = 0; i < 4; i++)
+        CU_ASSERT_STRING_EQUAL(d.task.labels[i], labels[i]);
+    assert_roundtrip(&f, &d, 1);
+    ckpt_data_free(&d);
+    CU_ASSERT_PTR_NULL(d.task.labels);
+
+    /* /labels is checksummed like every dataset */
+    corrupt_dataset(path, "/labels");
+    assert_read_fails(path, "is damaged: checksum mismatch in /labels", NULL);
+
+    /* a v2 file must say what it is */
+    snprintf(path, sizeof path, "%s/no_task.h5", dir);
+    write_ok(&f, path);
+    fid = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    CU_ASSERT(H5Adelete(fid, "task") >= 0);
+    H5Fclose(fid);
+    assert_read_fails(path, "is damaged: missing attribute task", NULL);
+    fixture_free(&f);
+}
+
+/* The v1 fixture written by charnn 0.1.0 reads as task lm, head lm. */
+static void test_v1_reads_as_lm(void)
+{
+    char path[512], cmd[1200];
+    snprintf(path, sizeof path, "%s/v1.h5", testlib_scratch_dir("ckpt_v1"));
+    snprintf(cmd, sizeof cmd,
+             "base64 -d '%s/tests/fixtures/v1_lstm_step4.h5.gz.b64' | gunzip > '%s'",
+             CHARNN_SOURCE_DIR, path);
+    CU_ASSERT_EQUAL_FATAL(system(cmd), 0);
+    ckpt_data d;
+    int rc = ckpt_read(path, &d);
+    if (rc != 0)
+        fprintf(stderr, "\n  read: %s\n", cn_errmsg());
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_EQUAL(d.format_version, 1);
+    CU_ASSERT_STRING_EQUAL(d.task.task, "lm");
+    CU_ASSERT_STRING_EQUAL(d.task.head, "lm");
+    CU_ASSERT_EQUAL(d.task.n_labels, 0);
+    CU_ASSERT_EQUAL(d.prog.step, 4);
+    CU_ASSERT_EQUAL(d.cfg.model.cell, CELL_LSTM);
+    CU_ASSERT_EQUAL(d.has_opt, 1);
+    CU_ASSERT_EQUAL(d.nranks, 1);
+    ckpt_data_free(&d);
+}
+
+/* The run lock: a second holder is refused naming the first, a released lock
+ * is free again, and nothing but the lock file is written. */
+static void test_run_lock(void)
+{
+    char dir[256], path[300], want[1024], host[256];
+    snprintf(dir, sizeof dir, "%s/run", testlib_scratch_dir("ckpt_lock"));
+    rundir_lock a, b;
+    CU_ASSERT_EQUAL_FATAL(rundir_lock_acquire(dir, &a), 0);
+    CU_ASSERT(a.fd >= 0);
+    snprintf(path, sizeof path, "%s/" RUNDIR_LOCK_NAME, dir);
+    char *named = file_slurp(path, NULL);
+    CU_ASSERT_FATAL(gethostname(host, sizeof host) == 0);
+    snprintf(want, sizeof want, "%ld %s\n", (long)getpid(), host);
+    CU_ASSERT_STRING_EQUAL(named, want);
+    free(named);
+    /* flock locks belong to the open file: a second open in this process conflicts too */
+    CU_ASSERT_EQUAL(rundir_lock_acquire(dir, &b), -1);
+    snprintf(want, sizeof want,
+             "run directory '%s' is in use by another charnn run (pid %ld on host %s)", dir,
+             (long)getpid(), host);
+    CU_ASSERT_STRING_EQUAL(cn_errmsg(), want);
+    CU_ASSERT_EQUAL(b.fd, -1);
+    rundir_lock_release(&a);
+    CU_ASSERT_EQUAL(a.fd, -1);
+    CU_ASSERT_EQUAL(rundir_lock_acquire(dir, &b), 0);
+    rundir_lock_release(&b);
+    rundir_lock_release(&b);
+    /* a file where the directory should be */
+    snprintf(path, sizeof path, "%s/afile", dir);
+    testlib_write_file(path, "x", 1);
+    CU_ASSERT_EQUAL(rundir_lock_acquire(path, &a), -1);
+    snprintf(want, sizeof want, "--out '%s' exists and is not a directory", path);
+    CU_ASSERT_STRING_EQUAL(cn_errmsg(), want);
+}
+
+/* Temporaries of any name whose writer is gone are removed; others stay. */
+static void test_remove_stale_tmp(void)
+{
+    char dir[256], path[400];
+    snprintf(dir, sizeof dir, "%s", testlib_scratch_dir("ckpt_stale"));
+    pid_t dead = fork();
+    CU_ASSERT_FATAL(dead >= 0);
+    if (dead == 0)
+        _exit(0);
+    waitpid(dead, NULL, 0);
+    const char *names[] = {"latest", "ckpt-00000010.h5", "model.h5", "best.h5"};
+    for (int i = 0; i < 4; i++) {
+        snprintf(path, sizeof path, "%s/%s.tmp.%ld", dir, names[i], (long)dead);
+        testlib_write_file(path, "x", 1);
+    }
+    snprintf(path, sizeof path, "%s/latest.tmp.%ld", dir, (long)getpid());
+    testlib_write_file(path, "x", 1);
+    snprintf(path, sizeof path, "%s/notes.tmp.txt", dir);
+    testlib_write_file(path, "x", 1);
+    capture_begin();
+    CU_ASSERT_EQUAL(rundir_remove_stale_tmp(dir), 0);
+    char *printed = capture_end();
+    for (int i = 0; i < 4; i++) {
+        char line[600];
+        snprintf(path, sizeof path, "%s/%s.tmp.%ld", dir, names[i], (long)dead);
+        CU_ASSERT(!file_exists(path));
+        snprintf(line, sizeof line, "charnn: removed '%s', left by an interrupted write\n", path);
+        CU_ASSERT(strstr(printed, line) != NULL);
+    }
+    free(printed);
+    snprintf(path, sizeof path, "%s/latest.tmp.%ld", dir, (long)getpid());
+    CU_ASSERT(file_exists(path));
+    snprintf(path, sizeof path, "%s/notes.tmp.txt", dir);
+    CU_ASSERT(file_exists(path));
+}
+
+/* Readers refuse what is not a regular file, by name, without opening it. */
+static void test_not_regular(void)
+{
+    char fifo[256], want[512];
+    snprintf(fifo, sizeof fifo, "%s/fifo", testlib_scratch_dir("ckpt_fifo"));
+    unlink(fifo);
+    CU_ASSERT_FATAL(mkfifo(fifo, 0600) == 0);
+    assert_read_fails(fifo, "is a FIFO, not a regular file", NULL);
+    snprintf(want, sizeof want, "'%s' is a FIFO, not a regular file", fifo);
+    CU_ASSERT_STRING_EQUAL(cn_errmsg(), want);
+    assert_read_fails("/dev/zero", "'/dev/zero' is a character device, not a regular file",
+                      NULL);
+    uint64_t size = 1;
+    CU_ASSERT_EQUAL(fsio_check_regular(fifo, &size), -1);
+    CU_ASSERT_EQUAL(size, 1);
+    CU_ASSERT_EQUAL(fsio_check_regular("/dev/null", NULL), -1);
+    CU_ASSERT_STRING_EQUAL(cn_errmsg(), "'/dev/null' is a character device, not a regular file");
+    unlink(fifo);
+}
+
 int main(int argc, char **argv)
 {
     CU_pSuite rt = testlib_suite("ckpt_roundtrip");
@@ -743,8 +918,14 @@ int main(int argc, char **argv)
     CU_pSuite bad = testlib_suite("ckpt_damage");
     testlib_add(bad, "damaged and foreign files", test_damaged_files);
     testlib_add(bad, "atomic write", test_atomic_write);
+    testlib_add(bad, "FIFOs and devices are refused", test_not_regular);
+    CU_pSuite v2 = testlib_suite("ckpt_format_v2");
+    testlib_add(v2, "task, head and labels", test_v2_task_labels);
+    testlib_add(v2, "a v1 file reads as lm", test_v1_reads_as_lm);
     CU_pSuite run = testlib_suite("ckpt_rundir");
     testlib_add(run, "step path", test_step_path);
     testlib_add(run, "latest, prune, find_resumable", test_latest_prune_resume);
+    testlib_add(run, "the run lock", test_run_lock);
+    testlib_add(run, "stale temporaries", test_remove_stale_tmp);
     return testlib_run(argc, argv);
 }

@@ -13,9 +13,11 @@
  * buffer, a bitmap of every possible symbol (136 KiB), one write block of ids
  * and HDF5's own bookkeeping. The inputs are concatenated as they are.
  *
- * File layout (format "charnn-corpus", version 1):
+ * File layout (format "charnn-corpus", version 1), written through h5io, so
+ * every dataset is chunked and fletcher32-checked (corpora written before
+ * charnn 0.2 have no checksum on /vocab and still read):
  *   /tokens  (n_tokens) ids, the narrowest of uint8/uint16/uint32 for V;
- *            chunked, fletcher32-checked, not compressed
+ *            not compressed
  *   /vocab   (V) uint32 symbols, ascending (code points or byte values)
  *   root attributes: format, format_version, vocab_mode ("codepoints" or
  *   "bytes"), n_tokens, sources (input names joined by '\n'), val_frac,
@@ -34,15 +36,26 @@
 #define CORPUS_FORMAT_VERSION 1
 #define CORPUS_DEFAULT_BUFFER_BYTES ((size_t)4 << 20)
 
-/* Encode inputs[0..n_inputs) into out_path, written atomically (a temporary
- * file beside it, fsynced, then renamed). buffer_bytes is the read buffer
+/* Encode inputs[0..n_inputs) into out_path, written atomically (fsio: a
+ * temporary file beside it, fsynced, renamed). buffer_bytes is the read buffer
  * (at least 4 bytes are used). Errors name the input and, for invalid UTF-8,
- * the byte offset within that input. */
+ * the byte offset within that input. Inputs must be regular files (each is
+ * read twice), and an output that is one of the inputs (same device and
+ * inode) is refused before anything is written. */
 int corpus_prepare(const char *const *inputs, int n_inputs, const char *out_path, vocab_mode mode,
                    double val_frac, double test_frac, size_t buffer_bytes);
 
-/* 1 if path starts with the HDF5 signature, else 0 (also when unreadable). */
+/* 1 if path is a regular file that starts like an HDF5 file (damaged or not),
+ * else 0 (also when unreadable). Such a file is never read as text. */
 int corpus_is_prepared(const char *path);
+
+/* Open any corpus: a prepared one (its own vocabulary and splits, see
+ * data_source_open_prepared), or else a text file encoded with v (built in
+ * `mode` from the file when v->size == 0) and split by val_frac/test_frac.
+ * The one way train, eval and trace open their data. Non-regular files (FIFOs,
+ * devices, directories) are refused at once. */
+int corpus_open(data_source *src, const char *path, vocab *v, vocab_mode mode, double val_frac,
+                double test_frac, data_splits *splits);
 
 /* Open a prepared corpus for reading. If v->size == 0 the file's vocabulary
  * is loaded into v (the caller frees it); otherwise the file must have exactly

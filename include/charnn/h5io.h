@@ -44,13 +44,18 @@ void h5io_silence(void);
 /* 1 if path is a regular file that starts with the HDF5 signature (at 0 or
  * after a user block of 512, 1024, ... bytes), else 0. Never blocks. */
 int h5io_is_hdf5(const char *path);
+/* 1 if path is a regular file that begins with "\x89HDF" or is h5io_is_hdf5:
+ * an HDF5 file, damaged or not, which must never be read as anything else. */
+int h5io_starts_like_hdf5(const char *path);
 
 /* Open an existing file. Refuses non-regular files (fsio_check_regular) and
  * empty ones ("'X' is damaged: the file is empty"), files without the HDF5
  * signature ("'X' is not an HDF5 file"), and damaged ones ("'X' is damaged:
- * the file is truncated", "... checksum mismatch in the file's metadata").
- * fapl may be H5P_DEFAULT; the file is always opened with a strong close so a
- * failed read leaves nothing open. */
+ * the file is truncated", "... checksum mismatch in the file's metadata",
+ * "... its HDF5 signature is broken").
+ * fapl may be H5P_DEFAULT; one-shot readers pass one with H5F_CLOSE_STRONG so
+ * that a read failing halfway leaves nothing open (a file stays open with one
+ * close degree only: every opener of the same file must use the same). */
 hid_t h5io_file_open(const char *path, unsigned flags, hid_t fapl);
 /* Create (truncate) path. A file that cannot be made at all gets errno's
  * words ("cannot create 'X': Permission denied"). */

@@ -1,10 +1,10 @@
 /* Trace analysis: reading a trace in blocks of steps, the report, the table
  * and JSON outputs, and the CLI. See analyze.h and docs/trace-format.md.
  *
- * analyze_run runs its HDF5 calls inside one H5E_BEGIN_TRY, so HDF5 never
- * prints its error stack: a bad file becomes one line through cn_err naming
- * the file and the object. Ids start at H5I_INVALID_HID, every call is
- * checked, and each function closes what it opened at one label.
+ * Traces are read through h5io, so HDF5 never prints its error stack: a bad
+ * file becomes one line through cn_err naming the file and the object ("'T'
+ * is damaged: checksum mismatch in /layer0/h"). Ids start at H5I_INVALID_HID,
+ * every call is checked, and each function closes what it opened at one label.
  */
 #include "charnn/analyze.h"
 
@@ -19,226 +19,52 @@
 #include "charnn/common.h"
 #include "charnn/config.h"
 #include "charnn/flags.h"
+#include "charnn/h5io.h"
 #include "charnn/trace.h"
 
 /* Steps read per block: about 1 Mi floats of one dataset, within these bounds. */
 #define BLOCK_MIN_ROWS 64
 #define BLOCK_MAX_ROWS 4096
 
-/* ---- HDF5 reading ---------------------------------------------------------- */
-
-static herr_t h5_inner_visit(unsigned n, const H5E_error2_t *e, void *data)
-{
-    (void)n;
-    if (e->desc && e->desc[0])
-        snprintf(data, 160, "%s", e->desc);
-    return 0;
-}
-
-/* cn_err for a failed HDF5 call on `what` of the file at path, with the
- * innermost message of HDF5's stack. */
-static int h5_fail(const char *path, const char *what)
-{
-    char inner[160] = "";
-    if (H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, h5_inner_visit, inner) < 0 || !inner[0])
-        snprintf(inner, sizeof inner, "hdf5 error");
-    return cn_err("cannot read %s of '%s' (%s)", what, path, inner);
-}
+/* ---- HDF5 reading: h5io's checked helpers ------------------------------------ */
 
 static int missing(const char *path, const char *what)
 {
     return cn_err("'%s' is not a complete trace: missing %s", path, what);
 }
 
-/* 1 if the object at `name` (an absolute path) exists, 0 if not, -1 on error.
- * Every intermediate group is checked, as H5Lexists needs. */
-static int object_exists(const char *path, hid_t fid, const char *name)
-{
-    char part[256];
-    size_t len = strlen(name);
-    CHARNN_ASSERT(len < sizeof part && name[0] == '/');
-    for (size_t i = 1; i <= len; i++) {
-        if (name[i] != '/' && name[i] != '\0')
-            continue;
-        memcpy(part, name, i);
-        part[i] = '\0';
-        htri_t e = H5Lexists(fid, part, H5P_DEFAULT);
-        if (e < 0)
-            return h5_fail(path, part);
-        if (e == 0)
-            return 0;
-    }
-    return 1;
-}
-
 /* Root attribute as a string. 1 read, 0 absent, -1 error. */
 static int attr_str(const char *path, hid_t fid, const char *name, char *buf, size_t n)
 {
-    hid_t attr = H5I_INVALID_HID, type = H5I_INVALID_HID, mem = H5I_INVALID_HID;
-    hid_t space = H5I_INVALID_HID;
-    char what[96];
-    int rc = -1;
-    snprintf(what, sizeof what, "attribute %s", name);
-    htri_t e = H5Aexists(fid, name);
-    if (e < 0)
-        return h5_fail(path, what);
-    if (e == 0)
-        return 0;
-    if ((attr = H5Aopen(fid, name, H5P_DEFAULT)) < 0 || (type = H5Aget_type(attr)) < 0 ||
-        (space = H5Aget_space(attr)) < 0) {
-        h5_fail(path, what);
-        goto error;
-    }
-    if (H5Tget_class(type) != H5T_STRING || H5Sget_simple_extent_npoints(space) != 1) {
-        cn_err("'%s': %s is not a string", path, what);
-        goto error;
-    }
-    htri_t var = H5Tis_variable_str(type);
-    H5T_cset_t cset = H5Tget_cset(type);
-    if (var < 0 || cset < 0 || (mem = H5Tcopy(H5T_C_S1)) < 0 || H5Tset_cset(mem, cset) < 0) {
-        h5_fail(path, what);
-        goto error;
-    }
-    if (var) {
-        char *s = NULL;
-        if (H5Tset_size(mem, H5T_VARIABLE) < 0 || H5Aread(attr, mem, &s) < 0) {
-            h5_fail(path, what);
-            goto error;
-        }
-        snprintf(buf, n, "%s", s ? s : "");
-        H5free_memory(s);
-    } else {
-        size_t size = H5Tget_size(type);
-        char *tmp = cn_xcalloc(size + 1, 1);
-        if (H5Tset_size(mem, size + 1) < 0 || H5Tset_strpad(mem, H5T_STR_NULLTERM) < 0 ||
-            H5Aread(attr, mem, tmp) < 0) {
-            free(tmp);
-            h5_fail(path, what);
-            goto error;
-        }
-        snprintf(buf, n, "%s", tmp);
-        free(tmp);
-    }
-    rc = 1;
-error:
-    H5Tclose(mem);
-    H5Sclose(space);
-    H5Tclose(type);
-    H5Aclose(attr);
-    return rc;
+    return h5io_attr_read_str(path, fid, "", name, buf, n);
 }
 
 /* Integer attribute of loc (named obj in messages). 1 read, 0 absent, -1 error. */
 static int attr_i64(const char *path, hid_t loc, const char *obj, const char *name, int64_t *out)
 {
-    hid_t attr = H5I_INVALID_HID, type = H5I_INVALID_HID, space = H5I_INVALID_HID;
-    char what[128];
-    int rc = -1;
-    snprintf(what, sizeof what, "%s%sattribute %s", obj, obj[0] ? " " : "", name);
-    htri_t e = H5Aexists(loc, name);
-    if (e < 0)
-        return h5_fail(path, what);
-    if (e == 0)
-        return 0;
-    if ((attr = H5Aopen(loc, name, H5P_DEFAULT)) < 0 || (type = H5Aget_type(attr)) < 0 ||
-        (space = H5Aget_space(attr)) < 0) {
-        h5_fail(path, what);
-        goto error;
-    }
-    if (H5Tget_class(type) != H5T_INTEGER || H5Sget_simple_extent_npoints(space) != 1) {
-        cn_err("'%s': %s is not an integer", path, what);
-        goto error;
-    }
-    if (H5Aread(attr, H5T_NATIVE_INT64, out) < 0) {
-        h5_fail(path, what);
-        goto error;
-    }
-    rc = 1;
-error:
-    H5Sclose(space);
-    H5Tclose(type);
-    H5Aclose(attr);
-    return rc;
+    return h5io_attr_read_num(path, loc, obj, name, H5T_NATIVE_INT64, 1, out);
 }
 
-/* Open dataset `name` and check its rank and the dims given (-1: any). The
- * dims found go to dims_out (may be NULL). */
+/* Open dataset `name` and check its rank and the dims given (-1: any); a
+ * missing one makes the trace incomplete rather than damaged. */
 static hid_t open_dataset(const char *path, hid_t fid, const char *name, int rank,
                           const int64_t *want, int64_t *dims_out)
 {
-    hid_t dset = H5I_INVALID_HID, space = H5I_INVALID_HID;
-    hsize_t dims[4];
-    int e = object_exists(path, fid, name);
-    if (e < 0)
-        return H5I_INVALID_HID;
-    if (e == 0) {
-        missing(path, name);
+    int e = h5io_exists(path, fid, name);
+    if (e <= 0) {
+        if (e == 0)
+            missing(path, name);
         return H5I_INVALID_HID;
     }
-    if ((dset = H5Dopen2(fid, name, H5P_DEFAULT)) < 0 || (space = H5Dget_space(dset)) < 0) {
-        h5_fail(path, name);
-        goto error;
-    }
-    int got = H5Sget_simple_extent_ndims(space);
-    if (got != rank) {
-        cn_err("'%s': %s has %d dimension%s, expected %d", path, name, got, got == 1 ? "" : "s",
-               rank);
-        goto error;
-    }
-    if (H5Sget_simple_extent_dims(space, dims, NULL) < 0) {
-        h5_fail(path, name);
-        goto error;
-    }
-    for (int i = 0; i < rank; i++) {
-        if (want && want[i] >= 0 && (int64_t)dims[i] != want[i]) {
-            char shape[96] = "", expect[96] = "";
-            for (int k = 0; k < rank; k++) {
-                size_t a = strlen(shape), b = strlen(expect);
-                snprintf(shape + a, sizeof shape - a, "%s%llu", k ? "x" : "",
-                         (unsigned long long)dims[k]);
-                if (want[k] >= 0)
-                    snprintf(expect + b, sizeof expect - b, "%s%lld", k ? "x" : "",
-                             (long long)want[k]);
-                else
-                    snprintf(expect + b, sizeof expect - b, "%s*", k ? "x" : "");
-            }
-            cn_err("'%s': %s has shape %s, expected %s", path, name, shape, expect);
-            goto error;
-        }
-        if (dims_out)
-            dims_out[i] = (int64_t)dims[i];
-    }
-    H5Sclose(space);
-    return dset;
-error:
-    H5Sclose(space);
-    H5Dclose(dset);
-    return H5I_INVALID_HID;
+    return h5io_dataset_open(path, fid, name, H5P_DEFAULT, rank, want, dims_out);
 }
 
 /* Read the box at `start` of size `count` (rank dims) of dset into buf. */
 static int read_box(const char *path, const char *name, hid_t dset, hid_t mem_type, int rank,
                     const hsize_t *start, const hsize_t *count, void *buf)
 {
-    hid_t fspace = H5I_INVALID_HID, mspace = H5I_INVALID_HID;
-    int rc = -1;
-    hsize_t total = 1;
-    for (int i = 0; i < rank; i++)
-        total *= count[i];
-    if (total == 0)
-        return 0;
-    if ((fspace = H5Dget_space(dset)) < 0 ||
-        H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
-        (mspace = H5Screate_simple(1, &total, NULL)) < 0 ||
-        H5Dread(dset, mem_type, mspace, fspace, H5P_DEFAULT, buf) < 0) {
-        h5_fail(path, name);
-        goto error;
-    }
-    rc = 0;
-error:
-    H5Sclose(mspace);
-    H5Sclose(fspace);
-    return rc;
+    return h5io_dataset_read_box(path, name, dset, mem_type, rank, start, count, H5P_DEFAULT,
+                                 buf);
 }
 
 /* ---- an open trace -------------------------------------------------------------- */
@@ -333,14 +159,8 @@ static int trace_open(trace_file *tf, const char *path)
     for (int k = 0; k < ANALYZE_MAX_LAYERS; k++)
         for (int s = 0; s < ANALYZE_MAX_SERIES; s++)
             tf->dset[k][s] = H5I_INVALID_HID;
-    FILE *probe = fopen(path, "rb");
-    if (!probe)
-        return cn_err("cannot open '%s': %s", path, strerror(errno));
-    fclose(probe);
-    if (H5Fis_hdf5(path) <= 0)
-        return cn_err("'%s' is not an HDF5 file", path);
-    if ((tf->fid = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT)) < 0)
-        return h5_fail(path, "the file");
+    if ((tf->fid = h5io_file_open(path, H5F_ACC_RDONLY, H5P_DEFAULT)) < 0)
+        return -1;
 
     char format[64] = "";
     int rc = attr_str(path, tf->fid, "format", format, sizeof format);
@@ -630,13 +450,13 @@ error:
 
 static int grads_read(trace_file *tf, analyze_report *r)
 {
-    int e = object_exists(tf->path, tf->fid, "/grads");
+    int e = h5io_exists(tf->path, tf->fid, "/grads");
     if (e <= 0)
         return e;
     hid_t g = H5I_INVALID_HID;
     int64_t len = 0;
     if ((g = H5Gopen2(tf->fid, "/grads", H5P_DEFAULT)) < 0)
-        return h5_fail(tf->path, "/grads");
+        return h5io_read_fail(tf->path, "/grads");
     int rc = attr_i64(tf->path, g, "/grads", "chunk_len", &len);
     H5Gclose(g);
     if (rc < 0)

@@ -1,14 +1,14 @@
 /* Hidden-state traces in HDF5. See trace.h and docs/trace-format.md.
  *
- * Every public entry point runs its HDF5 calls inside one H5E_BEGIN_TRY, so
- * the library never prints its own error stack: the caller gets one line
- * through cn_err naming the file and the object. Inside, every id starts at
- * H5I_INVALID_HID, every call is checked < 0 (H5_CHECK records what failed)
+ * HDF5 goes through h5io's checked helpers, so the library never prints its
+ * own error stack: the caller gets one line through cn_err naming the file and
+ * the object. Every id starts at H5I_INVALID_HID, every call is checked < 0
  * and one `error:` label closes everything (closing an invalid id there fails
  * quietly).
  *
  * Per-step datasets are created empty with H5S_UNLIMITED on their step axis,
- * chunked, shuffled and deflated, and grown with H5Dset_extent as blocks
+ * chunked, shuffled, deflated and fletcher32-checksummed (every dataset of a
+ * trace is), and grown with H5Dset_extent as blocks
  * arrive. A chunk holds at most TRACE_CHUNK_ELEMS values, so the partial
  * chunks of block-by-block appends stay in HDF5's 1 MiB chunk cache and each
  * chunk is compressed once, whatever the block size.
@@ -31,6 +31,7 @@
 #include "charnn/data.h"
 #include "charnn/dist.h"
 #include "charnn/flags.h"
+#include "charnn/h5io.h"
 #include "charnn/runtime.h"
 #include "charnn/train.h"
 
@@ -38,7 +39,6 @@
 /* The streams file is written by every rank at once: bigger chunks, one rank's
  * streams each, so no chunk is shared between ranks. */
 #define TRACE_STREAM_CHUNK_ELEMS ((hsize_t)1 << 20)
-#define TRACE_DEFLATE_LEVEL 4
 #define TRACE_MAX_RANK 4
 /* Steps per forward. Fixed, not --block: BLAS rounds a row of a GEMM
  * differently depending on where it falls in the call (OpenBLAS's sgemm
@@ -47,164 +47,21 @@
  * same bits as `charnn trace` over the same text. */
 #define TRACE_WINDOW 256
 
-/* ---- HDF5 helpers ----------------------------------------------------- */
-
-/* Record `what` as the failed operation and jump to the function's error label. */
-#define H5_CHECK(call, desc)                                                  \
-    do {                                                                      \
-        if ((call) < 0) {                                                     \
-            what = (desc);                                                    \
-            goto error;                                                       \
-        }                                                                     \
-    } while (0)
-
-static herr_t h5_innermost(unsigned n, const H5E_error2_t *e, void *data)
-{
-    (void)n;
-    if (e->desc && e->desc[0])
-        snprintf(data, 256, "%s", e->desc);
-    return 0;
-}
-
-/* cn_err for a failed HDF5 call on `path`; must run right after the failure
- * (the next API call clears the error stack). */
-static int h5_fail(const char *path, const char *what)
-{
-    char inner[256] = "";
-    if (H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, h5_innermost, inner) < 0 || !inner[0])
-        snprintf(inner, sizeof inner, "hdf5 error");
-    return cn_err("cannot write '%s': %s failed (%s)", path, what, inner);
-}
-
-/* Create (or replace) a scalar attribute. */
-static int attr_put(const char *path, hid_t loc, const char *name, hid_t ftype, hid_t mtype,
-                    const void *value)
-{
-    hid_t space = H5I_INVALID_HID, attr = H5I_INVALID_HID;
-    const char *what = NULL;
-    int rc = -1;
-    htri_t e = H5Aexists(loc, name);
-    H5_CHECK(e, "checking an attribute");
-    if (e > 0)
-        H5_CHECK(H5Adelete(loc, name), "replacing an attribute");
-    H5_CHECK(space = H5Screate(H5S_SCALAR), "creating an attribute");
-    H5_CHECK(attr = H5Acreate2(loc, name, ftype, space, H5P_DEFAULT, H5P_DEFAULT),
-             "creating an attribute");
-    H5_CHECK(H5Awrite(attr, mtype, value), "writing an attribute");
-    rc = 0;
-error:
-    if (rc != 0) {
-        char msg[128];
-        snprintf(msg, sizeof msg, "%s (%s)", what, name);
-        h5_fail(path, msg);
-    }
-    H5Aclose(attr);
-    H5Sclose(space);
-    return rc;
-}
-
-static int attr_put_i64(const char *path, hid_t loc, const char *name, int64_t v)
-{
-    return attr_put(path, loc, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &v);
-}
-
-/* Strings are variable-length UTF-8 (what h5py reads back as str). */
-static int attr_put_str(const char *path, hid_t loc, const char *name, const char *s)
-{
-    hid_t type = H5I_INVALID_HID;
-    const char *what = NULL;
-    int rc = -1;
-    H5_CHECK(type = H5Tcopy(H5T_C_S1), "making a string type");
-    H5_CHECK(H5Tset_size(type, H5T_VARIABLE), "making a string type");
-    H5_CHECK(H5Tset_cset(type, H5T_CSET_UTF8), "making a string type");
-    rc = attr_put(path, loc, name, type, type, &s);
-error:
-    if (what)
-        h5_fail(path, what);
-    H5Tclose(type);
-    return rc;
-}
-
-static int attr_get_i64(hid_t loc, const char *name, int64_t *out)
-{
-    hid_t attr = H5Aopen(loc, name, H5P_DEFAULT);
-    if (attr < 0)
-        return -1;
-    int rc = H5Aread(attr, H5T_NATIVE_INT64, out) < 0 ? -1 : 0;
-    H5Aclose(attr);
-    return rc;
-}
-
-/* A variable-length string attribute into out (n bytes). */
-static int attr_get_str(hid_t loc, const char *name, char *out, size_t n)
-{
-    hid_t attr = H5I_INVALID_HID, type = H5I_INVALID_HID;
-    char *s = NULL;
-    int rc = -1;
-    if ((attr = H5Aopen(loc, name, H5P_DEFAULT)) < 0 || (type = H5Aget_type(attr)) < 0 ||
-        H5Tis_variable_str(type) <= 0 || H5Aread(attr, type, &s) < 0)
-        goto error;
-    snprintf(out, n, "%s", s ? s : "");
-    H5free_memory(s);
-    rc = 0;
-error:
-    H5Tclose(type);
-    H5Aclose(attr);
-    return rc;
-}
-
-/* H5Fcreate(path, H5F_ACC_TRUNC) with a plain message when the file cannot be
- * made at all (HDF5's own names flags and errno values). */
-static hid_t file_create(const char *path, hid_t fapl)
-{
-    FILE *f = fopen(path, "ab");
-    if (!f) {
-        cn_err("cannot create '%s': %s", path, strerror(errno));
-        return H5I_INVALID_HID;
-    }
-    fclose(f);
-    hid_t fid = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
-    if (fid < 0)
-        h5_fail(path, "creating the file");
-    return fid;
-}
+/* ---- HDF5: h5io's checked helpers ----------------------------------- */
 
 /* Create an empty dataset `name` (intermediate groups too) whose axis 0 grows
- * without limit; dims[1..rank) are the fixed axes, chunk the chunk shape.
- * Returns the dataset or H5I_INVALID_HID with a message. */
+ * without limit from 0; dims[1..rank) are the fixed axes, chunk the chunk
+ * shape. Compressed, and checksummed like every dataset h5io writes. Returns
+ * the dataset or H5I_INVALID_HID with a message. */
 static hid_t dset_create(const char *path, hid_t loc, const char *name, hid_t type, int rank,
                          const hsize_t *dims, const hsize_t *chunk)
 {
-    hid_t space = H5I_INVALID_HID, dcpl = H5I_INVALID_HID, lcpl = H5I_INVALID_HID;
-    hid_t dset = H5I_INVALID_HID;
-    hsize_t cur[TRACE_MAX_RANK], max[TRACE_MAX_RANK];
-    const char *what = NULL;
+    hsize_t cur[TRACE_MAX_RANK];
     CHARNN_ASSERT(rank >= 1 && rank <= TRACE_MAX_RANK);
-    for (int i = 0; i < rank; i++) {
+    for (int i = 0; i < rank; i++)
         cur[i] = i == 0 ? 0 : dims[i];
-        max[i] = i == 0 ? H5S_UNLIMITED : dims[i];
-    }
-    H5_CHECK(space = H5Screate_simple(rank, cur, max), "creating a dataspace");
-    H5_CHECK(dcpl = H5Pcreate(H5P_DATASET_CREATE), "creating a dataset");
-    H5_CHECK(H5Pset_chunk(dcpl, rank, chunk), "setting the chunk shape");
-    H5_CHECK(H5Pset_shuffle(dcpl), "setting the shuffle filter");
-    H5_CHECK(H5Pset_deflate(dcpl, TRACE_DEFLATE_LEVEL), "setting the deflate filter");
-    H5_CHECK(lcpl = H5Pcreate(H5P_LINK_CREATE), "creating a dataset");
-    H5_CHECK(H5Pset_create_intermediate_group(lcpl, 1), "creating a dataset");
-    H5_CHECK(dset = H5Dcreate2(loc, name, type, space, lcpl, dcpl, H5P_DEFAULT),
-             "creating a dataset");
-error:
-    if (what) {
-        char msg[160];
-        snprintf(msg, sizeof msg, "%s (%s)", what, name);
-        h5_fail(path, msg);
-        H5Dclose(dset);
-        dset = H5I_INVALID_HID;
-    }
-    H5Pclose(lcpl);
-    H5Pclose(dcpl);
-    H5Sclose(space);
-    return dset;
+    return h5io_dataset_create(path, loc, name, type, rank, cur, chunk,
+                               H5IO_GROWABLE | H5IO_COMPRESS);
 }
 
 /* Chunk rows for rows of `row` elements: at most `elems` values, at most
@@ -219,95 +76,22 @@ static hsize_t chunk_rows(hsize_t row, hsize_t cap, hsize_t elems)
     return rows;
 }
 
-/* Set the length of axis 0 (grow or shrink). */
-static int dset_set_rows(const char *path, const char *name, hid_t dset, hsize_t rows)
+/* Attributes of a file this run may append to: -1 (absent or unreadable:
+ * the file does not match) or 0. */
+static int attr_get_i64(hid_t loc, const char *name, int64_t *out)
 {
-    hid_t space = H5I_INVALID_HID;
-    hsize_t dims[TRACE_MAX_RANK];
-    const char *what = NULL;
-    int rc = -1, rank;
-    H5_CHECK(space = H5Dget_space(dset), "reading a shape");
-    H5_CHECK(rank = H5Sget_simple_extent_ndims(space), "reading a shape");
-    CHARNN_ASSERT(rank >= 1 && rank <= TRACE_MAX_RANK);
-    H5_CHECK(H5Sget_simple_extent_dims(space, dims, NULL), "reading a shape");
-    if (dims[0] != rows) {
-        dims[0] = rows;
-        H5_CHECK(H5Dset_extent(dset, dims), "extending a dataset");
-    }
-    rc = 0;
-error:
-    if (what) {
-        char msg[160];
-        snprintf(msg, sizeof msg, "%s (%s)", what, name);
-        h5_fail(path, msg);
-    }
-    H5Sclose(space);
-    return rc;
+    return h5io_attr_read_num("", loc, "", name, H5T_NATIVE_INT64, 1, out) == 1 ? 0 : -1;
 }
 
-/* Write buf into the hyperslab [start, start + count) of dset. mem is the
- * source's dataspace with its selection made, or H5I_INVALID_HID for a
- * contiguous buffer of `count`. A count with a zero selects nothing, in the
- * file and in memory: a rank with nothing to write still joins a collective
- * write that way. */
-static int dset_write(const char *path, const char *name, hid_t dset, hid_t mtype, int rank,
-                      const hsize_t *start, const hsize_t *count, hid_t mem, hid_t dxpl,
-                      const void *buf)
+static int attr_get_str(hid_t loc, const char *name, char *out, size_t n)
 {
-    hid_t fspace = H5I_INVALID_HID, mspace = H5I_INVALID_HID;
-    const char *what = NULL;
-    int rc = -1, empty = 0;
-    for (int i = 0; i < rank; i++)
-        empty |= count[i] == 0;
-    H5_CHECK(fspace = H5Dget_space(dset), "selecting a hyperslab");
-    if (empty) {
-        hsize_t one = 1;
-        H5_CHECK(H5Sselect_none(fspace), "selecting nothing");
-        H5_CHECK(mspace = H5Screate_simple(1, &one, NULL), "selecting nothing");
-        H5_CHECK(H5Sselect_none(mspace), "selecting nothing");
-    } else {
-        H5_CHECK(H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL),
-                 "selecting a hyperslab");
-        if (mem < 0)
-            H5_CHECK(mspace = H5Screate_simple(rank, count, NULL), "making a memory space");
-    }
-    H5_CHECK(H5Dwrite(dset, mtype, mspace >= 0 ? mspace : mem, fspace, dxpl, buf), "writing");
-    rc = 0;
-error:
-    if (what) {
-        char msg[160];
-        snprintf(msg, sizeof msg, "%s %s", what, name);
-        h5_fail(path, msg);
-    }
-    H5Sclose(mspace);
-    H5Sclose(fspace);
-    return rc;
+    return h5io_attr_read_str("", loc, "", name, out, n) == 1 ? 0 : -1;
 }
 
-/* Append n values of a 1-d dataset at `at`, growing it. */
-static int dset_append_1d(const char *path, const char *name, hid_t dset, hid_t mtype,
-                          hsize_t at, hsize_t n, const void *buf)
-{
-    if (dset_set_rows(path, name, dset, at + n) < 0)
-        return -1;
-    return dset_write(path, name, dset, mtype, 1, &at, &n, H5I_INVALID_HID, H5P_DEFAULT, buf);
-}
-
-/* Shape of a dataset; rank into *rank, -1 if it cannot be read. */
+/* Shape of a dataset; -1 if it cannot be read. */
 static int dset_shape(hid_t loc, const char *name, int *rank, hsize_t *dims)
 {
-    hid_t dset = H5I_INVALID_HID, space = H5I_INVALID_HID;
-    int rc = -1;
-    if ((dset = H5Dopen2(loc, name, H5P_DEFAULT)) < 0 || (space = H5Dget_space(dset)) < 0)
-        goto error;
-    *rank = H5Sget_simple_extent_ndims(space);
-    if (*rank < 1 || *rank > TRACE_MAX_RANK || H5Sget_simple_extent_dims(space, dims, NULL) < 0)
-        goto error;
-    rc = 0;
-error:
-    H5Sclose(space);
-    H5Dclose(dset);
-    return rc;
+    return h5io_dataset_shape("", loc, name, rank, dims);
 }
 
 /* ---- what every trace file starts with -------------------------------- */
@@ -344,24 +128,24 @@ static int write_root_attrs(const char *path, hid_t fid, const model *m, const v
     hid_t root = H5Gopen2(fid, "/", H5P_DEFAULT);
     int rc = -1;
     if (root < 0)
-        return h5_fail(path, "opening /");
-    if (attr_put_str(path, root, "format", TRACE_FORMAT) < 0 ||
-        attr_put_i64(path, root, "format_version", TRACE_FORMAT_VERSION) < 0 ||
-        attr_put_str(path, root, "kind", meta->kind) < 0 ||
-        attr_put_str(path, root, "model", meta->model) < 0 ||
-        attr_put_i64(path, root, "model_step", meta->model_step) < 0 ||
-        attr_put_str(path, root, "cell", cell_name(m->cfg.cell)) < 0 ||
-        attr_put_i64(path, root, "layers", m->cfg.layers) < 0 ||
-        attr_put_i64(path, root, "hidden", m->cfg.hidden) < 0 ||
-        attr_put_i64(path, root, "vocab_size", m->cfg.vocab) < 0 ||
-        (v && attr_put_str(path, root, "vocab_mode",
+        return h5io_write_fail(path, "opening /");
+    if (h5io_attr_write_str(path, root, "format", TRACE_FORMAT) < 0 ||
+        h5io_attr_write_i64(path, root, "format_version", TRACE_FORMAT_VERSION) < 0 ||
+        h5io_attr_write_str(path, root, "kind", meta->kind) < 0 ||
+        h5io_attr_write_str(path, root, "model", meta->model) < 0 ||
+        h5io_attr_write_i64(path, root, "model_step", meta->model_step) < 0 ||
+        h5io_attr_write_str(path, root, "cell", cell_name(m->cfg.cell)) < 0 ||
+        h5io_attr_write_i64(path, root, "layers", m->cfg.layers) < 0 ||
+        h5io_attr_write_i64(path, root, "hidden", m->cfg.hidden) < 0 ||
+        h5io_attr_write_i64(path, root, "vocab_size", m->cfg.vocab) < 0 ||
+        (v && h5io_attr_write_str(path, root, "vocab_mode",
                            v->mode == VOCAB_BYTES ? "bytes" : "codepoints") < 0) ||
-        attr_put_str(path, root, "source", meta->source) < 0 ||
-        attr_put_i64(path, root, "n_steps", meta->n_steps) < 0 ||
-        attr_put_str(path, root, "gates", gate_list(m->cfg.cell)) < 0)
+        h5io_attr_write_str(path, root, "source", meta->source) < 0 ||
+        h5io_attr_write_i64(path, root, "n_steps", meta->n_steps) < 0 ||
+        h5io_attr_write_str(path, root, "gates", gate_list(m->cfg.cell)) < 0)
         goto error;
-    if (meta->split && (attr_put_str(path, root, "split", meta->split) < 0 ||
-                        attr_put_i64(path, root, "begin", meta->begin) < 0))
+    if (meta->split && (h5io_attr_write_str(path, root, "split", meta->split) < 0 ||
+                        h5io_attr_write_i64(path, root, "begin", meta->begin) < 0))
         goto error;
     rc = 0;
 error:
@@ -377,7 +161,7 @@ static int write_fixed_1d(const char *path, hid_t fid, const char *name, hid_t f
     hid_t dset = dset_create(path, fid, name, ftype, 1, &n, &chunk);
     if (dset < 0)
         return -1;
-    int rc = dset_append_1d(path, name, dset, mtype, 0, n, buf);
+    int rc = h5io_dataset_append_1d(path, name, dset, mtype, 0, n, buf);
     H5Dclose(dset);
     return rc;
 }
@@ -430,7 +214,7 @@ static int text_trace_close(text_trace *tt)
             H5Dclose(tt->set[l][k]);
     int rc = 0;
     if (tt->fid >= 0 && H5Fclose(tt->fid) < 0)
-        rc = h5_fail(tt->path, "closing the file");
+        rc = h5io_write_fail(tt->path, "closing the file");
     text_trace_init(tt, tt->path);
     return rc;
 }
@@ -443,7 +227,7 @@ static int text_trace_create(text_trace *tt, const model *m, const vocab *v,
     const char *path = tt->path;
     int ngates;
     const char *const *gates = gate_names(m->cfg.cell, &ngates);
-    if ((tt->fid = file_create(path, H5P_DEFAULT)) < 0)
+    if ((tt->fid = h5io_file_create(path, H5P_DEFAULT)) < 0)
         return -1;
     if (write_root_attrs(path, tt->fid, m, v, meta) < 0 || write_vocab(path, tt->fid, v) < 0)
         return -1;
@@ -512,18 +296,18 @@ static int text_block_flush(text_trace *tt, text_block *b, const model *m, hsize
     const hsize_t n = (hsize_t)b->n;
     if (n == 0)
         return 0;
-    if (dset_append_1d(path, "/tokens", tt->tokens, H5T_NATIVE_INT32, at, n, b->x) < 0 ||
-        dset_append_1d(path, "/targets", tt->targets, H5T_NATIVE_INT32, at, n, b->y) < 0 ||
-        dset_append_1d(path, "/loss", tt->loss, H5T_NATIVE_FLOAT, at, n, b->loss) < 0 ||
-        dset_append_1d(path, "/prob", tt->prob, H5T_NATIVE_FLOAT, at, n, b->prob) < 0)
+    if (h5io_dataset_append_1d(path, "/tokens", tt->tokens, H5T_NATIVE_INT32, at, n, b->x) < 0 ||
+        h5io_dataset_append_1d(path, "/targets", tt->targets, H5T_NATIVE_INT32, at, n, b->y) < 0 ||
+        h5io_dataset_append_1d(path, "/loss", tt->loss, H5T_NATIVE_FLOAT, at, n, b->loss) < 0 ||
+        h5io_dataset_append_1d(path, "/prob", tt->prob, H5T_NATIVE_FLOAT, at, n, b->prob) < 0)
         return -1;
     const hsize_t start[2] = {at, 0}, count[2] = {n, (hsize_t)H};
     for (int l = 0; l < m->cfg.layers; l++) {
         for (int k = 0; k < SERIES_MAX; k++) {
             if (tt->set[l][k] < 0)
                 continue;
-            if (dset_set_rows(path, tt->name[l][k], tt->set[l][k], at + n) < 0 ||
-                dset_write(path, tt->name[l][k], tt->set[l][k], H5T_NATIVE_FLOAT, 2, start,
+            if (h5io_dataset_set_rows(path, tt->name[l][k], tt->set[l][k], at + n) < 0 ||
+                h5io_dataset_write_box(path, tt->name[l][k], tt->set[l][k], H5T_NATIVE_FLOAT, 2, start,
                            count, H5I_INVALID_HID, H5P_DEFAULT, block_series(b, H, l, k)) < 0)
                 return -1;
         }
@@ -560,11 +344,11 @@ static int trace_grads(const char *path, hid_t fid, model *m, data_source *src, 
     }
 
     if ((group = H5Gcreate2(fid, "/grads", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) < 0) {
-        h5_fail(path, "creating /grads");
+        h5io_write_fail(path, "creating /grads");
         goto error;
     }
-    if (attr_put_i64(path, group, "chunk_len", len) < 0 ||
-        attr_put_i64(path, group, "chunks", chunks) < 0)
+    if (h5io_attr_write_i64(path, group, "chunk_len", len) < 0 ||
+        h5io_attr_write_i64(path, group, "chunks", chunks) < 0)
         goto error;
     const hsize_t dims[2] = {(hsize_t)chunks, (hsize_t)len};
     const hsize_t chunk[2] = {chunk_rows((hsize_t)len, (hsize_t)chunks, TRACE_CHUNK_ELEMS),
@@ -597,8 +381,8 @@ static int trace_grads(const char *path, hid_t fid, model *m, data_source *src, 
                     norms[t] = (float)sqrt(ss);
                 }
                 hid_t d = k == 0 ? dh[l] : dc[l];
-                if (dset_set_rows(path, names[l][k], d, (hsize_t)c + 1) < 0 ||
-                    dset_write(path, names[l][k], d, H5T_NATIVE_FLOAT, 2, start, count,
+                if (h5io_dataset_set_rows(path, names[l][k], d, (hsize_t)c + 1) < 0 ||
+                    h5io_dataset_write_box(path, names[l][k], d, H5T_NATIVE_FLOAT, 2, start, count,
                                H5I_INVALID_HID, H5P_DEFAULT, norms) < 0)
                     goto error;
             }
@@ -741,17 +525,9 @@ static int open_source(const trace_options *o, ckpt_data *d, data_source *src, d
     *name = o->data[0] ? o->data : d->cfg.data;
     if (!(*name)[0])
         return cn_err("checkpoint '%s' names no training data: give --data", o->model);
-    if (corpus_is_prepared(*name)) {
-        if (data_source_open_prepared(src, *name, &d->voc, sp) != 0)
-            goto error;
+    if (corpus_open(src, *name, &d->voc, d->voc.mode, d->cfg.val_frac, d->cfg.test_frac,
+                    sp) == 0)
         return 0;
-    }
-    if (data_source_open_text(src, *name, &d->voc, d->voc.mode) != 0)
-        goto error;
-    if (data_splits_init(sp, src->n_tokens, d->cfg.val_frac, d->cfg.test_frac) != 0)
-        return -1;
-    return 0;
-error:
     if (!o->data[0])
         cn_err_context("training data of '%s'", o->model);
     return -1;
@@ -971,7 +747,7 @@ static int probe_file_matches(const char *path, const model *m, const vocab *v,
     uint32_t *syms = NULL;
     int ok = 0, rank;
     hsize_t dims[TRACE_MAX_RANK];
-    if ((fid = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT)) < 0)
+    if ((fid = h5io_file_open(path, H5F_ACC_RDONLY, H5P_DEFAULT)) < 0)
         goto error;
     if (attr_get_str(fid, "kind", kind, sizeof kind) < 0 || strcmp(kind, "probe") != 0 ||
         attr_get_str(fid, "cell", cell, sizeof cell) < 0 ||
@@ -1024,7 +800,7 @@ static int probe_create(const trace_probe *p, const model *m, const vocab *v)
     else
         snprintf(dir, sizeof dir, ".");
     trace_meta meta = {"probe", dir, "", NULL, 0, p->n, 0};
-    if ((fid = file_create(p->path, H5P_DEFAULT)) < 0)
+    if ((fid = h5io_file_create(p->path, H5P_DEFAULT)) < 0)
         goto error;
     if (write_root_attrs(p->path, fid, m, v, &meta) < 0 || write_vocab(p->path, fid, v) < 0 ||
         write_fixed_1d(p->path, fid, "/tokens", H5T_STD_I32LE, H5T_NATIVE_INT32, N, p->tok) < 0 ||
@@ -1055,7 +831,7 @@ static int probe_create(const trace_probe *p, const model *m, const vocab *v)
 error:
     H5Dclose(dset);
     if (fid >= 0 && H5Fclose(fid) < 0 && rc == 0)
-        rc = h5_fail(p->path, "closing the file");
+        rc = h5io_write_fail(p->path, "closing the file");
     return rc;
 }
 
@@ -1110,21 +886,21 @@ static int steps_keep(const char *path, hid_t dset, int64_t step, hid_t dxpl, hs
     hid_t space = H5I_INVALID_HID;
     hsize_t S = 0;
     int64_t *steps = NULL;
-    const char *what = NULL;
     int rc = -1;
-    H5_CHECK(space = H5Dget_space(dset), "reading /steps");
-    H5_CHECK(H5Sget_simple_extent_dims(space, &S, NULL), "reading /steps");
+    if ((space = H5Dget_space(dset)) < 0 || H5Sget_simple_extent_dims(space, &S, NULL) < 0) {
+        h5io_read_fail(path, "/steps");
+        goto error;
+    }
     steps = cn_xmalloc((S ? S : 1) * sizeof *steps);
-    if (S > 0)
-        H5_CHECK(H5Dread(dset, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, dxpl, steps),
-                 "reading /steps");
+    if (S > 0 && H5Dread(dset, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, dxpl, steps) < 0) {
+        h5io_read_fail(path, "/steps");
+        goto error;
+    }
     *keep = S;
     while (*keep > 0 && steps[*keep - 1] >= step)
         (*keep)--;
     rc = 0;
 error:
-    if (what)
-        h5_fail(path, what);
     free(steps);
     H5Sclose(space);
     return rc;
@@ -1143,29 +919,27 @@ static int probe_append(trace_probe *p, const model *m, int64_t step)
         snprintf(names[l][0], sizeof names[l][0], "/layer%d/h", l);
         snprintf(names[l][1], sizeof names[l][1], "/layer%d/c", l);
     }
-    if ((fid = H5Fopen(p->path, H5F_ACC_RDWR, H5P_DEFAULT)) < 0) {
-        h5_fail(p->path, "opening the file");
+    if ((fid = h5io_file_open(p->path, H5F_ACC_RDWR, H5P_DEFAULT)) < 0)
         goto error;
-    }
     if ((steps = H5Dopen2(fid, "/steps", H5P_DEFAULT)) < 0 ||
         (loss = H5Dopen2(fid, "/loss", H5P_DEFAULT)) < 0) {
-        h5_fail(p->path, "opening /steps and /loss");
+        h5io_write_fail(p->path, "opening /steps and /loss");
         goto error;
     }
     for (int l = 0; l < L; l++) {
         if ((h[l] = H5Dopen2(fid, names[l][0], H5P_DEFAULT)) < 0 ||
             (m->cfg.cell == CELL_LSTM && (c[l] = H5Dopen2(fid, names[l][1], H5P_DEFAULT)) < 0)) {
-            h5_fail(p->path, "opening the states");
+            h5io_write_fail(p->path, "opening the states");
             goto error;
         }
     }
     if (steps_keep(p->path, steps, step, H5P_DEFAULT, &keep) < 0 ||
-        dset_append_1d(p->path, "/steps", steps, H5T_NATIVE_INT64, keep, 1, &step) < 0 ||
-        dset_set_rows(p->path, "/loss", loss, keep + 1) < 0)
+        h5io_dataset_append_1d(p->path, "/steps", steps, H5T_NATIVE_INT64, keep, 1, &step) < 0 ||
+        h5io_dataset_set_rows(p->path, "/loss", loss, keep + 1) < 0)
         goto error;
     for (int l = 0; l < L; l++)
-        if (dset_set_rows(p->path, names[l][0], h[l], keep + 1) < 0 ||
-            (c[l] >= 0 && dset_set_rows(p->path, names[l][1], c[l], keep + 1) < 0))
+        if (h5io_dataset_set_rows(p->path, names[l][0], h[l], keep + 1) < 0 ||
+            (c[l] >= 0 && h5io_dataset_set_rows(p->path, names[l][1], c[l], keep + 1) < 0))
             goto error;
     model_state_reset(&p->s);
     for (int at = 0; at < N;) {
@@ -1173,21 +947,21 @@ static int probe_append(trace_probe *p, const model *m, int64_t step)
         model_forward(m, &p->w, &p->s, p->tok + at, p->tok + at + 1, Tb, 0, 0);
         memcpy(p->loss, p->w.row_loss, (size_t)Tb * sizeof *p->loss);
         const hsize_t s2[2] = {keep, (hsize_t)at}, c2[2] = {1, (hsize_t)Tb};
-        if (dset_write(p->path, "/loss", loss, H5T_NATIVE_FLOAT, 2, s2, c2, H5I_INVALID_HID,
+        if (h5io_dataset_write_box(p->path, "/loss", loss, H5T_NATIVE_FLOAT, 2, s2, c2, H5I_INVALID_HID,
                        H5P_DEFAULT, p->loss) < 0)
             goto error;
         const hsize_t s3[3] = {keep, (hsize_t)at, 0}, c3[3] = {1, (hsize_t)Tb, (hsize_t)H};
         for (int l = 0; l < L; l++) {
-            if (dset_write(p->path, names[l][0], h[l], H5T_NATIVE_FLOAT, 3, s3, c3,
+            if (h5io_dataset_write_box(p->path, names[l][0], h[l], H5T_NATIVE_FLOAT, 3, s3, c3,
                            H5I_INVALID_HID, H5P_DEFAULT, p->w.hs[l] + H) < 0)
                 goto error;
-            if (c[l] >= 0 && dset_write(p->path, names[l][1], c[l], H5T_NATIVE_FLOAT, 3, s3, c3,
+            if (c[l] >= 0 && h5io_dataset_write_box(p->path, names[l][1], c[l], H5T_NATIVE_FLOAT, 3, s3, c3,
                                         H5I_INVALID_HID, H5P_DEFAULT, p->w.cs[l] + H) < 0)
                 goto error;
         }
         at += Tb;
     }
-    if (attr_put_i64(p->path, fid, "model_step", step) < 0)
+    if (h5io_attr_write_i64(p->path, fid, "model_step", step) < 0)
         goto error;
     rc = 0;
 error:
@@ -1198,7 +972,7 @@ error:
     H5Dclose(loss);
     H5Dclose(steps);
     if (fid >= 0 && H5Fclose(fid) < 0 && rc == 0)
-        rc = h5_fail(p->path, "closing the file");
+        rc = h5io_write_fail(p->path, "closing the file");
     return rc;
 }
 
@@ -1231,7 +1005,7 @@ static hid_t streams_fapl(const char *path)
 {
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     if (fapl < 0 || dist_hdf5_fapl_mpio((int64_t)fapl) != 0) {
-        h5_fail(path, "setting up MPI-IO");
+        h5io_write_fail(path, "setting up MPI-IO");
         H5Pclose(fapl);
         return H5I_INVALID_HID;
     }
@@ -1252,13 +1026,11 @@ static hid_t streams_create(const char *path, hid_t fapl, const model *m, int T,
     else
         snprintf(dir, sizeof dir, ".");
     trace_meta meta = {"streams", dir, "", NULL, 0, T, 0};
-    if ((fid = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl)) < 0) {
-        h5_fail(path, "creating the file");
+    if ((fid = h5io_file_create(path, fapl)) < 0)
         goto error;
-    }
     if (write_root_attrs(path, fid, m, NULL, &meta) < 0 ||
-        attr_put_i64(path, fid, "seq", T) < 0 || attr_put_i64(path, fid, "batch", S / R) < 0 ||
-        attr_put_i64(path, fid, "nranks", R) < 0)
+        h5io_attr_write_i64(path, fid, "seq", T) < 0 || h5io_attr_write_i64(path, fid, "batch", S / R) < 0 ||
+        h5io_attr_write_i64(path, fid, "nranks", R) < 0)
         goto error;
     const hsize_t c1 = 1024, n1 = 0;
     if ((dset = dset_create(path, fid, "/steps", H5T_STD_I64LE, 1, &n1, &c1)) < 0)
@@ -1327,14 +1099,14 @@ static int streams_write(const char *path, const model *m, const model_work *w, 
     if ((fapl = streams_fapl(path)) < 0)
         goto error;
     if ((dxpl = H5Pcreate(H5P_DATASET_XFER)) < 0 || dist_hdf5_dxpl_collective((int64_t)dxpl) != 0) {
-        h5_fail(path, "setting up collective I/O");
+        h5io_write_fail(path, "setting up collective I/O");
         goto error;
     }
     /* rank 0 decides, so that no rank sees a file another rank just created */
     int exists = r == 0 && access(path, F_OK) == 0;
     dist_bcast(&exists, sizeof exists, 0);
     if (exists) {
-        fid = H5Fopen(path, H5F_ACC_RDWR, fapl);
+        fid = h5io_file_open(path, H5F_ACC_RDWR, fapl);
         int ok = fid >= 0 && streams_match(fid, m, T, S);
         if (dist_allreduce_sum_int(ok) != R) {
             if (r == 0)
@@ -1350,32 +1122,32 @@ static int streams_write(const char *path, const model *m, const model_work *w, 
     if (!exists && (fid = streams_create(path, fapl, m, T, S, R)) < 0)
         goto error;
     if ((steps = H5Dopen2(fid, "/steps", H5P_DEFAULT)) < 0) {
-        h5_fail(path, "opening /steps");
+        h5io_write_fail(path, "opening /steps");
         goto error;
     }
     for (int l = 0; l < L; l++)
         if ((h[l] = H5Dopen2(fid, names[l], H5P_DEFAULT)) < 0) {
-            h5_fail(path, "opening the states");
+            h5io_write_fail(path, "opening the states");
             goto error;
         }
     if (steps_keep(path, steps, step, dxpl, &keep) < 0 ||
-        dset_set_rows(path, "/steps", steps, keep + 1) < 0)
+        h5io_dataset_set_rows(path, "/steps", steps, keep + 1) < 0)
         goto error;
     /* rank 0 writes the step; the others join the collective write with nothing */
     const hsize_t one = r == 0 ? 1 : 0;
-    if (dset_write(path, "/steps", steps, H5T_NATIVE_INT64, 1, &keep, &one, H5I_INVALID_HID,
+    if (h5io_dataset_write_box(path, "/steps", steps, H5T_NATIVE_INT64, 1, &keep, &one, H5I_INVALID_HID,
                    dxpl, &step) < 0)
         goto error;
     const hsize_t start[4] = {keep, 0, (hsize_t)first, 0};
     const hsize_t count[4] = {1, (hsize_t)T, (hsize_t)B, (hsize_t)H};
     for (int l = 0; l < L; l++) {
         /* hs[l] row 0 is the state carried into the chunk: the step's h_t are rows 1..T */
-        if (dset_set_rows(path, names[l], h[l], keep + 1) < 0 ||
-            dset_write(path, names[l], h[l], H5T_NATIVE_FLOAT, 4, start, count, H5I_INVALID_HID,
+        if (h5io_dataset_set_rows(path, names[l], h[l], keep + 1) < 0 ||
+            h5io_dataset_write_box(path, names[l], h[l], H5T_NATIVE_FLOAT, 4, start, count, H5I_INVALID_HID,
                        dxpl, w->hs[l] + (size_t)B * H) < 0)
             goto error;
     }
-    if (attr_put_i64(path, fid, "model_step", step) < 0)
+    if (h5io_attr_write_i64(path, fid, "model_step", step) < 0)
         goto error;
     rc = 0;
 error:
@@ -1383,7 +1155,7 @@ error:
         H5Dclose(h[l]);
     H5Dclose(steps);
     if (fid >= 0 && H5Fclose(fid) < 0 && rc == 0)
-        rc = h5_fail(path, "closing the file");
+        rc = h5io_write_fail(path, "closing the file");
     H5Pclose(dxpl);
     H5Pclose(fapl);
     return rc;

@@ -29,7 +29,17 @@ int inspect_run(const char *path, int json, FILE *out)
     if (json) {
         fputs("{\"path\":", out);
         cn_json_string(out, path);
-        fprintf(out, ",\"cell\":\"%s\",\"layers\":%d,\"hidden\":%d,\"embed\":%d,"
+        fprintf(out, ",\"format_version\":%d,\"task\":", d.format_version);
+        cn_json_string(out, d.task.task);
+        fputs(",\"head\":", out);
+        cn_json_string(out, d.task.head);
+        fputs(",\"labels\":[", out);
+        for (int i = 0; i < d.task.n_labels; i++) {
+            if (i)
+                fputc(',', out);
+            cn_json_string(out, d.task.labels[i]);
+        }
+        fprintf(out, "],\"cell\":\"%s\",\"layers\":%d,\"hidden\":%d,\"embed\":%d,"
                      "\"vocab_size\":%d,\"vocab_mode\":\"%s\",\"dropout\":%g,\"seq\":%d,"
                      "\"batch\":%d,\"nranks\":%d,\"optimizer\":\"%s\",\"lr\":%g,"
                      "\"schedule\":\"%s\",\"clip\":%g,\"seed\":%llu,\"step\":%lld,\"epoch\":%lld,"
@@ -60,6 +70,16 @@ int inspect_run(const char *path, int json, FILE *out)
         fputs("]}\n", out);
     } else {
         fprintf(out, "%s: charnn checkpoint\n", path);
+        fprintf(out, "  format     v%d, task %s, head %s, ", d.format_version, d.task.task,
+                d.task.head);
+        if (d.task.n_labels == 0)
+            fprintf(out, "outputs: the vocabulary\n");
+        else {
+            fprintf(out, "%d labels:", d.task.n_labels);
+            for (int i = 0; i < d.task.n_labels && i < 8; i++)
+                fprintf(out, " %s", d.task.labels[i]);
+            fprintf(out, "%s\n", d.task.n_labels > 8 ? " ..." : "");
+        }
         fprintf(out, "  model      %s, %d layers x %d hidden, %s, vocabulary %d (%s), dropout %g\n",
                 cell_name(c->model.cell), c->model.layers, c->model.hidden,
                 c->model.embed ? "embedding" : "one-hot input", d.voc.size,

@@ -18,6 +18,8 @@
 
 #include "charnn/common.h"
 #include "charnn/corpus.h"
+#include "charnn/fsio.h"
+#include "charnn/h5io.h"
 
 enum {
     CORPUS_CHUNK_IDS = 1 << 16,                  /* ids per HDF5 chunk */
@@ -26,8 +28,6 @@ enum {
     CORPUS_READ_CACHE_SLOTS = 12421,             /* prime, >20x the chunks cached */
 };
 #define CORPUS_READ_CACHE_BYTES ((size_t)32 << 20)
-
-static const char corpus_signature[8] = {'\x89', 'H', 'D', 'F', '\r', '\n', '\x1a', '\n'};
 
 static const char *const split_attr_names[3][2] = {
     {"train_begin", "train_end"}, {"val_begin", "val_end"}, {"test_begin", "test_end"}};
@@ -74,7 +74,7 @@ typedef struct {
     size_t id_size;
     size_t n_ids;        /* ids waiting in `ids` */
     size_t n_written;    /* ids already in /tokens */
-    hid_t dset, fspace, mem_type;
+    hid_t dset, mem_type;
 } corpus_writer;
 
 static int corpus_flush(corpus_writer *w)
@@ -82,14 +82,9 @@ static int corpus_flush(corpus_writer *w)
     if (w->n_ids == 0)
         return 0;
     hsize_t start = (hsize_t)w->n_written, count = (hsize_t)w->n_ids;
-    hid_t mspace = H5Screate_simple(1, &count, NULL);
-    if (mspace < 0 || H5Sselect_hyperslab(w->fspace, H5S_SELECT_SET, &start, NULL, &count, NULL) < 0 ||
-        H5Dwrite(w->dset, w->mem_type, mspace, w->fspace, H5P_DEFAULT, w->ids) < 0) {
-        if (mspace >= 0)
-            H5Sclose(mspace);
-        return cn_err("cannot write '%s'", w->out_path);
-    }
-    H5Sclose(mspace);
+    if (h5io_dataset_write_box(w->out_path, "/tokens", w->dset, w->mem_type, 1, &start, &count,
+                               H5I_INVALID_HID, H5P_DEFAULT, w->ids) < 0)
+        return -1;
     w->n_written += w->n_ids;
     w->n_ids = 0;
     return 0;
@@ -191,62 +186,10 @@ static int corpus_scan_file(corpus_writer *w, const char *path)
     return 0;
 }
 
-/* Attribute writers return -1 without a message; the caller names the file. */
-static int corpus_attr_write(hid_t loc, const char *name, hid_t file_type, hid_t mem_type,
-                             const void *value)
+static int corpus_write_attributes(const char *path, hid_t file, const char *const *inputs,
+                                   int n_inputs, vocab_mode mode, size_t n_tokens,
+                                   double val_frac, double test_frac, const data_splits *sp)
 {
-    hid_t space = H5I_INVALID_HID, attr = H5I_INVALID_HID;
-    if ((space = H5Screate(H5S_SCALAR)) < 0)
-        goto error;
-    if ((attr = H5Acreate2(loc, name, file_type, space, H5P_DEFAULT, H5P_DEFAULT)) < 0)
-        goto error;
-    if (H5Awrite(attr, mem_type, value) < 0)
-        goto error;
-    if (H5Aclose(attr) < 0) {
-        attr = H5I_INVALID_HID;
-        goto error;
-    }
-    H5Sclose(space);
-    return 0;
-error:
-    if (attr >= 0)
-        H5Aclose(attr);
-    if (space >= 0)
-        H5Sclose(space);
-    return -1;
-}
-
-static int corpus_attr_write_string(hid_t loc, const char *name, const char *value)
-{
-    hid_t type = H5Tcopy(H5T_C_S1);
-    /* File names may be any UTF-8. */
-    if (type < 0 || H5Tset_size(type, strlen(value) + 1) < 0 ||
-        H5Tset_strpad(type, H5T_STR_NULLTERM) < 0 || H5Tset_cset(type, H5T_CSET_UTF8) < 0) {
-        if (type >= 0)
-            H5Tclose(type);
-        return -1;
-    }
-    int rc = corpus_attr_write(loc, name, type, type, value);
-    H5Tclose(type);
-    return rc;
-}
-
-static int corpus_attr_write_u64(hid_t loc, const char *name, size_t value)
-{
-    uint64_t v = value;
-    return corpus_attr_write(loc, name, H5T_STD_U64LE, H5T_NATIVE_UINT64, &v);
-}
-
-static int corpus_attr_write_f64(hid_t loc, const char *name, double value)
-{
-    return corpus_attr_write(loc, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &value);
-}
-
-static int corpus_write_attributes(hid_t file, const char *const *inputs, int n_inputs,
-                                   vocab_mode mode, size_t n_tokens, double val_frac,
-                                   double test_frac, const data_splits *sp)
-{
-    int version = CORPUS_FORMAT_VERSION;
     size_t len = 0;
     for (int i = 0; i < n_inputs; i++)
         len += strlen(inputs[i]) + 1;
@@ -259,25 +202,26 @@ static int corpus_write_attributes(hid_t file, const char *const *inputs, int n_
         *p++ = i + 1 < n_inputs ? '\n' : '\0';
     }
     int rc = 0;
-    if (corpus_attr_write_string(file, "format", CORPUS_FORMAT) != 0 ||
-        corpus_attr_write(file, "format_version", H5T_STD_I32LE, H5T_NATIVE_INT, &version) != 0 ||
-        corpus_attr_write_string(file, "vocab_mode",
-                                 mode == VOCAB_BYTES ? "bytes" : "codepoints") != 0 ||
-        corpus_attr_write_u64(file, "n_tokens", n_tokens) != 0 ||
-        corpus_attr_write_string(file, "sources", sources) != 0 ||
-        corpus_attr_write_f64(file, "val_frac", val_frac) != 0 ||
-        corpus_attr_write_f64(file, "test_frac", test_frac) != 0)
+    /* fixed-length strings, as every corpus has had them */
+    if (h5io_attr_write_fixed_str(path, file, "format", CORPUS_FORMAT) != 0 ||
+        h5io_attr_write_i64(path, file, "format_version", CORPUS_FORMAT_VERSION) != 0 ||
+        h5io_attr_write_fixed_str(path, file, "vocab_mode",
+                                  mode == VOCAB_BYTES ? "bytes" : "codepoints") != 0 ||
+        h5io_attr_write_u64(path, file, "n_tokens", n_tokens) != 0 ||
+        h5io_attr_write_fixed_str(path, file, "sources", sources) != 0 ||
+        h5io_attr_write_f64(path, file, "val_frac", val_frac) != 0 ||
+        h5io_attr_write_f64(path, file, "test_frac", test_frac) != 0)
         rc = -1;
     for (int s = SPLIT_TRAIN; rc == 0 && s <= SPLIT_TEST; s++)
-        if (corpus_attr_write_u64(file, split_attr_names[s][0], sp->begin[s]) != 0 ||
-            corpus_attr_write_u64(file, split_attr_names[s][1], sp->end[s]) != 0)
+        if (h5io_attr_write_u64(path, file, split_attr_names[s][0], sp->begin[s]) != 0 ||
+            h5io_attr_write_u64(path, file, split_attr_names[s][1], sp->end[s]) != 0)
             rc = -1;
     free(sources);
     return rc;
 }
 
 /* /vocab: the marked symbols in ascending order. -1 without a message. */
-static int corpus_write_vocab(hid_t file, const corpus_writer *w, int V)
+static int corpus_write_vocab(const char *path, hid_t file, const corpus_writer *w, int V)
 {
     uint32_t *symbols = cn_xmalloc((size_t)V * sizeof *symbols);
     int n = 0;
@@ -286,57 +230,9 @@ static int corpus_write_vocab(hid_t file, const corpus_writer *w, int V)
             symbols[n++] = (uint32_t)(k * 64u + (size_t)corpus_popcount64((word & (~word + 1u)) - 1u));
     CHARNN_ASSERT(n == V);
     hsize_t dims = (hsize_t)V;
-    hid_t space = H5I_INVALID_HID, dset = H5I_INVALID_HID;
-    if ((space = H5Screate_simple(1, &dims, NULL)) < 0)
-        goto error;
-    if ((dset = H5Dcreate2(file, "vocab", H5T_STD_U32LE, space, H5P_DEFAULT, H5P_DEFAULT,
-                           H5P_DEFAULT)) < 0)
-        goto error;
-    if (H5Dwrite(dset, H5T_NATIVE_UINT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, symbols) < 0)
-        goto error;
-    if (H5Dclose(dset) < 0) {
-        dset = H5I_INVALID_HID;
-        goto error;
-    }
-    H5Sclose(space);
+    int rc = h5io_dataset_write(path, file, "/vocab", H5T_STD_U32LE, H5T_NATIVE_UINT32, 1, &dims,
+                                symbols);
     free(symbols);
-    return 0;
-error:
-    if (dset >= 0)
-        H5Dclose(dset);
-    if (space >= 0)
-        H5Sclose(space);
-    free(symbols);
-    return -1;
-}
-
-static int corpus_fsync_path(const char *path, int flags)
-{
-    int fd = open(path, flags);
-    if (fd < 0)
-        return -1;
-    int rc = fsync(fd);
-    int e = errno;
-    close(fd);
-    errno = e;
-    return rc;
-}
-
-/* Make the rename itself durable. */
-static int corpus_fsync_parent(const char *path)
-{
-    char *dir = cn_xstrdup(path);
-    char *slash = strrchr(dir, '/');
-    const char *d = ".";
-    if (slash) {
-        if (slash == dir)
-            slash[1] = '\0';
-        else
-            *slash = '\0';
-        d = dir;
-    }
-    int rc = corpus_fsync_path(d, O_RDONLY | O_DIRECTORY);
-    free(dir);
     return rc;
 }
 
@@ -352,8 +248,8 @@ static int corpus_prepare_hdf5(const char *const *inputs, int n_inputs, const ch
     w.seen = cn_xcalloc(w.n_words, sizeof *w.seen);
     w.buf_cap = buffer_bytes < CORPUS_MIN_BUFFER ? CORPUS_MIN_BUFFER : buffer_bytes;
     w.buf = cn_xmalloc(w.buf_cap);
-    w.dset = w.fspace = H5I_INVALID_HID;
-    hid_t fapl = H5I_INVALID_HID, file = H5I_INVALID_HID, dcpl = H5I_INVALID_HID;
+    w.dset = H5I_INVALID_HID;
+    hid_t fapl = H5I_INVALID_HID, file = H5I_INVALID_HID;
     data_splits sp;
     int rc = -1;
 
@@ -397,20 +293,17 @@ static int corpus_prepare_hdf5(const char *const *inputs, int n_inputs, const ch
     /* 1.8 object headers move an attribute too big for the header (a long
      * `sources`) into dense storage instead of failing. */
     if ((fapl = H5Pcreate(H5P_FILE_ACCESS)) < 0 ||
-        H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_LATEST) < 0)
-        goto hdf5_error;
-    if ((file = H5Fcreate(tmp_path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl)) < 0)
-        goto hdf5_error;
+        H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_LATEST) < 0) {
+        h5io_write_fail(out_path, "setting up file access");
+        goto done;
+    }
+    if ((file = h5io_file_create(tmp_path, fapl)) < 0)
+        goto done;
     hsize_t dims = (hsize_t)n;
     hsize_t chunk = dims < CORPUS_CHUNK_IDS ? dims : CORPUS_CHUNK_IDS;
-    if ((dcpl = H5Pcreate(H5P_DATASET_CREATE)) < 0 || H5Pset_chunk(dcpl, 1, &chunk) < 0 ||
-        H5Pset_fletcher32(dcpl) < 0 || H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER) < 0)
-        goto hdf5_error;
-    if ((w.fspace = H5Screate_simple(1, &dims, NULL)) < 0)
-        goto hdf5_error;
-    if ((w.dset = H5Dcreate2(file, "tokens", file_type, w.fspace, H5P_DEFAULT, dcpl,
-                             H5P_DEFAULT)) < 0)
-        goto hdf5_error;
+    if ((w.dset = h5io_dataset_create(out_path, file, "/tokens", file_type, 1, &dims, &chunk,
+                                      H5IO_NO_FILL)) < 0)
+        goto done;
 
     w.pass = 2;
     w.n_expected = n;
@@ -426,32 +319,22 @@ static int corpus_prepare_hdf5(const char *const *inputs, int n_inputs, const ch
         goto done;
     CHARNN_ASSERT(w.n_written == n);
 
-    if (corpus_write_vocab(file, &w, (int)V) != 0 ||
-        corpus_write_attributes(file, inputs, n_inputs, mode, n, val_frac, test_frac, &sp) != 0)
-        goto hdf5_error;
+    if (corpus_write_vocab(out_path, file, &w, (int)V) != 0 ||
+        corpus_write_attributes(out_path, file, inputs, n_inputs, mode, n, val_frac, test_frac,
+                                &sp) != 0)
+        goto done;
     herr_t closed = H5Dclose(w.dset);
     w.dset = H5I_INVALID_HID;
-    if (closed < 0)
-        goto hdf5_error;
-    closed = H5Fclose(file);
+    if (closed < 0) {
+        h5io_write_fail(out_path, "closing /tokens");
+        goto done;
+    }
+    rc = h5io_file_close(out_path, file);
     file = H5I_INVALID_HID;
-    if (closed < 0)
-        goto hdf5_error;
-    rc = 0;
-    goto done;
-hdf5_error:
-    cn_err("cannot write '%s'", out_path);
 done:
-    if (w.dset >= 0)
-        H5Dclose(w.dset);
-    if (w.fspace >= 0)
-        H5Sclose(w.fspace);
-    if (dcpl >= 0)
-        H5Pclose(dcpl);
-    if (file >= 0)
-        H5Fclose(file);
-    if (fapl >= 0)
-        H5Pclose(fapl);
+    H5Dclose(w.dset);
+    H5Fclose(file);
+    H5Pclose(fapl);
     free(w.ids);
     free(w.rank);
     free(w.buf);
@@ -468,50 +351,41 @@ int corpus_prepare(const char *const *inputs, int n_inputs, const char *out_path
     data_splits sp;
     if (data_splits_init(&sp, 0, val_frac, test_frac) != 0)
         return -1;
+    /* Each input is read twice, and a FIFO or a device cannot be: refuse
+     * them, and an output that is one of the inputs, before anything is
+     * written. */
+    for (int i = 0; i < n_inputs; i++) {
+        if (fsio_check_regular(inputs[i], NULL) != 0)
+            return -1;
+        if (fsio_same_file(inputs[i], out_path))
+            return cn_err("--out '%s' is the input '%s': preparing would overwrite it", out_path,
+                          inputs[i]);
+    }
 
-    size_t tmp_len = strlen(out_path) + 32;
-    char *tmp_path = cn_xmalloc(tmp_len);
-    snprintf(tmp_path, tmp_len, "%s.tmp.%ld", out_path, (long)getpid());
+    char tmp_path[4096];
+    if (fsio_tmp_path(tmp_path, sizeof tmp_path, out_path) != 0)
+        return -1;
     /* Creating the file now reports an unwritable output before a long first
      * pass, and with the reason HDF5 would not give. */
-    int fd = open(tmp_path, O_WRONLY | O_CREAT | O_TRUNC, 0666);
-    if (fd < 0) {
-        cn_err("cannot create '%s': %s", out_path, strerror(errno));
-        free(tmp_path);
-        return -1;
-    }
+    int fd = open(tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    if (fd < 0)
+        return cn_err("cannot create '%s': %s", out_path, strerror(errno));
     close(fd);
 
-    int rc;
-    H5E_BEGIN_TRY
-    {
-        rc = corpus_prepare_hdf5(inputs, n_inputs, out_path, tmp_path, mode, val_frac, test_frac,
+    int rc = corpus_prepare_hdf5(inputs, n_inputs, out_path, tmp_path, mode, val_frac, test_frac,
                                  buffer_bytes);
-    }
-    H5E_END_TRY;
-    if (rc == 0 && corpus_fsync_path(tmp_path, O_RDONLY) != 0)
-        rc = cn_err("cannot write '%s': %s", out_path, strerror(errno));
-    if (rc == 0 && rename(tmp_path, out_path) != 0)
-        rc = cn_err("cannot rename '%s' to '%s': %s", tmp_path, out_path, strerror(errno));
-    if (rc == 0 && corpus_fsync_parent(out_path) != 0)
-        rc = cn_err("cannot sync the directory of '%s': %s", out_path, strerror(errno));
-    if (rc != 0)
+    if (rc != 0) {
         unlink(tmp_path);
-    free(tmp_path);
-    return rc;
+        return -1;
+    }
+    return fsio_commit(tmp_path, out_path, 1);
 }
 
 /* ---- reading ------------------------------------------------------------- */
 
 int corpus_is_prepared(const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return 0;
-    char head[sizeof corpus_signature];
-    size_t got = fread(head, 1, sizeof head, f);
-    fclose(f);
-    return got == sizeof head && memcmp(head, corpus_signature, sizeof head) == 0;
+    return h5io_starts_like_hdf5(path);
 }
 
 typedef struct {
@@ -519,34 +393,18 @@ typedef struct {
     int32_t V; /* ids read must be below this */
 } corpus_reader;
 
-/* Is the error on HDF5's stack a failed filter (fletcher32 is the only one)? */
-static herr_t corpus_find_filter_error(unsigned n, const H5E_error2_t *e, void *found)
-{
-    (void)n;
-    if (e->maj_num == H5E_PLINE || (e->desc && strstr(e->desc, "Fletcher32")))
-        *(int *)found = 1;
-    return 0;
-}
-
-static int corpus_read_hdf5(data_source *src, size_t offset, size_t n, int32_t *out)
+static int corpus_source_read(data_source *src, size_t offset, size_t n, int32_t *out)
 {
     corpus_reader *r = src->impl;
+    if (offset > src->n_tokens || n > src->n_tokens - offset)
+        return cn_err("cannot read tokens [%zu, %zu) of '%s': it has %zu tokens", offset,
+                      offset + n, src->name, src->n_tokens);
+    if (n == 0)
+        return 0;
     hsize_t start = (hsize_t)offset, count = (hsize_t)n;
-    hid_t mspace = H5Screate_simple(1, &count, NULL);
-    if (mspace < 0 || H5Sselect_hyperslab(r->fspace, H5S_SELECT_SET, &start, NULL, &count, NULL) < 0) {
-        if (mspace >= 0)
-            H5Sclose(mspace);
-        return cn_err("cannot read tokens [%zu, %zu) of '%s'", offset, offset + n, src->name);
-    }
-    if (H5Dread(r->dset, H5T_NATIVE_INT32, mspace, r->fspace, H5P_DEFAULT, out) < 0) {
-        int checksum = 0;
-        H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, corpus_find_filter_error, &checksum);
-        H5Sclose(mspace);
-        if (checksum)
-            return cn_err("'%s' is damaged: checksum mismatch in /tokens", src->name);
-        return cn_err("cannot read tokens [%zu, %zu) of '%s'", offset, offset + n, src->name);
-    }
-    H5Sclose(mspace);
+    if (h5io_dataset_read_box(src->name, "/tokens", r->dset, H5T_NATIVE_INT32, 1, &start, &count,
+                              H5P_DEFAULT, out) != 0)
+        return -1;
     /* A model indexes its embedding with these; never hand it a wild id. */
     for (size_t i = 0; i < n; i++)
         if (out[i] < 0 || out[i] >= r->V)
@@ -555,34 +413,11 @@ static int corpus_read_hdf5(data_source *src, size_t offset, size_t n, int32_t *
     return 0;
 }
 
-static int corpus_source_read(data_source *src, size_t offset, size_t n, int32_t *out)
-{
-    if (offset > src->n_tokens || n > src->n_tokens - offset)
-        return cn_err("cannot read tokens [%zu, %zu) of '%s': it has %zu tokens", offset,
-                      offset + n, src->name, src->n_tokens);
-    if (n == 0)
-        return 0;
-    int rc;
-    H5E_BEGIN_TRY
-    {
-        rc = corpus_read_hdf5(src, offset, n, out);
-    }
-    H5E_END_TRY;
-    return rc;
-}
-
 static void corpus_reader_free(corpus_reader *r)
 {
-    H5E_BEGIN_TRY
-    {
-        if (r->dset >= 0)
-            H5Dclose(r->dset);
-        if (r->fspace >= 0)
-            H5Sclose(r->fspace);
-        if (r->file >= 0)
-            H5Fclose(r->file);
-    }
-    H5E_END_TRY;
+    H5Dclose(r->dset);
+    H5Sclose(r->fspace);
+    H5Fclose(r->file);
     free(r);
 }
 
@@ -594,84 +429,35 @@ static void corpus_source_close(data_source *src)
     src->impl = NULL;
 }
 
-/* A fixed-length string attribute into buf (cap bytes, truncated). 0 or -1,
- * without a message: the caller knows what a missing attribute means. */
-static int corpus_attr_read_string(hid_t loc, const char *name, char *buf, size_t cap)
+/* A required root attribute: 0, or -1 with "'P' is damaged: missing attribute NAME". */
+static int corpus_attr_u64(const char *path, hid_t file, const char *name, uint64_t *out)
 {
-    hid_t attr = H5I_INVALID_HID, type = H5I_INVALID_HID;
-    char *tmp = NULL;
-    int rc = -1;
-    if (H5Aexists(loc, name) <= 0 || (attr = H5Aopen(loc, name, H5P_DEFAULT)) < 0)
-        goto done;
-    if ((type = H5Aget_type(attr)) < 0 || H5Tget_class(type) != H5T_STRING ||
-        H5Tis_variable_str(type) != 0)
-        goto done;
-    size_t size = H5Tget_size(type);
-    if (size == 0)
-        goto done;
-    /* Read as stored: HDF5 will not convert between ASCII and UTF-8 strings. */
-    tmp = cn_xcalloc(size + 1, 1);
-    if (H5Aread(attr, type, tmp) < 0)
-        goto done;
-    snprintf(buf, cap, "%s", tmp);
-    rc = 0;
-done:
-    free(tmp);
-    if (type >= 0)
-        H5Tclose(type);
-    if (attr >= 0)
-        H5Aclose(attr);
-    return rc;
-}
-
-static int corpus_attr_read(hid_t loc, const char *name, hid_t mem_type, void *value)
-{
-    hid_t attr = H5I_INVALID_HID;
-    if (H5Aexists(loc, name) <= 0 || (attr = H5Aopen(loc, name, H5P_DEFAULT)) < 0)
-        return -1;
-    herr_t st = H5Aread(attr, mem_type, value);
-    H5Aclose(attr);
-    return st < 0 ? -1 : 0;
-}
-
-/* A 1-D dataset's length, or -1. */
-static int corpus_dataset_length(hid_t dset, hsize_t *len)
-{
-    hid_t space = H5Dget_space(dset);
-    if (space < 0)
-        return -1;
-    int ok = H5Sget_simple_extent_ndims(space) == 1 &&
-             H5Sget_simple_extent_dims(space, len, NULL) == 1;
-    H5Sclose(space);
-    return ok ? 0 : -1;
+    int rc = h5io_attr_read_num(path, file, "", name, H5T_NATIVE_UINT64, 1, out);
+    if (rc == 0)
+        return cn_err("'%s' is damaged: missing attribute %s", path, name);
+    return rc < 0 ? -1 : 0;
 }
 
 static int corpus_read_vocab(hid_t file, const char *path, vocab_mode mode, vocab *fv)
 {
-    hid_t dset = H5I_INVALID_HID;
+    hsize_t dims[H5IO_MAX_RANK];
+    int rank = 0, rc = -1;
     uint32_t *symbols = NULL;
-    hsize_t V = 0;
-    int rc = -1;
-    if (H5Lexists(file, "vocab", H5P_DEFAULT) <= 0 ||
-        (dset = H5Dopen2(file, "vocab", H5P_DEFAULT)) < 0 || corpus_dataset_length(dset, &V) != 0 ||
-        V < 1 || V > corpus_symbol_limit(mode)) {
-        cn_err("'%s' is damaged: /vocab is missing or malformed", path);
+    if (h5io_dataset_shape(path, file, "/vocab", &rank, dims) != 0)
+        return -1;
+    if (rank != 1 || dims[0] < 1 || dims[0] > corpus_symbol_limit(mode))
+        return cn_err("'%s' is damaged: /vocab has an invalid shape", path);
+    symbols = cn_xmalloc((size_t)dims[0] * sizeof *symbols);
+    if (h5io_dataset_read(path, file, "/vocab", H5T_NATIVE_UINT32, H5T_INTEGER, 1, dims,
+                          symbols) != 0)
         goto done;
-    }
-    symbols = cn_xmalloc((size_t)V * sizeof *symbols);
-    if (H5Dread(dset, H5T_NATIVE_UINT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, symbols) < 0) {
-        cn_err("'%s' is damaged: cannot read /vocab", path);
-        goto done;
-    }
-    if (vocab_from_symbols(fv, mode, symbols, (int)V) != 0) {
-        cn_err_context("'%s' is damaged", path);
+    if (vocab_from_symbols(fv, mode, symbols, (int)dims[0]) != 0) {
+        cn_err_context("'%s' is damaged: /vocab", path);
         goto done;
     }
     rc = 0;
 done:
     free(symbols);
-    if (dset >= 0)
-        H5Dclose(dset);
     return rc;
 }
 
@@ -683,44 +469,45 @@ static int corpus_open_hdf5(data_source *src, const char *path, vocab *v, data_s
     vocab fv;
     memset(&fv, 0, sizeof fv);
     char text[64];
-    int version = 0;
+    int64_t version = 0;
     uint64_t n_tokens = 0;
     data_splits sp;
 
-    if ((r->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT)) < 0 ||
-        corpus_attr_read_string(r->file, "format", text, sizeof text) != 0 ||
-        strcmp(text, CORPUS_FORMAT) != 0) {
+    if ((r->file = h5io_file_open(path, H5F_ACC_RDONLY, H5P_DEFAULT)) < 0)
+        goto error;
+    int got = h5io_attr_read_str(path, r->file, "", "format", text, sizeof text);
+    if (got < 0)
+        goto error;
+    if (got == 0 || strcmp(text, CORPUS_FORMAT) != 0) {
         cn_err("'%s' is not a charnn corpus", path);
         goto error;
     }
-    if (corpus_attr_read(r->file, "format_version", H5T_NATIVE_INT, &version) != 0) {
-        cn_err("'%s' is damaged: attribute 'format_version' is missing", path);
+    got = h5io_attr_read_num(path, r->file, "", "format_version", H5T_NATIVE_INT64, 1, &version);
+    if (got <= 0) {
+        if (got == 0)
+            cn_err("'%s' is damaged: missing attribute format_version", path);
         goto error;
     }
     if (version != CORPUS_FORMAT_VERSION) {
-        cn_err("'%s' is charnn corpus format version %d; this charnn reads version %d", path,
-               version, CORPUS_FORMAT_VERSION);
+        cn_err("'%s' is charnn corpus format version %lld; this charnn reads version %d", path,
+               (long long)version, CORPUS_FORMAT_VERSION);
         goto error;
     }
-    vocab_mode mode;
-    if (corpus_attr_read_string(r->file, "vocab_mode", text, sizeof text) != 0 ||
-        (strcmp(text, "codepoints") != 0 && strcmp(text, "bytes") != 0)) {
-        cn_err("'%s' is damaged: attribute 'vocab_mode' is missing or unknown", path);
+    got = h5io_attr_read_str(path, r->file, "", "vocab_mode", text, sizeof text);
+    if (got < 0)
+        goto error;
+    if (got == 0 || (strcmp(text, "codepoints") != 0 && strcmp(text, "bytes") != 0)) {
+        cn_err("'%s' is damaged: attribute vocab_mode is missing or unknown", path);
         goto error;
     }
-    mode = strcmp(text, "bytes") == 0 ? VOCAB_BYTES : VOCAB_CODEPOINTS;
-    if (corpus_attr_read(r->file, "n_tokens", H5T_NATIVE_UINT64, &n_tokens) != 0) {
-        cn_err("'%s' is damaged: attribute 'n_tokens' is missing", path);
+    vocab_mode mode = strcmp(text, "bytes") == 0 ? VOCAB_BYTES : VOCAB_CODEPOINTS;
+    if (corpus_attr_u64(path, r->file, "n_tokens", &n_tokens) != 0)
         goto error;
-    }
     for (int s = SPLIT_TRAIN; s <= SPLIT_TEST; s++) {
         uint64_t b = 0, e = 0;
-        if (corpus_attr_read(r->file, split_attr_names[s][0], H5T_NATIVE_UINT64, &b) != 0 ||
-            corpus_attr_read(r->file, split_attr_names[s][1], H5T_NATIVE_UINT64, &e) != 0) {
-            cn_err("'%s' is damaged: split attributes '%s'/'%s' are missing", path,
-                   split_attr_names[s][0], split_attr_names[s][1]);
+        if (corpus_attr_u64(path, r->file, split_attr_names[s][0], &b) != 0 ||
+            corpus_attr_u64(path, r->file, split_attr_names[s][1], &e) != 0)
             goto error;
-        }
         sp.begin[s] = (size_t)b;
         sp.end[s] = (size_t)e;
     }
@@ -741,18 +528,20 @@ static int corpus_open_hdf5(data_source *src, const char *path, vocab *v, data_s
         goto error;
     }
 
-    hsize_t len = 0;
     if ((dapl = H5Pcreate(H5P_DATASET_ACCESS)) < 0 ||
         H5Pset_chunk_cache(dapl, CORPUS_READ_CACHE_SLOTS, CORPUS_READ_CACHE_BYTES, 1.0) < 0) {
-        cn_err("cannot open '%s'", path);
+        cn_err("cannot open '%s': HDF5 property setup failed", path);
         goto error;
     }
-    if (H5Lexists(r->file, "tokens", H5P_DEFAULT) <= 0 ||
-        (r->dset = H5Dopen2(r->file, "tokens", dapl)) < 0 ||
-        corpus_dataset_length(r->dset, &len) != 0 || len != n_tokens ||
-        (r->fspace = H5Dget_space(r->dset)) < 0 || (type = H5Dget_type(r->dset)) < 0 ||
-        H5Tget_class(type) != H5T_INTEGER || H5Tget_size(type) > 4) {
-        cn_err("'%s' is damaged: /tokens is missing or malformed", path);
+    const int64_t want = (int64_t)n_tokens;
+    if ((r->dset = h5io_dataset_open(path, r->file, "/tokens", dapl, 1, &want, NULL)) < 0)
+        goto error;
+    if ((r->fspace = H5Dget_space(r->dset)) < 0 || (type = H5Dget_type(r->dset)) < 0) {
+        h5io_read_fail(path, "/tokens");
+        goto error;
+    }
+    if (H5Tget_class(type) != H5T_INTEGER || H5Tget_size(type) > 4) {
+        cn_err("'%s' is damaged: /tokens is not an array of token ids", path);
         goto error;
     }
     H5Tclose(type);
@@ -771,10 +560,8 @@ static int corpus_open_hdf5(data_source *src, const char *path, vocab *v, data_s
     snprintf(src->name, sizeof src->name, "%s", path);
     return 0;
 error:
-    if (type >= 0)
-        H5Tclose(type);
-    if (dapl >= 0)
-        H5Pclose(dapl);
+    H5Tclose(type);
+    H5Pclose(dapl);
     vocab_free(&fv);
     corpus_reader_free(r);
     return -1;
@@ -783,17 +570,32 @@ error:
 int data_source_open_prepared(data_source *src, const char *path, vocab *v, data_splits *splits)
 {
     memset(src, 0, sizeof *src);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return cn_err("cannot open '%s': %s", path, strerror(errno));
-    fclose(f);
-    if (!corpus_is_prepared(path))
+    if (fsio_check_regular(path, NULL) != 0)
+        return -1;
+    if (!corpus_is_prepared(path)) {
+        FILE *f = fopen(path, "rb");
+        if (!f)
+            return cn_err("cannot open '%s': %s", path, strerror(errno));
+        fclose(f);
         return cn_err("'%s' is not a charnn corpus", path);
-    int rc;
-    H5E_BEGIN_TRY
-    {
-        rc = corpus_open_hdf5(src, path, v, splits);
     }
-    H5E_END_TRY;
-    return rc;
+    return corpus_open_hdf5(src, path, v, splits);
+}
+
+int corpus_open(data_source *src, const char *path, vocab *v, vocab_mode mode, double val_frac,
+                double test_frac, data_splits *splits)
+{
+    memset(src, 0, sizeof *src);
+    if (fsio_check_regular(path, NULL) != 0)
+        return -1;
+    /* a prepared corpus carries its own vocabulary and splits */
+    if (corpus_is_prepared(path))
+        return data_source_open_prepared(src, path, v, splits);
+    if (data_source_open_text(src, path, v, mode) != 0)
+        return -1;
+    if (data_splits_init(splits, src->n_tokens, val_frac, test_frac) != 0) {
+        data_source_close(src);
+        return -1;
+    }
+    return 0;
 }

@@ -9,6 +9,7 @@
 
 #include "charnn/common.h"
 #include "charnn/data.h"
+#include "charnn/fsio.h"
 
 static const char *const split_names[] = {"train", "val", "test", "all"};
 enum { SPLIT_KINDS = sizeof split_names / sizeof split_names[0] };
@@ -69,10 +70,13 @@ void data_source_close(data_source *src)
     memset(src, 0, sizeof *src);
 }
 
-/* Reads until EOF rather than trusting the size from fstat, so pipes and
- * files still being written work too; the size only sizes the first read. */
+/* Reads until EOF rather than trusting the size, so a file still being
+ * written works too; the size only sizes the first read. Only regular files:
+ * a FIFO would block and a device like /dev/zero never ends. */
 static int data_read_file(const char *path, uint8_t **text_out, size_t *len_out)
 {
+    if (fsio_check_regular(path, NULL) != 0)
+        return -1;
     FILE *f = fopen(path, "rb");
     if (!f)
         return cn_err("cannot open '%s': %s", path, strerror(errno));

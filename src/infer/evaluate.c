@@ -67,15 +67,9 @@ int eval_run(const eval_options *o)
     data_source src;
     memset(&src, 0, sizeof src);
     data_splits sp;
-    if (corpus_is_prepared(o->data_path)) {
-        if (data_source_open_prepared(&src, o->data_path, &d.voc, &sp) != 0)
-            goto done;
-    } else {
-        if (data_source_open_text(&src, o->data_path, &d.voc, d.voc.mode) != 0)
-            goto done;
-        if (data_splits_init(&sp, src.n_tokens, d.cfg.val_frac, d.cfg.test_frac) != 0)
-            goto done;
-    }
+    if (corpus_open(&src, o->data_path, &d.voc, d.voc.mode, d.cfg.val_frac, d.cfg.test_frac,
+                    &sp) != 0)
+        goto done;
     size_t begin = sp.begin[o->split], end = sp.end[o->split];
     const int T = o->seq > 0 ? o->seq : d.cfg.seq;
     int batch = o->batch > 0 ? o->batch : d.cfg.batch;

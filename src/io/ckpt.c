@@ -767,7 +767,15 @@ static int read_file(const char *path, ckpt_data *d)
     char format[64];
     int64_t version = 0;
     int rc = -1;
-    fid = h5io_file_open(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    /* Strong close: a read that fails halfway must not leave objects open,
+     * or the library complains again when the process exits. */
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    if (fapl < 0 || H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0) {
+        H5Pclose(fapl);
+        return cn_err("cannot read '%s': HDF5 property setup failed", path);
+    }
+    fid = h5io_file_open(path, H5F_ACC_RDONLY, fapl);
+    H5Pclose(fapl);
     if (fid < 0) {
         /* "'X' is not an HDF5 file" says too little here */
         size_t plen = strlen(path);

@@ -99,10 +99,25 @@ int h5io_is_hdf5(const char *path)
     return found;
 }
 
+int h5io_starts_like_hdf5(const char *path)
+{
+    /* 0x89 is never the first byte of UTF-8 text */
+    char head[4];
+    if (fsio_check_regular(path, NULL) < 0)
+        return 0;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    size_t got = fread(head, 1, sizeof head, f);
+    fclose(f);
+    return (got == sizeof head && memcmp(head, hdf5_signature, sizeof head) == 0) ||
+           h5io_is_hdf5(path);
+}
+
 hid_t h5io_file_open(const char *path, unsigned flags, hid_t fapl)
 {
     uint64_t size = 0;
-    hid_t own = H5I_INVALID_HID, fid = H5I_INVALID_HID;
+    hid_t fid = H5I_INVALID_HID;
     h5io_silence();
     if (fsio_check_regular(path, &size) < 0)
         return H5I_INVALID_HID;
@@ -118,17 +133,13 @@ hid_t h5io_file_open(const char *path, unsigned flags, hid_t fapl)
         return H5I_INVALID_HID;
     }
     if (!h5io_is_hdf5(path)) {
-        cn_err("'%s' is not an HDF5 file", path);
+        if (h5io_starts_like_hdf5(path))
+            cn_err("'%s' is damaged: its HDF5 signature is broken", path);
+        else
+            cn_err("'%s' is not an HDF5 file", path);
         return H5I_INVALID_HID;
     }
-    /* Strong close: a read that fails halfway must not leave objects open,
-     * or the library complains again when the process exits. */
-    if ((own = H5Pcopy(fapl == H5P_DEFAULT ? H5P_FILE_ACCESS_DEFAULT : fapl)) < 0 ||
-        H5Pset_fclose_degree(own, H5F_CLOSE_STRONG) < 0) {
-        cn_err("cannot open '%s': HDF5 property setup failed", path);
-        goto done;
-    }
-    if ((fid = H5Fopen(path, flags, own)) < 0) {
+    if ((fid = H5Fopen(path, flags, fapl)) < 0) {
         h5_stack st;
         h5_stack_get(&st);
         if (st.truncated)
@@ -138,8 +149,6 @@ hid_t h5io_file_open(const char *path, unsigned flags, hid_t fapl)
         else
             cn_err("'%s' is damaged: HDF5 cannot open it", path);
     }
-done:
-    H5Pclose(own);
     return fid;
 }
 

@@ -444,17 +444,10 @@ static void trace_training_step(trainer *t)
 
 static int open_data(trainer *t)
 {
-    if (corpus_is_prepared(t->cfg.data)) {
-        /* a prepared corpus carries its own vocabulary and splits */
-        if (data_source_open_prepared(&t->src, t->cfg.data, &t->voc, &t->splits) != 0)
-            return -1;
-        t->cfg.vocab_mode = t->voc.mode;
-        return 0;
-    }
-    if (data_source_open_text(&t->src, t->cfg.data, &t->voc, t->cfg.vocab_mode) != 0)
+    if (corpus_open(&t->src, t->cfg.data, &t->voc, t->cfg.vocab_mode, t->cfg.val_frac,
+                    t->cfg.test_frac, &t->splits) != 0)
         return -1;
-    if (data_splits_init(&t->splits, t->src.n_tokens, t->cfg.val_frac, t->cfg.test_frac) != 0)
-        return -1;
+    t->cfg.vocab_mode = t->voc.mode;
     return 0;
 }
 
