@@ -24,8 +24,9 @@
  *   a folder: one file per class, one example per line; the class is the
  *        file name without its extension (names/Arabic.txt -> "Arabic").
  *        Hidden files (".x") are skipped.
- * A trailing "\r" is removed from every line. xz-compressed files are
- * refused with a hint to decompress them (xz -dk); see docs/examples-format.md.
+ * A trailing "\r" is removed from every line. Inputs are read twice, so they
+ * must be regular files (not pipes); xz-compressed files are refused with a
+ * hint to decompress them (xz -dk); see docs/examples-format.md.
  *
  * Splits: the examples of the inputs are split per class with a seeded
  * shuffle (val_frac and test_frac of each class, rounded), or the user gives
@@ -50,6 +51,10 @@
  * and its measurement).
  *
  * File layout: docs/examples-format.md (format "charnn-examples", version 1).
+ *
+ * Ownership: an examples_file owns its arrays and HDF5 handles until
+ * examples_close; a vocabulary loaded into the caller's vocab is the caller's.
+ * One examples_file is not thread-safe (neither is HDF5).
  */
 #ifndef CHARNN_EXAMPLES_H
 #define CHARNN_EXAMPLES_H
