@@ -603,6 +603,54 @@ static void test_read_many_and_lengths(void)
     vocab_free(&v);
 }
 
+/* Sparse picks over a larger file take the grouped-union path (more than
+ * EX_BLOCKS_PER_READ blocks, a span far larger than what is asked for). */
+static void test_read_sparse(void)
+{
+    char in[256], out[256];
+    path_in(in, sizeof in, "sparse.tsv");
+    path_in(out, sizeof out, "sparse.h5");
+    FILE *f = fopen(in, "w");
+    fputs("text\tlabel\n", f);
+    for (int k = 0; k < 3000; k++) {
+        for (int j = 0; j <= k % 23; j++)
+            fputc('a' + (k * 7 + j) % 26, f);
+        fprintf(f, "\t%d\n", k % 2);
+    }
+    fclose(f);
+    CU_ASSERT_EQUAL_FATAL(prepare_one(in, out, NULL, NULL), 0);
+    examples_file ex;
+    vocab v = {0};
+    CU_ASSERT_EQUAL_FATAL(examples_open(&ex, out, &v), 0);
+    enum { N = 150, T = 9 };
+    size_t idx[N], total = 0;
+    for (int k = 0; k < N; k++) {
+        idx[k] = (size_t)((N - k) * 19 % 3000); /* descending, with neighbours and repeats */
+        if (k % 10 == 3)
+            idx[k] = idx[k - 1] + 1;
+        if (k % 10 == 7)
+            idx[k] = idx[k - 2];
+        total += examples_length(&ex, idx[k]);
+    }
+    int32_t *many = cn_xmalloc(total * sizeof *many), one[32], x[T * N], len[N], y[N];
+    CU_ASSERT_EQUAL_FATAL(examples_read_many(&ex, idx, N, many), 0);
+    CU_ASSERT_EQUAL_FATAL(examples_fill_batch(&ex, idx, N, T, -1, x, len, y, NULL), 0);
+    size_t at = 0;
+    for (int k = 0; k < N; k++) {
+        size_t n = examples_length(&ex, idx[k]);
+        CU_ASSERT_EQUAL_FATAL(examples_read_tokens(&ex, idx[k], one), 0);
+        CU_ASSERT(memcmp(many + at, one, n * sizeof *one) == 0);
+        at += n;
+        CU_ASSERT_EQUAL(len[k], (int32_t)(n < T ? n : T));
+        CU_ASSERT_EQUAL(y[k], (int32_t)(idx[k] % 2));
+        for (int t = 0; t < T; t++)
+            CU_ASSERT_EQUAL(x[t * N + k], t < len[k] ? one[t] : -1);
+    }
+    free(many);
+    examples_close(&ex);
+    vocab_free(&v);
+}
+
 static void test_fill_batch(void)
 {
     char in[256], out[256];
@@ -1041,6 +1089,7 @@ int main(int argc, char **argv)
     testlib_add(s, "dedup before a drawn split", test_dedup_drawn_split);
     testlib_add(s, "read_many and length statistics", test_read_many_and_lengths);
     testlib_add(s, "a time-major batch with truncation", test_fill_batch);
+    testlib_add(s, "sparse batches (grouped union reads)", test_read_sparse);
     testlib_add(s, "byte mode and a given val file", test_bytes_and_val_file);
     testlib_add(s, "damaged and foreign files", test_damaged);
     testlib_add(s, "the names set", test_names);
