@@ -92,6 +92,10 @@ check "it resumed from a checkpoint of the killed run" grep -q "^resumed from '$
     "$WORK/after-kill.out"
 check "the lock file names the last run now, not the killed one" \
     bash -c "! grep -q '^$holder ' '$L/.charnn.lock'"
+# a run that fails to start leaves no directory it created behind
+fails_with missing-data 30 "charnn: cannot open '$WORK/no-such.txt': No such file or directory" \
+    "$CHARNN" train "${SMALL[@]/$DATA/$WORK/no-such.txt}" --steps 2 --out "$WORK/never/made"
+check "the failed start removed the run directory it had created" [ ! -e "$WORK/never/made" ]
 
 # ---- 2. temporaries left by a kill --------------------------------------------
 T=$WORK/tmpfiles

@@ -30,7 +30,9 @@
 #define RUNDIR_LOCK_NAME ".charnn.lock"
 
 typedef struct {
-    int fd; /* the locked file, -1 when not held */
+    int fd;          /* the locked file, -1 when not held */
+    int created_dir; /* this process made the directory (and so the lock file) */
+    char path[4096]; /* the lock file */
 } rundir_lock;
 
 /* mkdir -p dir; an existing non-directory is an error. */
@@ -46,6 +48,10 @@ int rundir_lock_acquire(const char *dir, rundir_lock *lock);
 int rundir_lock_run(const char *dir, rundir_lock *lock);
 /* Release (and close) the lock; a lock not held is ignored. */
 void rundir_lock_release(rundir_lock *lock);
+/* Release after a run that wrote nothing (its set-up failed): when this
+ * process created the directory, the lock file and the directory go too, so a
+ * mistyped flag leaves no empty run directory behind. */
+void rundir_lock_abandon(rundir_lock *lock);
 
 /* DIR/ckpt-<step>.h5 */
 void rundir_step_path(char *out, size_t n, const char *dir, int64_t step);

@@ -389,7 +389,7 @@ int corpus_is_prepared(const char *path)
 }
 
 typedef struct {
-    hid_t file, dset, fspace;
+    hid_t file, dset;
     int32_t V; /* ids read must be below this */
 } corpus_reader;
 
@@ -416,7 +416,6 @@ static int corpus_source_read(data_source *src, size_t offset, size_t n, int32_t
 static void corpus_reader_free(corpus_reader *r)
 {
     H5Dclose(r->dset);
-    H5Sclose(r->fspace);
     H5Fclose(r->file);
     free(r);
 }
@@ -464,7 +463,7 @@ done:
 static int corpus_open_hdf5(data_source *src, const char *path, vocab *v, data_splits *splits)
 {
     corpus_reader *r = cn_xmalloc(sizeof *r);
-    r->file = r->dset = r->fspace = H5I_INVALID_HID;
+    r->file = r->dset = H5I_INVALID_HID;
     hid_t dapl = H5I_INVALID_HID, type = H5I_INVALID_HID;
     vocab fv;
     memset(&fv, 0, sizeof fv);
@@ -536,7 +535,7 @@ static int corpus_open_hdf5(data_source *src, const char *path, vocab *v, data_s
     const int64_t want = (int64_t)n_tokens;
     if ((r->dset = h5io_dataset_open(path, r->file, "/tokens", dapl, 1, &want, NULL)) < 0)
         goto error;
-    if ((r->fspace = H5Dget_space(r->dset)) < 0 || (type = H5Dget_type(r->dset)) < 0) {
+    if ((type = H5Dget_type(r->dset)) < 0) {
         h5io_read_fail(path, "/tokens");
         goto error;
     }

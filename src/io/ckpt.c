@@ -720,12 +720,16 @@ static int read_task(const char *path, hid_t fid, hid_t root, ckpt_data *d)
     if (e <= 0)
         return e;
     size_t n = 0;
-    if (h5io_dataset_read_strings(path, fid, "/labels", &t->labels, &n) < 0)
+    char **labels = NULL;
+    if (h5io_dataset_read_strings(path, fid, "/labels", &labels, &n) < 0)
         return -1;
-    t->n_labels = (int)(n < CKPT_MAX_LABELS ? n : CKPT_MAX_LABELS);
-    if (n > CKPT_MAX_LABELS)
+    if (n > CKPT_MAX_LABELS) {
+        h5io_strings_free(labels, n);
         return cn_err("'%s': /labels holds %zu labels, at most %d expected", path, n,
                       CKPT_MAX_LABELS);
+    }
+    t->labels = labels;
+    t->n_labels = (int)n;
     return 0;
 }
 

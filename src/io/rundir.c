@@ -66,11 +66,14 @@ static void lock_holder(int fd, char *out, size_t n)
 
 int rundir_lock_acquire(const char *dir, rundir_lock *lock)
 {
-    char path[4096], holder[320], me[320], host[256];
+    char *path = lock->path, holder[320], me[320], host[256];
+    struct stat sb;
     lock->fd = -1;
+    lock->created_dir = stat(dir, &sb) != 0;
     if (rundir_create(dir) != 0)
         return -1;
-    if (snprintf(path, sizeof path, "%s/%s", dir, RUNDIR_LOCK_NAME) >= (int)sizeof path)
+    if (snprintf(path, sizeof lock->path, "%s/%s", dir, RUNDIR_LOCK_NAME) >=
+        (int)sizeof lock->path)
         return cn_err("--out '%s': path too long", dir);
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0)
@@ -107,6 +110,7 @@ int rundir_lock_acquire(const char *dir, rundir_lock *lock)
 int rundir_lock_run(const char *dir, rundir_lock *lock)
 {
     lock->fd = -1;
+    lock->created_dir = 0;
     int failed = dist_rank() == 0 && rundir_lock_acquire(dir, lock) != 0;
     if (dist_allreduce_sum_int(failed) != 0) {
         if (!failed)
@@ -123,6 +127,20 @@ void rundir_lock_release(rundir_lock *lock)
     flock(lock->fd, LOCK_UN);
     close(lock->fd);
     lock->fd = -1;
+}
+
+void rundir_lock_abandon(rundir_lock *lock)
+{
+    if (lock->fd < 0)
+        return;
+    if (lock->created_dir) {
+        /* still holding the lock, so no other run can be using the directory */
+        char dir[4096];
+        fsio_path_dir(dir, sizeof dir, lock->path);
+        unlink(lock->path);
+        rmdir(dir);
+    }
+    rundir_lock_release(lock);
 }
 
 /* ---- checkpoints ------------------------------------------------------ */

@@ -715,7 +715,7 @@ int train_run(const run_config *cfg)
         /* every rank met the same bad input: one message, a clean exit */
         if (dist_rank() == 0)
             fprintf(stderr, "charnn: %s\n", cn_errmsg());
-        rundir_lock_release(&lock);
+        rundir_lock_abandon(&lock);
         return TRAIN_EXIT_ERROR;
     }
     if (n_failed) {
@@ -727,7 +727,7 @@ int train_run(const run_config *cfg)
             fflush(stderr);
         }
         dist_barrier();
-        rundir_lock_release(&lock);
+        rundir_lock_abandon(&lock);
         return TRAIN_EXIT_ERROR;
     }
     verify_same_parameters(&t, "at start");
