@@ -1,4 +1,6 @@
-/* `charnn prepare`: text files and flags into corpus_prepare. See cli.h. */
+/* `charnn prepare`: text files into a prepared corpus (corpus_prepare, the
+ * language model's), or labelled examples into an examples file
+ * (examples_prepare, --task classify). See cli.h. */
 #include "charnn/cli.h"
 
 #include <stdio.h>
@@ -6,21 +8,86 @@
 
 #include "charnn/config.h"
 #include "charnn/corpus.h"
+#include "charnn/examples.h"
 #include "charnn/flags.h"
+
+enum { PREPARE_LM = 0, PREPARE_CLASSIFY = 1 };
+
+static const flag_choice prepare_task_choices[] = {
+    {"lm", PREPARE_LM}, {"classify", PREPARE_CLASSIFY}, {NULL, 0}};
+static const flag_choice prepare_format_choices[] = {
+    {"auto", EXAMPLES_INPUT_AUTO}, {"tsv", EXAMPLES_INPUT_TSV}, {"csv", EXAMPLES_INPUT_CSV},
+    {"jsonl", EXAMPLES_INPUT_JSONL}, {"dir", EXAMPLES_INPUT_DIR}, {NULL, 0}};
+
+static int prepare_classify(const char **inputs, int n_inputs, const char *out,
+                            const char *val_path, const char *test_path, int format,
+                            const char *text_col, const char *label_col, int bytes,
+                            double val_frac, double test_frac, uint64_t seed, int dedup)
+{
+    examples_stats st;
+    examples_prepare_options o;
+    examples_prepare_options_init(&o);
+    o.inputs = inputs;
+    o.n_inputs = n_inputs;
+    o.val_path = val_path[0] ? val_path : NULL;
+    o.test_path = test_path[0] ? test_path : NULL;
+    o.out_path = out;
+    o.format = (examples_input_format)format;
+    o.text_col = text_col;
+    o.label_col = label_col;
+    o.mode = bytes ? VOCAB_BYTES : VOCAB_CODEPOINTS;
+    /* a split given as a file takes no share of the inputs unless asked to */
+    o.val_frac = val_frac >= 0 ? val_frac : o.val_path ? 0.0 : 0.05;
+    o.test_frac = test_frac >= 0 ? test_frac : o.test_path ? 0.0 : 0.1;
+    o.seed = seed;
+    o.dedup = dedup;
+    o.stats = &st;
+    double t0 = cn_now();
+    if (examples_prepare(&o) != 0) {
+        fprintf(stderr, "charnn: %s\n", cn_errmsg());
+        return CLI_EXIT_ERROR;
+    }
+    examples_stats_print(&st, stdout);
+    printf("prepared '%s' in %.1fs\n", out, cn_now() - t0);
+    return CLI_EXIT_OK;
+}
 
 int cli_prepare(int argc, char **argv)
 {
-    char out[CONFIG_PATH_MAX] = "";
-    double val_frac = 0.05, test_frac = 0.05;
-    int bytes = 0, n_inputs = 0;
+    char out[CONFIG_PATH_MAX] = "", val_path[CONFIG_PATH_MAX] = "",
+         test_path[CONFIG_PATH_MAX] = "";
+    const char *text_col = "text", *label_col = "label";
+    double val_frac = -1.0, test_frac = -1.0;
+    uint64_t seed = 1;
+    int bytes = 0, n_inputs = 0, task = PREPARE_LM, format = EXAMPLES_INPUT_AUTO, dedup = 0;
     const flag_spec flags[] = {
-        FLAG("out", F_PATH, out, 0, "HDF5 corpus to write (required)", 0, 0),
-        FLAG("val-frac", F_DOUBLE, &val_frac, 0, "validation fraction (default 0.05)", 0, 1),
-        FLAG("test-frac", F_DOUBLE, &test_frac, 0, "test fraction (default 0.05)", 0, 1),
+        FLAG("out", F_PATH, out, 0, "HDF5 corpus or examples file to write (required)", 0, 0),
+        FLAG_CHOICE("task", &task, 0, "lm: a text corpus (default); classify: labelled examples",
+                    prepare_task_choices),
+        FLAG("val-frac", F_DOUBLE, &val_frac, 0,
+             "validation fraction (default 0.05; classify: 0 with --val)", 0, 1),
+        FLAG("test-frac", F_DOUBLE, &test_frac, 0,
+             "test fraction (default 0.05; classify: 0.1, or 0 with --test)", 0, 1),
         FLAG("bytes", F_BOOL, &bytes, 0, "tokens are raw bytes, not UTF-8 code points", 0, 0),
+        FLAG_CHOICE("format", &format, 0,
+                    "classify: tsv | csv | jsonl | dir (one file per class) | auto (default, "
+                    "by the name)", prepare_format_choices),
+        FLAG("text-col", F_STR, &text_col, 0, "classify: the text column (default text)", 0, 0),
+        FLAG("label-col", F_STR, &label_col, 0, "classify: the label column (default label)", 0,
+             0),
+        FLAG("val", F_PATH, val_path, 0, "classify: the validation examples as a file", 0, 0),
+        FLAG("test", F_PATH, test_path, 0, "classify: the test examples as a file (e.g. NSMC's "
+                                           "test.tsv)", 0, 0),
+        FLAG("seed", F_U64, &seed, 0, "classify: the seed of the stratified split (default 1)",
+             RANGE_NONNEG),
+        FLAG("dedup", F_BOOL, &dedup, 0,
+             "classify: drop exact duplicate texts, within and across splits", 0, 0),
     };
     const char **inputs = cn_xcalloc((size_t)argc + 1, sizeof *inputs);
-    flag_table t = {"prepare", "TEXT... --out corpus.h5 [--val-frac X] [--test-frac X] [--bytes]",
+    flag_table t = {"prepare",
+                    "INPUT... --out FILE.h5 [--task lm|classify] [--val-frac X] [--test-frac X] "
+                    "[--bytes] [classify: --format F --text-col C --label-col C --val FILE "
+                    "--test FILE --seed S --dedup]",
                     flags, (int)(sizeof flags / sizeof flags[0]), inputs, argc, &n_inputs};
     unsigned given = 0;
     int status;
@@ -28,16 +95,26 @@ int cli_prepare(int argc, char **argv)
         goto done;
     status = CLI_EXIT_USAGE;
     if (n_inputs == 0 || !out[0]) {
-        flags_usage_error(&t, "give at least one text file and --out");
+        flags_usage_error(&t, "give at least one input file and --out");
         goto done;
     }
-    if (val_frac + test_frac >= 1.0) {
+    if ((val_frac > 0 ? val_frac : 0) + (test_frac > 0 ? test_frac : 0) >= 1.0) {
         flags_usage_error(&t, "--val-frac + --test-frac must be below 1");
         goto done;
     }
+    if (task == PREPARE_CLASSIFY) {
+        status = prepare_classify(inputs, n_inputs, out, val_path, test_path, format, text_col,
+                                  label_col, bytes, val_frac, test_frac, seed, dedup);
+        goto done;
+    }
+    if (val_path[0] || test_path[0] || dedup) {
+        flags_usage_error(&t, "--val, --test and --dedup go with --task classify");
+        goto done;
+    }
     double t0 = cn_now();
-    if (corpus_prepare(inputs, n_inputs, out, bytes ? VOCAB_BYTES : VOCAB_CODEPOINTS, val_frac,
-                       test_frac, CORPUS_DEFAULT_BUFFER_BYTES) != 0) {
+    if (corpus_prepare(inputs, n_inputs, out, bytes ? VOCAB_BYTES : VOCAB_CODEPOINTS,
+                       val_frac >= 0 ? val_frac : 0.05, test_frac >= 0 ? test_frac : 0.05,
+                       CORPUS_DEFAULT_BUFFER_BYTES) != 0) {
         fprintf(stderr, "charnn: %s\n", cn_errmsg());
         status = CLI_EXIT_ERROR;
         goto done;
