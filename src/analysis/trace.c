@@ -31,6 +31,7 @@
 #include "charnn/data.h"
 #include "charnn/dist.h"
 #include "charnn/flags.h"
+#include "charnn/memplan.h"
 #include "charnn/runtime.h"
 #include "charnn/train.h"
 
@@ -800,6 +801,9 @@ static int trace_text(const trace_options *o)
     const int window = n < TRACE_WINDOW ? (int)n : TRACE_WINDOW;
     trace_meta meta = {"text", o->model, source, data_split_name(o->split), d.prog.step, n,
                        (int64_t)begin};
+    double block_bytes = 4.0 * L * SERIES_MAX * H * (double)(o->block < n ? o->block : n);
+    if (memplan_check_infer(&m->cfg, window, 1, block_bytes, "trace") != 0)
+        goto error;
     created = 1;
     if (text_trace_create(&tt, m, &d.voc, &meta) != 0)
         goto error;

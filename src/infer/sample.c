@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "charnn/ckpt.h"
+#include "charnn/memplan.h"
 #include "charnn/model.h"
 #include "charnn/runtime.h"
 #include "charnn/vocab.h"
@@ -94,6 +95,8 @@ int sample_run(const sample_options *o, FILE *out)
     size_t nprime = 0;
     if (plen > 0 && vocab_encode(&d.voc, (const uint8_t *)o->prime, plen, prime_ids, &nprime,
                                  "--prime") != 0)
+        goto done;
+    if (memplan_check_infer(&d.m.cfg, 1, 1, 0.0, "sample") != 0)
         goto done;
     cn_rng rng;
     cn_rng_seed(&rng, o->seed);

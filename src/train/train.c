@@ -23,6 +23,7 @@
 #include "charnn/dist.h"
 #include "charnn/evaluate.h"
 #include "charnn/kernels.h"
+#include "charnn/memplan.h"
 #include "charnn/model.h"
 #include "charnn/optim.h"
 #include "charnn/runtime.h"
@@ -599,6 +600,9 @@ static int trainer_setup(trainer *t, const run_config *cfg)
     if (!t->has_val)
         say(t, "warning: the validation split is too small to evaluate; no validation loss\n");
 
+    int n_states = optim_state_count(t->cfg.optim.kind);
+    if (memplan_check_train(&t->cfg.model, n_states, T, t->stream_cap) != 0)
+        return -1;
     model_build(&t->m, &t->cfg.model);
     optim_init(&t->opt, &t->cfg.optim, t->m.n_params);
     if (resumed) {
