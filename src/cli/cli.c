@@ -318,6 +318,8 @@ int cli_main(int argc, char **argv)
         print_main_usage(stderr);
         return TRAIN_EXIT_USAGE;
     }
+    if (fn != cmd_train)
+        runtime_exec_passive_wait(argv);
     /* Only the commands that can run on many ranks start MPI (about a second),
      * and only when a launcher started them; otherwise they run as plain
      * processes, where dist_* calls are no-ops. */
