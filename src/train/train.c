@@ -865,6 +865,8 @@ int train_run(const run_config *cfg)
         if (stop && !at_end) {
             say(&t, "signal %d: checkpointing at step %lld and stopping\n", stop, (long long)s);
             save_step_checkpoint(&t);
+            metrics_write(&t, "{\"type\":\"stop\",\"step\":%lld,\"signal\":%d}", (long long)s,
+                          stop);
             rc = TRAIN_EXIT_STOPPED;
             break;
         }
