@@ -98,7 +98,7 @@ check "SIGTERM to mpiexec: --resume auto continues from it" resumes term
 # ---- jobs/train.sbatch without Slurm, NP=2 ----
 # job NAME: the script in the foreground of this (background) subshell, so that its pid is $!
 job() {
-  NP=2 THREADS=1 CHARNN=$charnn DATA=$work/text.txt OUT=$work/$1 STEPS=100000 CHECKPOINT_EVERY=0 \
+  NP=2 THREADS=1 STOP_GRACE=20 CHARNN=$charnn DATA=$work/text.txt OUT=$work/$1 STEPS=100000 CHECKPOINT_EVERY=0 \
     EVAL_EVERY=0 LOG_EVERY=1 HIDDEN=1024 SEQ=5 BATCH=1 \
     TRAIN_FLAGS="--val-frac 0.01 --test-frac 0.01" exec bash "$src/jobs/train.sbatch" > $1.out 2> $1.err
 }
