@@ -9,3 +9,10 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 cd "${CHARNN_BUILD_DIR:-$top/build}"
 ctest --output-on-failure --timeout 900 "$@"
+# The fuzz driver under ASan/UBSan: a second build, so opt-in (a few minutes on 2 cores):
+# CHARNN_FUZZ_SANITIZE=1 bash tests/run.sh
+if [ "${CHARNN_FUZZ_SANITIZE:-0}" = 1 ]; then
+  cmake -S "$top" -B "$top/build-asan" -DCHARNN_SANITIZE=ON >/dev/null
+  cmake --build "$top/build-asan" -j2 --target charnn
+  (cd "$top/build-asan" && FUZZ_CASES=${FUZZ_CASES:-150} bash "$top/tests/cli_fuzz.sh" "$PWD/charnn" "$top")
+fi
