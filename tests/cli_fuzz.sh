@@ -20,6 +20,7 @@
 #   cmake -S . -B build-asan -DCHARNN_SANITIZE=ON && cmake --build build-asan -j2 &&
 #   bash tests/cli_fuzz.sh build-asan/charnn .
 set -u
+command -v python3 > /dev/null || { echo "skipped: the driver needs python3"; exit 77; }
 charnn=$(realpath "$1")
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
