@@ -28,6 +28,11 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
 
 work=$PWD/cli_fuzz_work
 rm -rf "$work" && mkdir -p "$work" && cd "$work" || exit 1
+# HDF5 1.10 loses a few hundred bytes inside itself when a read fails its checksum (a
+# direct leak whose only frame is libhdf5): not charnn's memory, so not a finding.
+# Leaks anywhere else are.
+echo "leak:libhdf5" > lsan.supp
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$work/lsan.supp:print_suppressions=0}
 
 show() { sed -n '1,8s/^/    # /p' "$1"; }
 setup() {
