@@ -25,6 +25,22 @@ static void test_greedy_is_argmax(void)
     CU_ASSERT_EQUAL(sample_pick(tie, 4, 0.0, 0, &r, sp, si), 1);
 }
 
+/* Tiny temperatures are greedy: p^(1/T) at T = 1e-12 is far beyond float
+ * range, and the draw must still be the argmax, never the first or last index */
+static void test_tiny_temperature_is_greedy(void)
+{
+    float sp[V];
+    int32_t si[V];
+    cn_rng r;
+    cn_rng_seed(&r, 2);
+    const double temps[] = {1e-300, 1e-15, 1e-12, 1e-10, 1e-9, 1e-7, 1e-4};
+    for (size_t k = 0; k < sizeof temps / sizeof *temps; k++)
+        for (int i = 0; i < 100; i++) {
+            CU_ASSERT_EQUAL(sample_pick(probs, V, temps[k], 0, &r, sp, si), 3);
+            CU_ASSERT_EQUAL(sample_pick(probs, V, temps[k], 4, &r, sp, si), 3);
+        }
+}
+
 /* Empirical frequencies over n draws against the expected distribution q:
  * every frequency within 5 standard errors. */
 static void check_frequencies(double temperature, int top_k, const double *q)
@@ -96,6 +112,7 @@ int main(int argc, char **argv)
 {
     CU_pSuite s = testlib_suite("sample");
     testlib_add(s, "temperature 0 and top-1 are the argmax", test_greedy_is_argmax);
+    testlib_add(s, "temperatures down to 1e-300 are greedy", test_tiny_temperature_is_greedy);
     testlib_add(s, "temperature 1 follows p", test_temperature_one);
     testlib_add(s, "temperature 0.5 follows p^2", test_temperature_half);
     testlib_add(s, "top-k keeps the k most likely", test_top_k);

@@ -34,6 +34,7 @@ typedef struct {
     const char *name;
     cli_command_fn fn;
     cli_ranks ranks; /* whether it may run on many ranks */
+    int spin_wait;   /* 1: keep OpenMP's spinning waits (train); 0: passive waits */
     const char *summary; /* one line on the top-level usage screen */
 } cli_command;
 

@@ -3,7 +3,8 @@
  *  1. Bugs: CHARNN_ASSERT(cond) stays on in release builds, prints file:line
  *     and aborts.
  *  2. Resources: cn_xmalloc/cn_xcalloc never return NULL; running out of memory
- *     is fatal and says how much was asked for.
+ *     ends the process with one line saying how much was asked for and exit
+ *     status 1 (the commands check their plan first: memplan.h).
  *  3. Bad input: library functions return int (0 ok, -1 error) after recording
  *     one lowercase line with cn_err("cannot open '%s': %s", ...). The CLI prints
  *     it with the program name and exits non-zero; nothing crashes.
@@ -33,6 +34,9 @@ CN_NORETURN void cn_assert_fail(const char *expr, const char *file, int line);
 void *cn_xmalloc(size_t n);
 void *cn_xcalloc(size_t count, size_t size);
 void *cn_xrealloc(void *p, size_t n);
+/* n bytes aligned to `align` (a power of two, a multiple of sizeof(void *)),
+ * for free(); rounds n up to a multiple of align. */
+void *cn_xaligned_alloc(size_t align, size_t n);
 char *cn_xstrdup(const char *s);
 
 /* Record the current error message (per thread) and return -1. */

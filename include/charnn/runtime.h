@@ -6,6 +6,13 @@
 /* Process start-up, before any other charnn call. */
 void runtime_init(void);
 
+/* For commands other than train: make OpenMP threads sleep instead of
+ * spinning while they wait (OMP_WAIT_POLICY=passive), by starting the
+ * program again with it set (argv as main got it) unless the environment
+ * already has OMP_WAIT_POLICY or GOMP_SPINCOUNT. Returns when nothing was
+ * done or the exec failed. */
+void runtime_exec_passive_wait(char **argv);
+
 /* Use `threads` OpenMP threads (0: OMP_NUM_THREADS if set, else every core)
  * and configure BLAS so that its threads do not compete with them. */
 void runtime_set_threads(int threads);

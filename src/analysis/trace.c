@@ -32,6 +32,7 @@
 #include "charnn/dist.h"
 #include "charnn/h5io.h"
 #include "charnn/head.h"
+#include "charnn/memplan.h"
 
 #define TRACE_CHUNK_ELEMS ((hsize_t)65536)
 /* The streams file is written by every rank at once: bigger chunks, one rank's
@@ -567,6 +568,9 @@ static int trace_text(const trace_options *o)
     const int window = n < TRACE_WINDOW ? (int)n : TRACE_WINDOW;
     trace_meta meta = {"text", o->model, source, data_split_name(o->split), d.prog.step, n,
                        (int64_t)begin};
+    double block_bytes = 4.0 * L * SERIES_MAX * H * (double)(o->block < n ? o->block : n);
+    if (memplan_check_infer(&m->cfg, window, 1, block_bytes, "trace") != 0)
+        goto error;
     created = 1;
     if (text_trace_create(&tt, m, &d.voc, &meta) != 0)
         goto error;

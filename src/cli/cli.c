@@ -15,24 +15,24 @@
  * the process; the others run as plain processes, where dist_* calls are
  * no-ops. */
 static const cli_command cli_commands[] = {
-    {"prepare", cli_prepare, CLI_ONE_PROCESS,
+    {"prepare", cli_prepare, CLI_ONE_PROCESS, 0,
      "encode text files into an HDF5 corpus for training at any size"},
-    {"train", cli_train, CLI_MANY_RANKS,
+    {"train", cli_train, CLI_MANY_RANKS, 1,
      "train a model on a text file or prepared corpus (truncated BPTT)"},
-    {"eval", cli_eval, CLI_MANY_RANKS,
+    {"eval", cli_eval, CLI_MANY_RANKS, 0,
      "loss, bits per character and perplexity of a model on a text"},
-    {"sample", cli_sample, CLI_ONE_PROCESS, "generate text from a model"},
-    {"inspect", cli_inspect, CLI_ONE_PROCESS,
+    {"sample", cli_sample, CLI_ONE_PROCESS, 0, "generate text from a model"},
+    {"inspect", cli_inspect, CLI_ONE_PROCESS, 0,
      "metadata, hyperparameters, progress and tensor norms of a checkpoint"},
-    {"trace", cli_trace, CLI_ONE_RANK,
+    {"trace", cli_trace, CLI_ONE_RANK, 0,
      "record hidden states, gates and gradient flow over a text (HDF5)"},
-    {"analyze", cli_analyze, CLI_ONE_PROCESS,
+    {"analyze", cli_analyze, CLI_ONE_PROCESS, 0,
      "find interpretable cells in a trace: saturation, feature correlations"},
-    {"generate", cli_generate, CLI_ONE_PROCESS,
+    {"generate", cli_generate, CLI_ONE_PROCESS, 0,
      "write synthetic structured text (nested brackets, quotes) for tests"},
-    {"report", cli_report, CLI_ONE_PROCESS,
+    {"report", cli_report, CLI_ONE_PROCESS, 0,
      "curves and summaries of training runs (text, JSON, an HTML page)"},
-    {"version", cli_version, CLI_ONE_PROCESS, "print the version"},
+    {"version", cli_version, CLI_ONE_PROCESS, 0, "print the version"},
 };
 enum { CLI_N_COMMANDS = sizeof cli_commands / sizeof cli_commands[0] };
 
@@ -90,6 +90,11 @@ int cli_main(int argc, char **argv)
         print_main_usage(stderr);
         return CLI_EXIT_USAGE;
     }
+    /* Only train keeps OpenMP's spinning waits (its threads are busy all the
+     * time); every other command runs with passive waits so that a short one
+     * never spins against a loaded machine (runtime.h). */
+    if (!cmd->spin_wait)
+        runtime_exec_passive_wait(argv);
     const int parallel = cmd->ranks != CLI_ONE_PROCESS && dist_launched();
     if (parallel && dist_init(&argc, &argv) != 0) {
         fprintf(stderr, "charnn: %s\n", cn_errmsg());

@@ -10,6 +10,7 @@
 #include "charnn/ckpt.h"
 #include "charnn/corpus.h"
 #include "charnn/dist.h"
+#include "charnn/memplan.h"
 
 double eval_mean(const eval_result *r)
 {
@@ -86,6 +87,8 @@ int eval_run(const eval_options *o)
         cn_err_context("'%s'", o->data_path);
         goto done;
     }
+    if (memplan_check_infer(&d.m.cfg, T, B, 0.0, "eval") != 0)
+        goto done;
     model_work w;
     model_state s;
     model_work_init(&w, &d.m, T, B);

@@ -1,12 +1,14 @@
 /* Sampling. See sample.h. */
 #include "charnn/sample.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "charnn/ckpt.h"
 #include "charnn/head.h"
+#include "charnn/memplan.h"
 #include "charnn/model.h"
 #include "charnn/runtime.h"
 #include "charnn/vocab.h"
@@ -25,7 +27,9 @@ static int by_prob_desc(const void *a, const void *b)
 int sample_pick(const float *p, int V, double temperature, int top_k, cn_rng *rng,
                 float *scratch_p, int32_t *scratch_idx)
 {
-    if (temperature <= 0.0) {
+    /* Below SAMPLE_GREEDY_TEMPERATURE, p^(1/T) puts all but nothing on the
+     * argmax (see sample.h): draw it directly, ties to the lowest index. */
+    if (temperature < SAMPLE_GREEDY_TEMPERATURE) {
         int best = 0;
         for (int v = 1; v < V; v++)
             if (p[v] > p[best])
@@ -40,17 +44,16 @@ int sample_pick(const float *p, int V, double temperature, int top_k, cn_rng *rn
         qsort(scratch_idx, (size_t)V, sizeof *scratch_idx, by_prob_desc);
         n = top_k;
     }
-    /* p^(1/T) computed in log space so that small probabilities do not underflow early */
-    double mx = -INFINITY, total = 0.0;
+    /* p^(1/T) / max p^(1/T) = exp((log p - log max p) / T), in double: log p / T
+     * itself is far beyond float precision at small T */
+    float pmax = 0.0f;
+    for (int i = 0; i < n; i++)
+        if (p[scratch_idx[i]] > pmax)
+            pmax = p[scratch_idx[i]];
+    double lmax = log((double)pmax), total = 0.0;
     for (int i = 0; i < n; i++) {
         float q = p[scratch_idx[i]];
-        double lq = q > 0.0f ? log((double)q) / temperature : -INFINITY;
-        scratch_p[i] = (float)lq;
-        if (lq > mx)
-            mx = lq;
-    }
-    for (int i = 0; i < n; i++) {
-        double e = isinf(scratch_p[i]) ? 0.0 : exp((double)scratch_p[i] - mx);
+        double e = q > 0.0f ? exp((log((double)q) - lmax) / temperature) : 0.0;
         scratch_p[i] = (float)e;
         total += e;
     }
@@ -66,11 +69,18 @@ int sample_pick(const float *p, int V, double temperature, int top_k, cn_rng *rn
     return scratch_idx[0];
 }
 
-static void put_symbol(const vocab *v, int32_t id, FILE *out)
+/* 0, or -1 with errno set when out cannot take the bytes (a full disk, a
+ * closed pipe) */
+static int put_symbol(const vocab *v, int32_t id, FILE *out)
 {
     char buf[4];
-    int n = vocab_decode(v, id, buf);
-    fwrite(buf, 1, (size_t)n, out);
+    size_t n = (size_t)vocab_decode(v, id, buf);
+    return fwrite(buf, 1, n, out) == n ? 0 : -1;
+}
+
+static int write_failed(void)
+{
+    return cn_err("cannot write the sample: %s", strerror(errno ? errno : EIO));
 }
 
 int sample_run(const sample_options *o, FILE *out)
@@ -93,6 +103,8 @@ int sample_run(const sample_options *o, FILE *out)
     if (plen > 0 && vocab_encode(&d.voc, (const uint8_t *)o->prime, plen, prime_ids, &nprime,
                                  "--prime") != 0)
         goto done;
+    if (memplan_check_infer(&d.m.cfg, 1, 1, 0.0, "sample") != 0)
+        goto done;
     cn_rng rng;
     cn_rng_seed(&rng, o->seed);
     model_work w;
@@ -102,27 +114,28 @@ int sample_run(const sample_options *o, FILE *out)
     float *sp = cn_xmalloc((size_t)V * sizeof(float));
     int32_t *si = cn_xmalloc((size_t)V * sizeof(int32_t));
     int32_t x;
+    int ok;
     if (nprime == 0) {
         x = (int32_t)(cn_rng_next(&rng) % (uint64_t)V);
-        put_symbol(&d.voc, x, out);
+        ok = put_symbol(&d.voc, x, out) == 0;
     } else {
-        fwrite(o->prime, 1, plen, out);
-        for (size_t i = 0; i + 1 < nprime; i++)
+        ok = fwrite(o->prime, 1, plen, out) == plen;
+        for (size_t i = 0; ok && i + 1 < nprime; i++)
             model_forward(&d.m, &w, &s, &prime_ids[i], NULL, 1, 0, 0);
         x = prime_ids[nprime - 1];
     }
-    for (int64_t i = 0; i < o->length; i++) {
+    /* every write is checked: a full disk stops the sampling at once */
+    for (int64_t i = 0; ok && i < o->length; i++) {
         model_forward(&d.m, &w, &s, &x, NULL, 1, 0, 0);
         x = sample_pick(head_output(&w, 0), V, o->temperature, o->top_k, &rng, sp, si);
-        put_symbol(&d.voc, x, out);
+        ok = put_symbol(&d.voc, x, out) == 0;
     }
-    fputc('\n', out);
-    fflush(out);
+    ok = ok && fputc('\n', out) != EOF && fflush(out) == 0 && !ferror(out);
+    rc = ok ? 0 : write_failed();
     free(sp);
     free(si);
     model_state_free(&s);
     model_work_free(&w);
-    rc = 0;
 done:
     free(prime_ids);
     ckpt_data_free(&d);

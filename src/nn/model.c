@@ -40,11 +40,7 @@ int model_config_check(const model_config *cfg)
 static float *slab_alloc(size_t n)
 {
     size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
-    float *p = aligned_alloc(64, bytes ? bytes : 64);
-    if (!p) {
-        fprintf(stderr, "charnn: out of memory allocating %zu bytes\n", bytes);
-        abort();
-    }
+    float *p = cn_xaligned_alloc(64, bytes);
     memset(p, 0, bytes);
     return p;
 }

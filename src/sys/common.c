@@ -15,11 +15,14 @@ void cn_assert_fail(const char *expr, const char *file, int line)
     abort();
 }
 
-static void cn_oom(size_t n)
+/* Out of memory is the machine's limit, not a bug: one line and exit status 1
+ * (the README's "error"), never abort's SIGABRT and core dump. */
+CN_NORETURN static void cn_oom(size_t n)
 {
-    fprintf(stderr, "charnn: out of memory allocating %zu bytes\n", n);
+    fprintf(stderr, "charnn: out of memory: cannot allocate %.1f MiB (%zu bytes)\n",
+            (double)n / (1024.0 * 1024.0), n);
     fflush(stderr);
-    abort();
+    exit(1);
 }
 
 void *cn_xmalloc(size_t n)
@@ -44,6 +47,15 @@ void *cn_xrealloc(void *p, size_t n)
     if (!q)
         cn_oom(n);
     return q;
+}
+
+void *cn_xaligned_alloc(size_t align, size_t n)
+{
+    size_t bytes = n / align * align < n ? (n / align + 1) * align : n;
+    void *p = aligned_alloc(align, bytes ? bytes : align);
+    if (!p)
+        cn_oom(bytes);
+    return p;
 }
 
 char *cn_xstrdup(const char *s)

@@ -115,6 +115,8 @@ int train_checkpoint_step(trainer *t)
     if (stop && !at_end) {
         train_say(t, "signal %d: checkpointing at step %lld and stopping\n", stop, (long long)s);
         save_step_checkpoint(t);
+        train_metrics_write(t, "{\"type\":\"stop\",\"step\":%lld,\"signal\":%d}",
+                            (long long)s, stop);
         return TRAIN_EXIT_STOPPED;
     }
     return TRAIN_EXIT_OK;

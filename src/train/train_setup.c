@@ -10,6 +10,7 @@
 #include "charnn/ckpt.h"
 #include "charnn/dist.h"
 #include "charnn/kernels.h"
+#include "charnn/memplan.h"
 #include "charnn/rundir.h"
 #include "charnn/runtime.h"
 #include "trainer.h"
@@ -100,6 +101,9 @@ static int setup(trainer *t, const run_config *cfg)
     if (t->task.ops->open(&t->task, &t->cfg, &t->voc, t->rank, t->nranks) != 0)
         goto done;
 
+    if (memplan_check_train(&t->cfg.model, optim_state_count(t->cfg.optim.kind), t->task.T,
+                            t->task.rows_cap) != 0)
+        goto done;
     model_build(&t->m, &t->cfg.model);
     optim_init(&t->opt, &t->cfg.optim, t->m.n_params);
     if (path[0]) {
