@@ -66,7 +66,11 @@ def main():
                              a_median=ma, b_median=mb, ratio=round(mb / ma, 4)))
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     base = os.path.join(a.out_dir, f"before-after-{socket.gethostname()}-{stamp}")
-    doc = dict(a=a.a, b=a.b, a_label=a.a_label, b_label=a.b_label, data=data,
+    def rel(path):  # paths as seen from the repository, not this machine's layout
+        return os.path.relpath(os.path.realpath(path), bench.TOP)
+
+    doc = dict(a=a.a_label, b=a.b_label, a_binary=os.path.basename(a.a),
+               b_binary=rel(a.b), data=rel(data),
                data_kind=data_kind, repeats=repeats, quick=a.quick, rows=rows)
     os.makedirs(a.out_dir, exist_ok=True)
     with open(base + ".json", "w") as f:
