@@ -7,7 +7,8 @@
 #   - without a crash: no exit status >= 128, no sanitizer report;
 #   - without a hang: within the timeout (FIFOs included);
 #   - with exactly one line on stderr that names the file;
-#   - non-zero, except a bit flip or overwrite that left the file as good as before:
+#   - non-zero, except a bit flip, overwrite or cut of the unused tail that left the file as
+#     good as before:
 #     exit 0 is accepted there only when stdout (for train: the trained model's
 #     `inspect --json`) equals that of the undamaged file.
 # The cases come from a seed, so a failure reproduces: each failing case prints its
@@ -186,7 +187,10 @@ for i, kind, name, label, how in cases:
     elif "Sanitizer" in text or "runtime error:" in text:
         why = "sanitizer report"
     elif rc == 0:
-        harmless = how[0] in ("flip", "overwrite") and (
+        # a flip or overwrite in a byte nobody reads, or a cut in the unused tail
+        # that HDF5's core driver leaves after the end of allocation (up to about
+        # 1 KiB in a checkpoint): harmless only when the result is the undamaged one
+        harmless = how[0] in ("flip", "overwrite", "truncate") and (
             (trained_model(d) if argv[0] == "train" else out) == baseline[name])
         if not harmless:
             why = "exit 0 on a damaged input (output differs from the undamaged file's)"
