@@ -179,6 +179,7 @@ int train_start(trainer *t, const run_config *cfg)
         if (dist_rank() == 0)
             fprintf(stderr, "charnn: %s\n", cn_errmsg());
         rundir_lock_abandon(&t->lock);
+        train_free(t);
         return TRAIN_EXIT_ERROR;
     }
     if (n_failed) {
@@ -191,6 +192,7 @@ int train_start(trainer *t, const run_config *cfg)
         }
         dist_barrier();
         rundir_lock_abandon(&t->lock);
+        train_free(t);
         return TRAIN_EXIT_ERROR;
     }
     train_verify_same_parameters(t, "at start");
