@@ -1,6 +1,6 @@
 /* stack: the recurrent part of the model, independent of what sits on top:
  * input (one-hot gather or embedding) -> L layers -> top hidden states.
- * An output head (head_lm.h today; classification or seq2seq heads later)
+ * An output head (head.h: the language model's, the classifier's; seq2seq later)
  * consumes the top states and hands back their gradient. */
 #ifndef CHARNN_STACK_H
 #define CHARNN_STACK_H

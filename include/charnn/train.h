@@ -28,7 +28,6 @@ typedef struct {
 enum {
     TRAIN_EXIT_OK = 0,
     TRAIN_EXIT_ERROR = 1,
-    TRAIN_EXIT_USAGE = 2,
     TRAIN_EXIT_DIVERGED = 3, /* too many non-finite steps in a row */
     TRAIN_EXIT_STOPPED = 75  /* stopped by a signal after checkpointing (EX_TEMPFAIL) */
 };
