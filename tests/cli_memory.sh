@@ -5,21 +5,15 @@
 # the run either fits or ends with one line (the plan, or the checked allocator).
 # Usage: bash tests/cli_memory.sh PATH/TO/charnn SOURCE_DIR
 set -u
+. "$(dirname "${BASH_SOURCE[0]}")/tap.sh"
 charnn=$1
 export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
 
 work=$PWD/cli_memory_work
 rm -rf "$work" && mkdir -p "$work" && cd "$work" || exit 1
 
-pass=0; fail=0
-check() {
-  local what=$1; shift
-  if "$@"; then echo "ok - $what"; pass=$((pass+1)); return 0; fi
-  echo "not ok - $what"; fail=$((fail+1)); return 1
-}
+# has FILE REGEX: here an extended regular expression (tap.sh's takes a fixed string)
 has() { grep -qE -- "$2" "$1"; }
-lines() { wc -l < "$1" | tr -d ' '; }
-show() { sed -n '1,8s/^/    # /p' "$1"; }
 
 "$charnn" generate --chars 20000 --seed 5 > text.txt 2> gen.err ||
   { echo "not ok - generate the text"; show gen.err; exit 1; }

@@ -9,6 +9,7 @@
 #   bash tests/cli_report.sh PATH/TO/charnn SOURCE_DIR
 # CHARNN_UPDATE_SCREENSHOT=1 also copies the screenshot to SOURCE_DIR/docs/report.png.
 set -u
+. "$(dirname "${BASH_SOURCE[0]}")/tap.sh"
 charnn=$1
 src=$2
 export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
@@ -16,13 +17,6 @@ export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
 work=$PWD/cli_report_work
 rm -rf "$work" && mkdir -p "$work" && cd "$work" || exit 1
 
-pass=0; fail=0
-check() {
-  local what=$1; shift
-  if "$@"; then echo "ok - $what"; pass=$((pass+1)); return 0; fi
-  echo "not ok - $what"; fail=$((fail+1)); return 1
-}
-show() { sed -n '1,8s/^/    # /p' "$1"; }
 into() { local out=$1 err=$2; shift 2; "$@" > "$out" 2> "$err"; }
 finish() { echo "$pass passed, $fail failed"; [ "$fail" = 0 ]; exit $?; }
 

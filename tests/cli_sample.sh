@@ -4,21 +4,13 @@
 # for floating point (down to 1e-300) give exactly the greedy text of --temperature 0.
 # Usage: bash tests/cli_sample.sh PATH/TO/charnn SOURCE_DIR
 set -u
+. "$(dirname "${BASH_SOURCE[0]}")/tap.sh"
 charnn=$1
 export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
 
 work=$PWD/cli_sample_work
 rm -rf "$work" && mkdir -p "$work" && cd "$work" || exit 1
 
-pass=0; fail=0
-check() {
-  local what=$1; shift
-  if "$@"; then echo "ok - $what"; pass=$((pass+1)); return 0; fi
-  echo "not ok - $what"; fail=$((fail+1)); return 1
-}
-has() { grep -qF -- "$2" "$1"; }
-lines() { wc -l < "$1" | tr -d ' '; }
-show() { sed -n '1,8s/^/    # /p' "$1"; }
 
 # a small model on a generated text (no data files needed)
 "$charnn" generate --chars 20000 --seed 5 > text.txt 2> gen.err ||

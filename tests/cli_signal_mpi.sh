@@ -15,6 +15,7 @@
 # Usage: bash tests/cli_signal_mpi.sh PATH/TO/charnn SOURCE_DIR
 # Skipped (exit 77) when mpiexec is not installed.
 set -u
+. "$(dirname "${BASH_SOURCE[0]}")/tap.sh"
 charnn=$1
 src=$2
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
@@ -30,14 +31,6 @@ fi
 work=$PWD/cli_signal_mpi_work
 rm -rf "$work" && mkdir -p "$work" && cd "$work" || exit 1
 
-pass=0; fail=0
-check() {
-  local what=$1; shift
-  if "$@"; then echo "ok - $what"; pass=$((pass+1)); return 0; fi
-  echo "not ok - $what"; fail=$((fail+1)); return 1
-}
-has() { grep -qF -- "$2" "$1"; }
-show() { sed -n '1,12s/^/    # /p' "$1"; }
 
 "$charnn" generate --chars 30000 --seed 9 > text.txt 2> gen.err ||
   { echo "not ok - generate the text"; show gen.err; exit 1; }

@@ -7,6 +7,7 @@
 # once to set the policy).
 # Usage: bash tests/cli_wait_policy.sh PATH/TO/charnn SOURCE_DIR
 set -u
+. "$(dirname "${BASH_SOURCE[0]}")/tap.sh"
 charnn=$1
 export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
 unset OMP_WAIT_POLICY GOMP_SPINCOUNT
@@ -14,13 +15,6 @@ unset OMP_WAIT_POLICY GOMP_SPINCOUNT
 work=$PWD/cli_wait_policy_work
 rm -rf "$work" && mkdir -p "$work" && cd "$work" || exit 1
 
-pass=0; fail=0
-check() {
-  local what=$1; shift
-  if "$@"; then echo "ok - $what"; pass=$((pass+1)); return 0; fi
-  echo "not ok - $what"; fail=$((fail+1)); return 1
-}
-show() { sed -n '1,8s/^/    # /p' "$1"; }
 # spin FILE: the GOMP_SPINCOUNT of the last libgomp block in FILE
 spin() { grep -o "GOMP_SPINCOUNT = '[0-9]*'" "$1" | tail -n1 | grep -o '[0-9][0-9]*'; }
 

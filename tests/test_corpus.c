@@ -20,19 +20,6 @@
 #include "charnn/vocab.h"
 #include "testlib.h"
 
-/* AddressSanitizer's shadow memory and quarantine of freed blocks grow the
- * resident set with the work done, so the memory bound is not checked there. */
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-#ifndef UNDER_ASAN
-#define UNDER_ASAN 0
-#endif
-
 #define SCRATCH "corpus_test_scratch"
 #define CHILD_FLAG "--corpus-prepare-child"
 

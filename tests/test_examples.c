@@ -21,17 +21,6 @@
 #include "charnn/vocab.h"
 #include "testlib.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-#ifndef UNDER_ASAN
-#define UNDER_ASAN 0
-#endif
-
 #define SCRATCH "examples_test_scratch"
 #define CHILD_FLAG "--examples-prepare-child"
 

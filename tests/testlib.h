@@ -38,4 +38,18 @@ int testlib_system(const char *fmt, ...);
 void *testlib_read_dset(const char *path, const char *name, hid_t type, int *rank,
                         hsize_t *dims);
 
+/* UNDER_ASAN: 1 in a sanitizer build. AddressSanitizer's shadow memory and
+ * quarantine of freed blocks grow the resident set with the work done, so
+ * memory bounds are not checked there. */
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+#ifndef UNDER_ASAN
+#define UNDER_ASAN 0
+#endif
+
 #endif
