@@ -221,6 +221,10 @@ static void assert_config_equal(const run_config *a, const run_config *b)
     CU_ASSERT_EQUAL(a->model.layers, b->model.layers);
     CU_ASSERT_EQUAL(a->model.hidden, b->model.hidden);
     CU_ASSERT_EQUAL(a->model.embed, b->model.embed);
+    CU_ASSERT_EQUAL(a->model.head.kind, b->model.head.kind);
+    CU_ASSERT_EQUAL(a->model.head.classes, b->model.head.classes);
+    CU_ASSERT_EQUAL(a->model.head.pool, b->model.head.pool);
+    CU_ASSERT_STRING_EQUAL(a->task, b->task);
     CU_ASSERT_EQUAL(a->seed, b->seed);
     CU_ASSERT_EQUAL(a->optim.kind, b->optim.kind);
     CU_ASSERT_EQUAL(a->sched.kind, b->sched.kind);
@@ -761,9 +765,28 @@ static void test_v2_task_labels(void)
     CU_ASSERT_EQUAL(H5Lexists(fid, "/labels", H5P_DEFAULT), 0);
     H5Fclose(fid);
 
-    /* a classifier's label names, UTF-8 and of different lengths */
+    /* a v2 file must say what it is */
+    snprintf(path, sizeof path, "%s/no_task.h5", dir);
+    write_ok(&f, path);
+    fid = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    CU_ASSERT(H5Adelete(fid, "task") >= 0);
+    H5Fclose(fid);
+    assert_read_fails(path, "is damaged: missing attribute task", NULL);
+
+    /* a classifier (its head's kind, classes and pooling come back from the
+     * file) with label names, UTF-8 and of different lengths */
     char *labels[] = {"negative", "positive", "\xED\x95\x9C\xEA\xB5\xAD\xEC\x96\xB4", "x"};
     ckpt_task task = {.task = "classify", .head = "classify", .n_labels = 4, .labels = labels};
+    snprintf(f.cfg.task, sizeof f.cfg.task, "classify");
+    f.cfg.model.head = (head_config){HEAD_CLASSIFY, 4, HEAD_POOL_MEAN};
+    model_free(&f.m);
+    optim_free(&f.opt);
+    model_build(&f.m, &f.cfg.model);
+    testlib_fill_uniform(f.m.params, f.m.n_params, 0.5f, 99);
+    optim_init(&f.opt, &f.cfg.optim, f.m.n_params);
+    testlib_fill_uniform(f.opt.m, f.m.n_params, 0.01f, 100);
+    testlib_fill_uniform(f.opt.v, f.m.n_params, 0.001f, 101);
+    f.opt.t = 7;
     snprintf(path, sizeof path, "%s/classify.h5", dir);
     CU_ASSERT_EQUAL_FATAL(ckpt_write_task_atomic(path, &task, &f.cfg, &f.voc, &f.m, &f.opt,
                                                  &f.prog, TEST_NRANKS, f.ranks),
@@ -781,14 +804,6 @@ static void test_v2_task_labels(void)
     /* /labels is checksummed like every dataset */
     corrupt_dataset(path, "/labels");
     assert_read_fails(path, "is damaged: checksum mismatch in /labels", NULL);
-
-    /* a v2 file must say what it is */
-    snprintf(path, sizeof path, "%s/no_task.h5", dir);
-    write_ok(&f, path);
-    fid = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
-    CU_ASSERT(H5Adelete(fid, "task") >= 0);
-    H5Fclose(fid);
-    assert_read_fails(path, "is damaged: missing attribute task", NULL);
     fixture_free(&f);
 }
 

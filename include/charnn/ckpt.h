@@ -45,7 +45,7 @@
 #define CKPT_FORMAT_VERSION 2
 /* The oldest format version this charnn reads. */
 #define CKPT_FORMAT_VERSION_MIN 1
-#define CKPT_NAME_MAX 32
+#define CKPT_NAME_MAX CONFIG_NAME_MAX
 #define CKPT_TASK_LM "lm"
 #define CKPT_HEAD_LM "lm"
 
@@ -100,6 +100,10 @@ int ckpt_write_task_atomic(const char *path, const ckpt_task *task, const run_co
  * v1 and v2. */
 int ckpt_read(const char *path, ckpt_data *out);
 void ckpt_data_free(ckpt_data *d);
+/* 0 when d (read from path) was trained for task, else -1 and a message
+ * saying that `command` needs such a model. */
+int ckpt_require_task(const ckpt_data *d, const char *path, const char *task,
+                      const char *command);
 /* Read and verify path in a child process (a damaged file never touches this
  * process's HDF5 state); 0 and *step (may be NULL), or -1 with ckpt_read's
  * message. */

@@ -11,8 +11,10 @@
 #include "charnn/vocab.h"
 
 #define CONFIG_PATH_MAX 1024
+#define CONFIG_NAME_MAX 32 /* a task name, as ckpt.h's CKPT_NAME_MAX */
 
 typedef struct {
+    char task[CONFIG_NAME_MAX]; /* what is learned (task.h): "lm" (default), ... */
     /* data */
     char data[CONFIG_PATH_MAX]; /* text file or prepared corpus (corpus.h) */
     char out[CONFIG_PATH_MAX];  /* run directory: model.h5, checkpoints, metrics.jsonl */
@@ -62,7 +64,8 @@ enum {
     CONFIG_GIVEN_SEQ = 1u << 4,
     CONFIG_GIVEN_BATCH = 1u << 5,
     CONFIG_GIVEN_OPTIM = 1u << 6,
-    CONFIG_GIVEN_BYTES = 1u << 7
+    CONFIG_GIVEN_BYTES = 1u << 7,
+    CONFIG_GIVEN_TASK = 1u << 8
 };
 
 /* Fill with the defaults (char-rnn's where it has one). */

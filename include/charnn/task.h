@@ -11,8 +11,12 @@
  * by T * S, reported as bits per character and characters per second.
  *
  * Adding a task: write src/tasks/task_<name>.c defining a `const task_ops`,
- * declare it below and add it to the table in src/tasks/tasks.c. A task picks
- * its head by setting cfg->model.head in open (e.g. the classes it found).
+ * declare it below and add it to the table in src/tasks/tasks.c; `train
+ * --task <name>` then runs it. A task picks its head by setting
+ * cfg->model.head in open (e.g. the classes it found; when resuming, the
+ * checkpoint's head is already there and must be kept), and names the head's
+ * outputs in task.labels when they are not the vocabulary: checkpoints store
+ * the task's name, the head's and those labels (ckpt.h).
  *
  * Collectives: open must not call any (a rank that fails there must not
  * leave the others waiting); next_batch, loss_norm, evaluate, resume_agree and
@@ -96,11 +100,15 @@ struct task {
     int T;        /* steps per batch at most */
     int rows_cap; /* rows of any batch (training or evaluation) on this rank */
     int has_val;  /* whether evaluate has a validation split to read */
+    int n_labels; /* names of the head's outputs (set by open), 0 when they are */
+    char **labels;/* (n_labels) the vocabulary; owned by the task */
     void *impl;
 };
 
 extern const task_ops task_lm_ops;
 /* "lm" -> its ops, or NULL. */
 const task_ops *task_find(const char *name);
+/* The task names, "lm | ...", for usage text and errors. */
+const char *task_names(void);
 
 #endif

@@ -542,6 +542,10 @@ static int trace_text(const trace_options *o)
     text_trace_init(&tt, o->out);
     if (ckpt_read(o->model, &d) != 0)
         return -1;
+    if (ckpt_require_task(&d, o->model, CKPT_TASK_LM, "trace") != 0) {
+        ckpt_data_free(&d);
+        return -1;
+    }
     if (open_source(o, &d, &src, &sp, &source) != 0)
         goto error;
     const size_t begin = sp.begin[o->split], end = sp.end[o->split];

@@ -10,6 +10,7 @@
 #include "charnn/dist.h"
 #include "charnn/flags.h"
 #include "charnn/runtime.h"
+#include "charnn/task.h"
 #include "charnn/train.h"
 
 static const flag_choice cell_choices[] = {
@@ -24,6 +25,15 @@ static const flag_choice sched_choices[] = {{"constant", SCHED_CONSTANT},
                                             {"exp", SCHED_EXP},
                                             {"cosine", SCHED_COSINE},
                                             {NULL, 0}};
+/* --task into run_config.task: a name from the task table (task.h). */
+static int parse_task(const char *value, void *dst)
+{
+    if (!task_find(value))
+        return cn_err("unknown task '%s' for --task (tasks: %s)", value, task_names());
+    snprintf((char *)dst, CONFIG_NAME_MAX, "%s", value);
+    return 0;
+}
+
 static const flag_choice allreduce_choices[] = {{"overlap", 0}, {"blocking", 1}, {NULL, 0}};
 
 /* --balance into run_config.balance (char[CONFIG_PATH_MAX]), checked against
@@ -53,6 +63,10 @@ int cli_train(int argc, char **argv)
     /* bits of this file's own, above the CONFIG_GIVEN_* bits of run_config.given */
     enum { GIVEN_STEPS = 1u << 16, GIVEN_EPOCHS = 1u << 17 };
     const flag_spec flags[] = {
+        FLAG_CUSTOM("task", c.task, CONFIG_GIVEN_TASK,
+                    "what to learn: lm, the next character (default); a resumed run keeps "
+                    "its checkpoint's",
+                    parse_task),
         FLAG("data", F_PATH, c.data, 0, "text file or prepared corpus (required)", 0, 0),
         FLAG("out", F_PATH, c.out, 0,
              "run directory for model.h5, checkpoints, metrics.jsonl (default runs/charnn)", 0, 0),

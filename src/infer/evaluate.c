@@ -64,6 +64,10 @@ int eval_run(const eval_options *o)
     ckpt_data d;
     if (ckpt_read(o->model_path, &d) != 0)
         return -1;
+    if (ckpt_require_task(&d, o->model_path, CKPT_TASK_LM, "eval") != 0) {
+        ckpt_data_free(&d);
+        return -1;
+    }
     const int nranks = dist_size(), rank = dist_rank();
     int rc = -1;
     data_source src;

@@ -33,6 +33,7 @@
 #include "charnn/fsio.h"
 #include "charnn/h5compat.h"
 #include "charnn/h5io.h"
+#include "charnn/head.h"
 
 #ifndef CHARNN_VERSION
 #define CHARNN_VERSION "unknown"
@@ -153,7 +154,8 @@ static int write_config_attrs(const char *path, hid_t root, const run_config *cf
     if (h5io_attr_write_str(path, root, "cell", cell_name(cfg->model.cell)) < 0 ||
         h5io_attr_write_str(path, root, "vocab_mode", vocab_mode_name(cfg->vocab_mode)) < 0 ||
         h5io_attr_write_str(path, root, "optimizer", optim_name(cfg->optim.kind)) < 0 ||
-        h5io_attr_write_str(path, root, "schedule", sched_name(cfg->sched.kind)) < 0)
+        h5io_attr_write_str(path, root, "schedule", sched_name(cfg->sched.kind)) < 0 ||
+        h5io_attr_write_str(path, root, "head_pool", head_pool_name(cfg->model.head.pool)) < 0)
         return -1;
     return 0;
 }
@@ -375,6 +377,10 @@ int ckpt_write_task_atomic(const char *path, const ckpt_task *task, const run_co
     CHARNN_ASSERT(voc->size == m->cfg.vocab);
     CHARNN_ASSERT(name_ok(task->task) && name_ok(task->head) && task->n_labels >= 0 &&
                   (task->n_labels == 0 || task->labels != NULL));
+    /* the task and head named are the ones the run and the model have */
+    CHARNN_ASSERT(strcmp(task->task, cfg->task) == 0 &&
+                  head_parse(task->head) == (int)m->cfg.head.kind &&
+                  (m->cfg.head.kind == HEAD_LM || task->n_labels == m->cfg.head.classes));
     if (fsio_tmp_path(tmp, sizeof tmp, path) < 0)
         return -1;
     /* Create the temporary first, so a missing directory or a denied
@@ -523,6 +529,15 @@ static int read_config(const char *path, hid_t root, run_config *cfg)
         return -1;
     if (rc > 0 && sched_parse(s, &cfg->sched.kind) < 0)
         return cn_err("'%s': unknown schedule '%s'", path, s);
+    rc = h5io_attr_read_str(path, root, "", "head_pool", s, sizeof s);
+    if (rc < 0)
+        return -1;
+    if (rc > 0) {
+        int pool = head_pool_parse(s);
+        if (pool < 0)
+            return cn_err("'%s': unknown head_pool '%s'", path, s);
+        cfg->model.head.pool = (head_pool)pool;
+    }
     return 0;
 }
 
@@ -733,6 +748,21 @@ static int read_task(const char *path, hid_t fid, hid_t root, ckpt_data *d)
     return 0;
 }
 
+/* The head's configuration: its kind from the head's name, its classes from
+ * the label set (read_config read the pooling). */
+static int read_head(const char *path, ckpt_data *d)
+{
+    snprintf(d->cfg.task, sizeof d->cfg.task, "%s", d->task.task);
+    int kind = head_parse(d->task.head);
+    if (kind < 0)
+        return cn_err("'%s' has head '%s', which this charnn does not know (a newer charnn's?)",
+                      path, d->task.head);
+    head_config *h = &d->cfg.model.head;
+    h->kind = (head_kind)kind;
+    h->classes = h->kind == HEAD_LM ? 0 : d->task.n_labels;
+    return 0;
+}
+
 /* Everything after the file is open and known to be a charnn checkpoint. */
 static int read_contents(const char *path, hid_t fid, hid_t root, ckpt_data *d)
 {
@@ -740,6 +770,8 @@ static int read_contents(const char *path, hid_t fid, hid_t root, ckpt_data *d)
     if (read_task(path, fid, root, d) < 0)
         return -1;
     if (read_config(path, root, &d->cfg) < 0 || read_progress(path, root, &d->prog) < 0)
+        return -1;
+    if (read_head(path, d) < 0)
         return -1;
     if (read_vocab(path, fid, d->cfg.vocab_mode, &d->voc) < 0)
         return -1;
@@ -896,4 +928,12 @@ int ckpt_verify(const char *path, int64_t *step)
     if (msg[0])
         return cn_err("%s", msg);
     return cn_err("'%s' is damaged: the reader failed", path);
+}
+
+int ckpt_require_task(const ckpt_data *d, const char *path, const char *task,
+                      const char *command)
+{
+    if (strcmp(d->task.task, task) == 0)
+        return 0;
+    return cn_err("'%s' is a %s model: %s needs a %s model", path, d->task.task, command, task);
 }

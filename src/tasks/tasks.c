@@ -1,4 +1,5 @@
 /* The table of tasks. See task.h. */
+#include <stdio.h>
 #include <string.h>
 
 #include "charnn/task.h"
@@ -12,4 +13,15 @@ const task_ops *task_find(const char *name)
         if (strcmp(task_table[i]->name, name) == 0)
             return task_table[i];
     return NULL;
+}
+
+const char *task_names(void)
+{
+    static char names[256];
+    if (!names[0])
+        for (int i = 0; i < TASK_KINDS; i++) {
+            size_t n = strlen(names);
+            snprintf(names + n, sizeof names - n, "%s%s", i ? " | " : "", task_table[i]->name);
+        }
+    return names;
 }

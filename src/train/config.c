@@ -10,6 +10,7 @@
 void config_default(run_config *c)
 {
     memset(c, 0, sizeof *c);
+    memcpy(c->task, "lm", sizeof "lm");
     c->vocab_mode = VOCAB_CODEPOINTS;
     c->val_frac = 0.05;
     c->test_frac = 0.05;

@@ -10,6 +10,7 @@
 
 #include "charnn/ckpt.h"
 #include "charnn/dist.h"
+#include "charnn/head.h"
 #include "charnn/rundir.h"
 #include "trainer.h"
 
@@ -75,8 +76,11 @@ void train_save(trainer *t, const char *path)
             memcpy(&ranks[r].rng, rec, sizeof(cn_rng));
             t->task.ops->state_view(&t->task, rec + sizeof(cn_rng), &ranks[r]);
         }
-        rc = ckpt_write_atomic(path, &t->cfg, &t->voc, &t->m, &t->opt, &t->prog, t->nranks,
-                               ranks);
+        ckpt_task what = {.n_labels = t->task.n_labels, .labels = t->task.labels};
+        snprintf(what.task, sizeof what.task, "%s", t->cfg.task);
+        snprintf(what.head, sizeof what.head, "%s", head_name(t->cfg.model.head.kind));
+        rc = ckpt_write_task_atomic(path, &what, &t->cfg, &t->voc, &t->m, &t->opt, &t->prog,
+                                    t->nranks, ranks);
         free(ranks);
     }
     free(all);

@@ -19,6 +19,13 @@ static int check_resume_compatible(const trainer *t, const ckpt_data *d, const c
 {
     const run_config *c = &t->cfg;
     const model_config *a = &d->cfg.model;
+    if ((c->given & CONFIG_GIVEN_TASK) && strcmp(c->task, d->task.task) != 0)
+        return cn_err("checkpoint '%s' was trained for task %s, this run asks for --task %s", path,
+                      d->task.task, c->task);
+    if (!task_find(d->task.task))
+        return cn_err("checkpoint '%s' was trained for task '%s', which this charnn does not know "
+                      "(tasks: %s)",
+                      path, d->task.task, task_names());
     if ((c->given & CONFIG_GIVEN_CELL) && c->model.cell != a->cell)
         return cn_err("checkpoint '%s' has cell %s, this run asks for --cell %s", path,
                       cell_name(a->cell), cell_name(c->model.cell));
@@ -69,6 +76,7 @@ static int resume_read(trainer *t, const char *path, ckpt_data *d)
         return -1;
     if (check_resume_compatible(t, d, path) != 0)
         return -1;
+    snprintf(t->cfg.task, sizeof t->cfg.task, "%s", d->task.task);
     t->cfg.model = d->cfg.model;
     t->cfg.seq = d->cfg.seq;
     t->cfg.vocab_mode = d->voc.mode;
@@ -97,7 +105,11 @@ static int setup(trainer *t, const run_config *cfg)
         return -1;
     if (path[0] && resume_read(t, path, &d) != 0)
         goto done;
-    t->task.ops = task_find("lm");
+    t->task.ops = task_find(t->cfg.task);
+    if (!t->task.ops) {
+        cn_err("unknown task '%s' (tasks: %s)", t->cfg.task, task_names());
+        goto done;
+    }
     if (t->task.ops->open(&t->task, &t->cfg, &t->voc, t->rank, t->nranks) != 0)
         goto done;
 
