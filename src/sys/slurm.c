@@ -18,12 +18,12 @@ int slurm_parse_duration(const char *s, const char *what, double *seconds)
     const char *p = s;
     int next_unit = 0, parts = 0;
     while (*p) {
+        /* digits and a point only: no signs, exponents, hex or inf */
+        const size_t len = strspn(p, "0123456789.");
         char *end;
         errno = 0;
-        if (!(*p >= '0' && *p <= '9') && *p != '.')
-            goto bad;
-        double v = strtod(p, &end);
-        if (end == p || errno != 0 || !isfinite(v))
+        double v = len ? strtod(p, &end) : 0.0;
+        if (len == 0 || end != p + len || errno != 0 || !isfinite(v))
             goto bad;
         p = end;
         if (*p == '\0') {
