@@ -43,7 +43,7 @@ for np in 1 2; do
     if [ "$np" = 1 ]; then
         launch=() STEPS=300 LIMIT=1.5 HEAD='[01]'
     else
-        launch=("${MPIEXEC[@]}" -np 2) STEPS=20 LIMIT=0.01 HEAD='-?0'
+        launch=("${MPIEXEC[@]}" -np 2) STEPS=20 LIMIT=0.01 HEAD=0
     fi
     RUN=("${FLAGS[@]}" --steps $STEPS)
     A=$WORK/np$np-straight

@@ -29,8 +29,8 @@ typedef struct {
 } sample_options;
 
 /* The seed of sample i's stream: seed itself for sample 0 (what one sample
- * has always drawn), cn_hash64(seed, i) after it. Sample i is the same text
- * whatever the count. */
+ * has always drawn), cn_hash64(seed, i) mod 10^18 after it (a --seed that
+ * draws sample i alone). Sample i is the same text whatever the count. */
 uint64_t sample_stream_seed(uint64_t seed, int i);
 
 /* Temperatures below this are greedy. Two different float probabilities

@@ -85,7 +85,8 @@ static int write_failed(void)
 
 uint64_t sample_stream_seed(uint64_t seed, int i)
 {
-    return i == 0 ? seed : cn_hash64(seed, (uint64_t)i);
+    /* below 10^18, the largest --seed takes */
+    return i == 0 ? seed : cn_hash64(seed, (uint64_t)i) % 1000000000000000000ull;
 }
 
 /* One sample's text while a batch of them is drawn. */

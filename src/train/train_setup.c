@@ -161,7 +161,7 @@ static void print_header(const trainer *t)
     train_say(t, "recurrent step products: %s\n", kern_packed_name());
     if (c->stop_by > 0.0)
         train_say(t, "time limit in %.0f s: a checkpoint and exit %d before it\n",
-                  c->stop_by - cn_now(), TRAIN_EXIT_STOPPED);
+                  fmax(0.0, c->stop_by - cn_now()), TRAIN_EXIT_STOPPED);
 }
 
 int train_start(trainer *t, const run_config *cfg)
