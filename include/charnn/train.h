@@ -25,7 +25,8 @@ typedef struct {
     /* --patience and --lr-on-plateau (absent from older checkpoints: 0, 0, 1) */
     int64_t best_step;        /* the step of best_val */
     int64_t evals_since_best; /* validations since the last improvement of best_val */
-    double lr_factor;         /* --lr-on-plateau's multiplier on the scheduled rate, 1 at first */
+    double lr_factor;         /* --lr-on-plateau's multiplier on the scheduled rate, 1 at first
+                                 (a zeroed struct's 0 is stored as 1) */
 } train_progress;
 
 /* Train as cfg says; returns the process exit status (see TRAIN_EXIT_*).

@@ -189,7 +189,8 @@ static int write_root_attrs(const char *path, hid_t root, const ckpt_task *task,
         h5io_attr_write_f64(path, root, "last_loss", prog->last_loss) < 0 ||
         h5io_attr_write_i64(path, root, "best_step", prog->best_step) < 0 ||
         h5io_attr_write_i64(path, root, "evals_since_best", prog->evals_since_best) < 0 ||
-        h5io_attr_write_f64(path, root, "lr_factor", prog->lr_factor) < 0)
+        h5io_attr_write_f64(path, root, "lr_factor",
+                            prog->lr_factor > 0.0 ? prog->lr_factor : 1.0) < 0)
         return -1;
     return write_config_attrs(path, root, cfg);
 }
