@@ -106,7 +106,7 @@ export FAKE_SQUEUE_ARGS=$WORK/squeue.args
 
 D=$WORK/env-end
 SLURM_JOB_END_TIME=$(($(date +%s) + 3)) run_limited 120 "$CHARNN" train "${QFLAGS[@]}" --out "$D" \
-    >"$D.log" 2> >"$D.log" 2>&11
+    >"$D.log" 2>&1
 rc=$?
 check "SLURM_JOB_END_TIME 3 s ahead: exit 75 (got $rc) with a time_limit stop" \
     bash -c "[ $rc = 75 ] && grep -q '\"reason\":\"time_limit\"' '$D/metrics.jsonl'"
