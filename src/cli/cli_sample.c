@@ -50,8 +50,8 @@ int cli_sample(int argc, char **argv)
         return CLI_EXIT_ERROR;
     }
     if (timing)
-        fprintf(stderr, "charnn: sampled %lld characters in %d streams in %.3f s: %.0f chars/s\n",
-                (long long)stats.symbols, o.count, stats.seconds,
+        fprintf(stderr, "charnn: sampled %lld characters in %d stream%s in %.3f s: %.0f chars/s\n",
+                (long long)stats.symbols, o.count, o.count == 1 ? "" : "s", stats.seconds,
                 stats.seconds > 0.0 ? (double)stats.symbols / stats.seconds : 0.0);
     return CLI_EXIT_OK;
 }
