@@ -6,7 +6,7 @@
 # and best losses are computed here from metrics.jsonl's validation records,
 # not taken from the counters under test. A run resumed from a checkpoint in
 # the middle (counters and rate factor half-way) ends bit-identical to the
-# uninterrupted one. And the flags' usage errors, by exact text.
+# uninterrupted one; with 2 ranks the run stops at the same place. And the flags' usage errors, by exact text.
 #
 #   bash tests/cli_early_stop.sh <path-to-charnn> <source-dir>
 set -u
@@ -17,6 +17,7 @@ WORK=$PWD/cli_early_stop.d
 rm -rf "$WORK"
 mkdir -p "$WORK"
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 
 # shellcheck source=tests/ckpt_testlib.sh
 . "$SRC/tests/ckpt_testlib.sh"
@@ -70,6 +71,19 @@ if [ -n "${want_step:-}" ]; then
     check "--patience $P: resuming the stopped run exits 0 (got $rc) and trains nothing" \
         bash -c "[ $rc = 0 ] && grep -q 'already stopped early at step $want_step' '$A.log2'"
 fi
+
+# ---- 1b. the same with 2 ranks: every rank stops at the same validation ----
+A2=$WORK/patience-np2
+run_limited 180 mpiexec --oversubscribe -np 2 "$CHARNN" train "${FLAGS[@]}" --patience 3 \
+    --out "$A2" >"$A2.log" 2>&1
+rc=$?
+check "2 ranks, --patience 3: exit 0 (got $rc)" [ $rc = 0 ]
+[ $rc = 0 ] || show "$A2.log"
+read -r want2 _ < <(vals "$A2/metrics.jsonl" | awk '
+    NR == 1 || $2 < best { best = $2; n = 0; next }
+    { if (++n == 3) { print $1; exit } }')
+check "2 ranks, --patience 3: model.h5 at the step the records give (${want2:-none})" \
+    [ -n "${want2:-}" -a "$(ckpt_field "$A2/model.h5" step)" = "${want2:-x}" ]
 
 # ---- 2. --lr-on-plateau: cuts at the right validations, then stops ---------
 P=2 F=0.5 LR=0.05 MIN=0.01
