@@ -6,7 +6,8 @@
 # and best losses are computed here from metrics.jsonl's validation records,
 # not taken from the counters under test. A run resumed from a checkpoint in
 # the middle (counters and rate factor half-way) ends bit-identical to the
-# uninterrupted one; with 2 ranks the run stops at the same place. And the flags' usage errors, by exact text.
+# uninterrupted one; with 2 ranks the run stops where its records say. And
+# the flags' usage errors, by exact text.
 #
 #   bash tests/cli_early_stop.sh <path-to-charnn> <source-dir>
 set -u
