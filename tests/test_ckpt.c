@@ -165,7 +165,10 @@ static void fixture_init(fixture *f, cell_kind cell, int layers, int hidden, int
                                .skipped = 1,
                                .best_val = 1.25,
                                .last_val = 1.375,
-                               .last_loss = NAN};
+                               .last_loss = NAN,
+                               .best_step = 600,
+                               .evals_since_best = 2,
+                               .lr_factor = 0.25};
 
     size_t n_state = (size_t)layers * TEST_B * hidden;
     for (int r = 0; r < TEST_NRANKS; r++) {

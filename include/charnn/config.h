@@ -43,6 +43,10 @@ typedef struct {
                                  trace_streams.h5 in out), 0 = off */
     int trace_probe_chars;    /* length of the probe text those traces run over */
     int max_bad_steps;        /* consecutive non-finite steps before giving up */
+    int patience;             /* validations without a better loss before stopping, or
+                                 before multiplying the rate by lr_on_plateau; 0 = off */
+    double lr_on_plateau;     /* factor in (0, 1) applied on a plateau down to sched.min_lr,
+                                 0 = off (then --patience stops the run) */
     int nranks;               /* ranks of the run that wrote a checkpoint */
     /* this invocation only (not stored in checkpoints) */
     char resume[CONFIG_PATH_MAX]; /* checkpoint path, "auto", or "" */
@@ -52,6 +56,9 @@ typedef struct {
     char balance[CONFIG_PATH_MAX];/* --balance: "off" (or ""), "auto", or weights "w0,w1,..." */
     double balance_min_seconds;   /* auto: compute seconds each rank measures before a
                                      decision (BALANCE_MIN_SECONDS; tests lower it) */
+    double stop_by;               /* cn_now() time by which the run must have stopped with a
+                                     checkpoint (--time-limit or Slurm's end), 0 = none */
+    double time_margin;           /* fixed part of the margin kept before stop_by, seconds */
     unsigned given;               /* CONFIG_GIVEN_* bits: flags set on the command line */
 } run_config;
 

@@ -22,15 +22,34 @@ typedef struct {
     double best_val;     /* best validation loss (nats/char), INFINITY before the first */
     double last_val;     /* latest validation loss, NaN before the first */
     double last_loss;    /* latest training loss, NaN before the first */
+    /* --patience and --lr-on-plateau (absent from older checkpoints: 0, 0, 1) */
+    int64_t best_step;        /* the step of best_val */
+    int64_t evals_since_best; /* validations since the last improvement of best_val */
+    double lr_factor;         /* --lr-on-plateau's multiplier on the scheduled rate, 1 at first
+                                 (a zeroed struct's 0 is stored as 1) */
 } train_progress;
 
-/* Train as cfg says; returns the process exit status (see TRAIN_EXIT_*). */
+/* Train as cfg says; returns the process exit status (see TRAIN_EXIT_*).
+ * An early stop (--patience) is TRAIN_EXIT_OK, with model.h5 written as at
+ * the end; a stop before --time-limit is TRAIN_EXIT_STOPPED, as for a signal. */
 enum {
     TRAIN_EXIT_OK = 0,
     TRAIN_EXIT_ERROR = 1,
     TRAIN_EXIT_DIVERGED = 3, /* too many non-finite steps in a row */
-    TRAIN_EXIT_STOPPED = 75  /* stopped by a signal after checkpointing (EX_TEMPFAIL) */
+    TRAIN_EXIT_STOPPED = 75  /* stopped by a signal or the time limit after checkpointing
+                                (EX_TEMPFAIL) */
 };
 int train_run(const run_config *cfg);
+
+/* The time limit (run_config.stop_by): after every step rank 0 stops the run
+ * with a checkpoint once
+ *     now + 2 x (longest step so far) + 2 x (last checkpoint write) + time_margin
+ * reaches stop_by, so that the next step and the checkpoint fit twice over.
+ * A step is measured from one step's end to the next, validation and
+ * scheduled checkpoints included. Before the first checkpoint its write time
+ * is estimated at TRAIN_CKPT_BYTES_PER_S for the parameters and the optimizer
+ * state. time_margin defaults to TRAIN_TIME_MARGIN seconds (--time-margin). */
+#define TRAIN_TIME_MARGIN 10.0
+#define TRAIN_CKPT_BYTES_PER_S 50e6
 
 #endif

@@ -11,7 +11,9 @@
 int cli_sample(int argc, char **argv)
 {
     sample_options o = {.length = 500, .temperature = 1.0, .top_k = 0, .prime = "", .seed = 123,
-                        .threads = 1};
+                        .threads = 1, .count = 1};
+    sample_stats stats;
+    int timing = 0;
     char model_path[CONFIG_PATH_MAX] = "";
     const flag_spec flags[] = {
         FLAG("model", F_PATH, model_path, 0, "model file or checkpoint written by train (required)",
@@ -24,9 +26,16 @@ int cli_sample(int argc, char **argv)
         FLAG("prime", F_STR, &o.prime, 0, "text to start from (default: a random character)", 0, 0),
         FLAG("seed", F_U64, &o.seed, 0, "random seed (default 123)", RANGE_NONNEG),
         FLAG("threads", F_INT, &o.threads, 0, "OpenMP threads (default 1)", 0, 4096),
+        FLAG("count", F_INT, &o.count, 0,
+             "samples drawn together in one batch; sample i is the same whatever the count "
+             "(default 1)", 1, 1000000),
+        FLAG("json", F_BOOL, &o.json, 0,
+             "one JSON line per sample: {\"sample\":i,\"seed\":S,\"text\":\"...\"}", 0, 0),
+        FLAG("timing", F_BOOL, &timing, 0,
+             "print the generation speed (characters per second, all samples) to stderr", 0, 0),
     };
     flag_table t = {"sample", "--model PATH [--length N] [--temperature X] [--top-k K] "
-                              "[--prime TEXT] [--seed S]",
+                              "[--prime TEXT] [--seed S] [--count N] [--json]",
                     flags, (int)(sizeof flags / sizeof flags[0]), NULL, 0, NULL};
     unsigned given = 0;
     int status;
@@ -35,9 +44,14 @@ int cli_sample(int argc, char **argv)
     if (!model_path[0])
         return flags_usage_error(&t, "--model is required");
     o.model_path = model_path;
+    o.stats = timing ? &stats : NULL;
     if (sample_run(&o, stdout) != 0) {
         fprintf(stderr, "charnn: %s\n", cn_errmsg());
         return CLI_EXIT_ERROR;
     }
+    if (timing)
+        fprintf(stderr, "charnn: sampled %lld characters in %d stream%s in %.3f s: %.0f chars/s\n",
+                (long long)stats.symbols, o.count, o.count == 1 ? "" : "s", stats.seconds,
+                stats.seconds > 0.0 ? (double)stats.symbols / stats.seconds : 0.0);
     return CLI_EXIT_OK;
 }

@@ -4,12 +4,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "charnn/balance.h"
 #include "charnn/config.h"
 #include "charnn/dist.h"
 #include "charnn/flags.h"
 #include "charnn/runtime.h"
+#include "charnn/slurm.h"
 #include "charnn/task.h"
 #include "charnn/train.h"
 
@@ -53,12 +55,39 @@ static int parse_balance(const char *value, void *dst)
     return 0;
 }
 
+/* --time-limit into seconds (double) */
+static int parse_time_limit(const char *value, void *dst)
+{
+    return slurm_parse_duration(value, "--time-limit", (double *)dst);
+}
+
+/* cfg->stop_by from --time-limit (seconds, 0 = not given), else from the
+ * Slurm job's end, which only rank 0 (the one that decides) asks for; an end
+ * that cannot be read is a warning. */
+static void set_stop_by(run_config *c, double limit)
+{
+    const double now = cn_now();
+    if (limit > 0.0) {
+        c->stop_by = now + limit;
+        return;
+    }
+    if (dist_rank() != 0)
+        return;
+    double end;
+    int rc = slurm_job_end_time(&end);
+    if (rc < 0)
+        fprintf(stderr, "charnn: warning: %s; training without a time limit\n", cn_errmsg());
+    else if (rc > 0)
+        c->stop_by = now + (end - (double)time(NULL));
+}
+
 int cli_train(int argc, char **argv)
 {
     run_config c;
     config_default(&c);
     snprintf(c.out, sizeof c.out, "%s", "runs/charnn");
     int bytes = 0, no_progress = 0, progress = 0;
+    double time_limit = 0.0;
     int cell_id = c.model.cell, optim_id = c.optim.kind, sched_id = c.sched.kind;
     /* bits of this file's own, above the CONFIG_GIVEN_* bits of run_config.given */
     enum { GIVEN_STEPS = 1u << 16, GIVEN_EPOCHS = 1u << 17 };
@@ -111,7 +140,8 @@ int cli_train(int argc, char **argv)
              0, 1e3),
         FLAG("warmup", F_I64, &c.sched.warmup, 0, "cosine schedule: warmup steps (default 0)",
              RANGE_NONNEG),
-        FLAG("min-lr", F_FLOAT, &c.sched.min_lr, 0, "cosine schedule: final rate (default 0)", 0,
+        FLAG("min-lr", F_FLOAT, &c.sched.min_lr, 0,
+             "cosine schedule: final rate; --lr-on-plateau: lowest rate (default 0)", 0,
              1e6),
         FLAG("clip", F_FLOAT, &c.clip, 0, "global gradient-norm clip, 0 = off (default 5)", 0,
              1e12),
@@ -139,6 +169,19 @@ int cli_train(int argc, char **argv)
              "characters of validation text the probe trace runs over (default 500)", 1, 100000000),
         FLAG("max-bad-steps", F_INT, &c.max_bad_steps, 0,
              "non-finite steps in a row before giving up (default 5)", 1, 1000000),
+        FLAG("patience", F_INT, &c.patience, 0,
+             "stop after N validations without a better validation loss (model.h5 and best.h5 "
+             "written, exit 0), 0 = off (default 0)", 0, 1000000000),
+        FLAG("lr-on-plateau", F_DOUBLE, &c.lr_on_plateau, 0,
+             "with --patience: multiply the rate by F (0 < F < 1) instead, down to --min-lr, "
+             "then stop (default off)", 0, 1),
+        FLAG_CUSTOM("time-limit", &time_limit, 0,
+                    "stop with a checkpoint (exit 75) before this much time has passed: 3h50m, "
+                    "45m, 90s or seconds (default: the Slurm job's end when known)",
+                    parse_time_limit),
+        FLAG("time-margin", F_DOUBLE, &c.time_margin, 0,
+             "seconds kept before the time limit on top of twice the longest step and twice the "
+             "checkpoint write (default 10)", 0, 1e9),
         FLAG("resume", F_PATH, c.resume, 0,
              "checkpoint to resume from, or 'auto' (newest valid one in --out)", 0, 0),
         FLAG_CHOICE("allreduce", &c.allreduce_blocking, 0,
@@ -167,12 +210,25 @@ int cli_train(int argc, char **argv)
         return flags_usage_error(&t, "bad value '%g' for --epochs: must be above 0", c.epochs);
     if (c.val_frac + c.test_frac >= 1.0)
         return flags_usage_error(&t, "--val-frac + --test-frac must be below 1");
+    if (c.lr_on_plateau != 0.0) {
+        if (!(c.lr_on_plateau > 0.0 && c.lr_on_plateau < 1.0))
+            return flags_usage_error(&t, "bad value '%g' for --lr-on-plateau: must be above 0 "
+                                         "and below 1", c.lr_on_plateau);
+        if (c.patience <= 0)
+            return flags_usage_error(&t, "--lr-on-plateau needs --patience N: the validations "
+                                         "without improvement before each cut");
+        if (!(c.sched.min_lr > 0.0f && c.sched.min_lr < c.sched.lr))
+            return flags_usage_error(&t, "--lr-on-plateau needs --min-lr above 0 and below "
+                                         "--lr: the rate where the cuts end and --patience "
+                                         "stops the run");
+    }
     c.given = given & ~(unsigned)(GIVEN_STEPS | GIVEN_EPOCHS);
     c.model.cell = (cell_kind)cell_id;
     c.optim.kind = (optim_kind)optim_id;
     c.sched.kind = (sched_kind)sched_id;
     c.vocab_mode = bytes ? VOCAB_BYTES : VOCAB_CODEPOINTS;
     c.progress_bar = no_progress ? 0 : progress ? 1 : -1;
+    set_stop_by(&c, time_limit);
     runtime_set_threads(c.threads);
     return train_run(&c);
 }

@@ -83,13 +83,86 @@ static int write_failed(void)
     return cn_err("cannot write the sample: %s", strerror(errno ? errno : EIO));
 }
 
+uint64_t sample_stream_seed(uint64_t seed, int i)
+{
+    /* below 10^18, the largest --seed takes */
+    return i == 0 ? seed : cn_hash64(seed, (uint64_t)i) % 1000000000000000000ull;
+}
+
+/* One sample's text while a batch of them is drawn. */
+typedef struct {
+    char *p;
+    size_t n, cap;
+} sample_text;
+
+static void text_append(sample_text *s, const char *b, size_t n)
+{
+    if (s->n + n > s->cap) {
+        s->cap = (s->n + n) * 2 + 64;
+        s->p = cn_xrealloc(s->p, s->cap);
+    }
+    memcpy(s->p + s->n, b, n);
+    s->n += n;
+}
+
+static void text_symbol(sample_text *s, const vocab *v, int32_t id)
+{
+    char buf[4];
+    text_append(s, buf, (size_t)vocab_decode(v, id, buf));
+}
+
+/* A JSON string of n bytes (NUL included) */
+static void json_bytes(FILE *f, const char *p, size_t n)
+{
+    fputc('"', f);
+    for (size_t i = 0; i < n; i++) {
+        const unsigned char c = (unsigned char)p[i];
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c == '\n')
+            fputs("\\n", f);
+        else if (c == '\t')
+            fputs("\\t", f);
+        else if (c < 0x20)
+            fprintf(f, "\\u%04x", c);
+        else
+            fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+/* The batch's samples in order: text lines separated by a blank line, or one
+ * JSON object a line. */
+static int write_samples(const sample_options *o, const sample_text *texts, FILE *out)
+{
+    for (int i = 0; i < o->count; i++) {
+        if (o->json) {
+            fprintf(out, "{\"sample\":%d,\"seed\":%llu,\"text\":", i,
+                    (unsigned long long)sample_stream_seed(o->seed, i));
+            json_bytes(out, texts[i].p, texts[i].n);
+            fputs("}\n", out);
+        } else {
+            if (i > 0)
+                fputc('\n', out);
+            fwrite(texts[i].p, 1, texts[i].n, out);
+            fputc('\n', out);
+        }
+        if (ferror(out))
+            return -1;
+    }
+    return 0;
+}
+
 int sample_run(const sample_options *o, FILE *out)
 {
+    CHARNN_ASSERT(o->count >= 1);
     ckpt_data d;
     if (ckpt_read(o->model_path, &d) != 0)
         return -1;
     runtime_set_threads(o->threads > 0 ? o->threads : 1);
-    const int V = d.voc.size;
+    const int V = d.voc.size, B = o->count;
+    /* one sample streams its text out as it goes; a batch keeps its rows' texts */
+    const int streaming = B == 1 && !o->json;
     int rc = -1;
     if (d.m.cfg.head.kind != HEAD_LM) {
         cn_err("cannot sample from '%s': it is a %s model, not a language model", o->model_path,
@@ -103,39 +176,73 @@ int sample_run(const sample_options *o, FILE *out)
     if (plen > 0 && vocab_encode(&d.voc, (const uint8_t *)o->prime, plen, prime_ids, &nprime,
                                  "--prime") != 0)
         goto done;
-    if (memplan_check_infer(&d.m.cfg, 1, 1, 0.0, "sample") != 0)
+    if (memplan_check_infer(&d.m.cfg, 1, B, 0.0, "sample") != 0)
         goto done;
-    cn_rng rng;
-    cn_rng_seed(&rng, o->seed);
+    cn_rng *rng = cn_xmalloc((size_t)B * sizeof *rng);
+    sample_text *texts = cn_xcalloc((size_t)B, sizeof *texts);
+    int32_t *x = cn_xmalloc((size_t)B * sizeof *x); /* (B) */
+    for (int i = 0; i < B; i++)
+        cn_rng_seed(&rng[i], sample_stream_seed(o->seed, i));
     model_work w;
     model_state s;
-    model_work_init(&w, &d.m, 1, 1);
-    model_state_init(&s, &d.m.cfg, 1);
+    model_work_init(&w, &d.m, 1, B);
+    model_state_init(&s, &d.m.cfg, B);
+    w.B = B;
     float *sp = cn_xmalloc((size_t)V * sizeof(float));
     int32_t *si = cn_xmalloc((size_t)V * sizeof(int32_t));
-    int32_t x;
-    int ok;
+    int ok = 1;
     if (nprime == 0) {
-        x = (int32_t)(cn_rng_next(&rng) % (uint64_t)V);
-        ok = put_symbol(&d.voc, x, out) == 0;
+        for (int i = 0; i < B; i++) {
+            x[i] = (int32_t)(cn_rng_next(&rng[i]) % (uint64_t)V);
+            if (streaming)
+                ok = put_symbol(&d.voc, x[i], out) == 0;
+            else
+                text_symbol(&texts[i], &d.voc, x[i]);
+        }
     } else {
-        ok = fwrite(o->prime, 1, plen, out) == plen;
-        for (size_t i = 0; ok && i + 1 < nprime; i++)
-            model_forward(&d.m, &w, &s, &prime_ids[i], NULL, 1, 0, 0);
-        x = prime_ids[nprime - 1];
+        if (streaming)
+            ok = fwrite(o->prime, 1, plen, out) == plen;
+        for (int i = 0; !streaming && i < B; i++)
+            text_append(&texts[i], o->prime, plen);
+        for (size_t k = 0; ok && k + 1 < nprime; k++) {
+            for (int i = 0; i < B; i++)
+                x[i] = prime_ids[k];
+            model_forward(&d.m, &w, &s, x, NULL, 1, 0, 0);
+        }
+        for (int i = 0; i < B; i++)
+            x[i] = prime_ids[nprime - 1];
     }
+    const double t0 = cn_now();
     /* every write is checked: a full disk stops the sampling at once */
-    for (int64_t i = 0; ok && i < o->length; i++) {
-        model_forward(&d.m, &w, &s, &x, NULL, 1, 0, 0);
-        x = sample_pick(head_output(&w, 0), V, o->temperature, o->top_k, &rng, sp, si);
-        ok = put_symbol(&d.voc, x, out) == 0;
+    for (int64_t k = 0; ok && k < o->length; k++) {
+        model_forward(&d.m, &w, &s, x, NULL, 1, 0, 0);
+        for (int i = 0; i < B; i++) {
+            x[i] = sample_pick(head_output(&w, (size_t)i), V, o->temperature, o->top_k, &rng[i],
+                               sp, si);
+            if (streaming)
+                ok = put_symbol(&d.voc, x[i], out) == 0;
+            else
+                text_symbol(&texts[i], &d.voc, x[i]);
+        }
     }
-    ok = ok && fputc('\n', out) != EOF && fflush(out) == 0 && !ferror(out);
+    const double seconds = cn_now() - t0;
+    if (streaming)
+        ok = ok && fputc('\n', out) != EOF;
+    else
+        ok = write_samples(o, texts, out) == 0;
+    ok = ok && fflush(out) == 0 && !ferror(out);
     rc = ok ? 0 : write_failed();
+    if (rc == 0 && o->stats)
+        *o->stats = (sample_stats){.seconds = seconds, .symbols = (int64_t)B * o->length};
     free(sp);
     free(si);
     model_state_free(&s);
     model_work_free(&w);
+    for (int i = 0; i < B; i++)
+        free(texts[i].p);
+    free(texts);
+    free(x);
+    free(rng);
 done:
     free(prime_ids);
     ckpt_data_free(&d);

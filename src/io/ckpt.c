@@ -95,6 +95,8 @@ static const config_field config_fields[] = {
     FIELD("trace_every", FIELD_I64, trace_every, 0),
     FIELD("trace_probe_chars", FIELD_INT, trace_probe_chars, 0),
     FIELD("max_bad_steps", FIELD_INT, max_bad_steps, 0),
+    FIELD("patience", FIELD_INT, patience, 0),
+    FIELD("lr_on_plateau", FIELD_DOUBLE, lr_on_plateau, 0),
     FIELD("init_scale", FIELD_FLOAT, init_scale, 0),
     FIELD("forget_bias", FIELD_FLOAT, forget_bias, 0),
     FIELD("val_frac", FIELD_DOUBLE, val_frac, 0),
@@ -168,7 +170,8 @@ static int write_root_attrs(const char *path, hid_t root, const ckpt_task *task,
     struct tm tm;
     if (!gmtime_r(&now, &tm) || strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
         snprintf(created, sizeof created, "unknown");
-    train_progress none = {0, 0, 0, 0, 0, INFINITY, NAN, NAN};
+    train_progress none = {.best_val = INFINITY, .last_val = NAN, .last_loss = NAN,
+                           .lr_factor = 1.0};
     if (!prog)
         prog = &none;
     if (h5io_attr_write_str(path, root, "format", CKPT_FORMAT_NAME) < 0 ||
@@ -185,7 +188,11 @@ static int write_root_attrs(const char *path, hid_t root, const ckpt_task *task,
         h5io_attr_write_i64(path, root, "skipped", prog->skipped) < 0 ||
         h5io_attr_write_f64(path, root, "best_val_loss", prog->best_val) < 0 ||
         h5io_attr_write_f64(path, root, "last_val_loss", prog->last_val) < 0 ||
-        h5io_attr_write_f64(path, root, "last_loss", prog->last_loss) < 0)
+        h5io_attr_write_f64(path, root, "last_loss", prog->last_loss) < 0 ||
+        h5io_attr_write_i64(path, root, "best_step", prog->best_step) < 0 ||
+        h5io_attr_write_i64(path, root, "evals_since_best", prog->evals_since_best) < 0 ||
+        h5io_attr_write_f64(path, root, "lr_factor",
+                            prog->lr_factor > 0.0 ? prog->lr_factor : 1.0) < 0)
         return -1;
     return write_config_attrs(path, root, cfg);
 }
@@ -551,6 +558,19 @@ static int read_progress(const char *path, hid_t root, train_progress *p)
         root_f64(path, root, "last_val_loss", &p->last_val) < 0 ||
         root_f64(path, root, "last_loss", &p->last_loss) < 0)
         return -1;
+    /* early-stopping state: absent from files written before it existed, which
+     * get the state of a run without it */
+    p->best_step = 0;
+    p->evals_since_best = 0;
+    p->lr_factor = 1.0;
+    if (h5io_attr_read_num(path, root, "", "best_step", H5T_NATIVE_INT64, 1, &p->best_step) < 0 ||
+        h5io_attr_read_num(path, root, "", "evals_since_best", H5T_NATIVE_INT64, 1,
+                           &p->evals_since_best) < 0 ||
+        h5io_attr_read_num(path, root, "", "lr_factor", H5T_NATIVE_DOUBLE, 0, &p->lr_factor) < 0)
+        return -1;
+    if (p->evals_since_best < 0 || !(p->lr_factor > 0.0 && p->lr_factor <= 1.0))
+        return cn_err("'%s': evals_since_best %lld or lr_factor %g is out of range", path,
+                      (long long)p->evals_since_best, p->lr_factor);
     return 0;
 }
 

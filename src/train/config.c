@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "charnn/balance.h"
+#include "charnn/train.h"
 
 void config_default(run_config *c)
 {
@@ -45,7 +46,11 @@ void config_default(run_config *c)
     c->trace_every = 0;
     c->trace_probe_chars = 500;
     c->max_bad_steps = 5;
+    c->patience = 0;
+    c->lr_on_plateau = 0.0;
     c->nranks = 1;
     c->progress_bar = -1;
     c->balance_min_seconds = BALANCE_MIN_SECONDS;
+    c->stop_by = 0.0;
+    c->time_margin = TRAIN_TIME_MARGIN;
 }

@@ -57,7 +57,7 @@ int train_run(const run_config *cfg)
     int rc = train_start(&t, cfg);
     if (rc != TRAIN_EXIT_OK)
         return rc;
-    while (rc == TRAIN_EXIT_OK && t.prog.step < t.total_steps) {
+    while (rc == TRAIN_EXIT_OK && !t.stop_early && t.prog.step < t.total_steps) {
         batch b;
         train_clock_lap(&t, TRAIN_CLOCK_START);
         if (t.task.ops->next_batch(&t.task, &t.prog, &b) != 0)
@@ -71,7 +71,9 @@ int train_run(const run_config *cfg)
         dist_allreduce_sum_f64(&loss, 1);
         loss /= norm;
         const double gnorm = sqrt(kern_sumsq(t.m.grads, t.m.n_params));
-        const float lr = sched_lr(&t.cfg.sched, t.prog.step, t.prog.epoch);
+        /* lr_factor is 1 (an exact product) until --lr-on-plateau cuts it */
+        const float lr =
+            (float)((double)sched_lr(&t.cfg.sched, t.prog.step, t.prog.epoch) * t.prog.lr_factor);
         const int ok = isfinite(loss) && isfinite(gnorm);
         if (ok) {
             t.bad_streak = 0;

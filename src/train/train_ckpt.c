@@ -1,7 +1,7 @@
 /* Checkpoints of a training run: every rank's part gathered into one file on
  * rank 0, the schedule (--checkpoint-every, best.h5 on a better validation
  * loss, model.h5 at the end) and the stop on SIGTERM, SIGUSR1 or SIGINT
- * (checkpoint, then exit 75). See trainer.h. */
+ * or before the time limit (checkpoint, then exit 75). See trainer.h. */
 #include <math.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -79,8 +79,10 @@ void train_save(trainer *t, const char *path)
         ckpt_task what = {.n_labels = t->task.n_labels, .labels = t->task.labels};
         snprintf(what.task, sizeof what.task, "%s", t->cfg.task);
         snprintf(what.head, sizeof what.head, "%s", head_name(t->cfg.model.head.kind));
+        const double t0 = cn_now();
         rc = ckpt_write_task_atomic(path, &what, &t->cfg, &t->voc, &t->m, &t->opt, &t->prog,
                                     t->nranks, ranks);
+        t->ckpt_seconds = cn_now() - t0;
         free(ranks);
     }
     free(all);
@@ -109,18 +111,60 @@ static void save_step_checkpoint(trainer *t)
     train_say(t, "checkpoint %s\n", path);
 }
 
+/* The margin kept before the time limit (see train.h). */
+static double time_margin(const trainer *t)
+{
+    double ckpt = t->ckpt_seconds;
+    if (ckpt <= 0.0)
+        ckpt = (double)t->m.n_params * sizeof(float) *
+               (double)(1 + optim_state_count(t->opt.cfg.kind)) / TRAIN_CKPT_BYTES_PER_S;
+    return 2.0 * t->step_max + 2.0 * ckpt + t->cfg.time_margin;
+}
+
+/* Rank 0's decision after a step: is it time to stop before the limit? */
+static int time_is_up(trainer *t, double *left, double *margin)
+{
+    const double now = cn_now();
+    if (now - t->step_end > t->step_max)
+        t->step_max = now - t->step_end;
+    t->step_end = now;
+    if (t->rank != 0 || t->cfg.stop_by <= 0.0)
+        return 0;
+    *left = t->cfg.stop_by - now;
+    *margin = time_margin(t);
+    return *left <= *margin;
+}
+
+/* Above every signal number: the time limit's bit in the stop all-reduce */
+enum { STOP_TIME_LIMIT = 1 << 16 };
+
 int train_checkpoint_step(trainer *t)
 {
     const int64_t s = t->prog.step;
-    const int at_end = s >= t->total_steps;
+    const int at_end = s >= t->total_steps || t->stop_early;
     if (t->cfg.checkpoint_every > 0 && s % t->cfg.checkpoint_every == 0 && !at_end)
         save_step_checkpoint(t);
-    int stop = dist_allreduce_max_int((int)train_stop_signal);
+    double left = 0.0, margin = 0.0;
+    const int time_up = time_is_up(t, &left, &margin);
+    /* one all-reduce for both: any rank's signal, rank 0's clock */
+    const int stop = dist_allreduce_max_int((int)train_stop_signal |
+                                            (time_up ? STOP_TIME_LIMIT : 0));
     if (stop && !at_end) {
-        train_say(t, "signal %d: checkpointing at step %lld and stopping\n", stop, (long long)s);
-        save_step_checkpoint(t);
-        train_metrics_write(t, "{\"type\":\"stop\",\"step\":%lld,\"signal\":%d}",
-                            (long long)s, stop);
+        if (stop & STOP_TIME_LIMIT) {
+            train_say(t, "time limit: %.0f s left, margin %.0f s: checkpointing at step %lld and "
+                         "stopping\n",
+                      left, margin, (long long)s);
+            save_step_checkpoint(t);
+            train_metrics_write(t, "{\"type\":\"stop\",\"step\":%lld,\"reason\":"
+                                   "\"time_limit\",\"seconds_left\":%.3f,\"margin\":%.3f}",
+                                (long long)s, left, margin);
+        } else {
+            train_say(t, "signal %d: checkpointing at step %lld and stopping\n", stop,
+                      (long long)s);
+            save_step_checkpoint(t);
+            train_metrics_write(t, "{\"type\":\"stop\",\"step\":%lld,\"signal\":%d}",
+                                (long long)s, stop);
+        }
         return TRAIN_EXIT_STOPPED;
     }
     return TRAIN_EXIT_OK;
@@ -130,8 +174,8 @@ int train_checkpoint_step(trainer *t)
  * model. Both record the final validation loss. */
 void train_save_final(trainer *t)
 {
-    int improved;
-    double val = train_validate(t, &improved);
+    int improved = 0;
+    double val = t->stop_early ? t->prog.last_val : train_validate(t, &improved);
     char path[CONFIG_PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/model.h5", t->cfg.out);
     train_save(t, path);

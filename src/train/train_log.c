@@ -96,9 +96,62 @@ double train_validate(trainer *t, int *improved)
                         (long long)r.tokens);
     if (loss < t->prog.best_val) {
         t->prog.best_val = loss;
+        t->prog.best_step = t->prog.step;
         *improved = 1;
     }
     return loss;
+}
+
+/* The base rate (--lr times the plateau factor) is at --min-lr: no cut left
+ * (with a relative tolerance: the cut that clamps to min-lr may round above) */
+static int plateau_at_floor(const trainer *t)
+{
+    return (double)t->cfg.sched.lr * t->prog.lr_factor <=
+           (double)t->cfg.sched.min_lr * (1.0 + 1e-9);
+}
+
+int train_patience_spent(const trainer *t)
+{
+    return t->cfg.patience > 0 && t->prog.evals_since_best >= t->cfg.patience &&
+           (t->cfg.lr_on_plateau <= 0.0 || plateau_at_floor(t));
+}
+
+/* After a scheduled validation: count the validations without improvement;
+ * after --patience of them, cut the rate (--lr-on-plateau, down to --min-lr)
+ * or stop the run. */
+static void after_validation(trainer *t, int improved)
+{
+    train_progress *p = &t->prog;
+    if (improved) {
+        p->evals_since_best = 0;
+        return;
+    }
+    p->evals_since_best++;
+    if (t->cfg.patience <= 0 || p->evals_since_best < t->cfg.patience)
+        return;
+    if (train_patience_spent(t)) {
+        train_say(t, "charnn: no better validation loss in %lld validations (best %.4f at step "
+                     "%lld): stopping\n",
+                  (long long)p->evals_since_best, p->best_val, (long long)p->best_step);
+        train_metrics_write(t, "{\"type\":\"stop\",\"step\":%lld,\"reason\":\"patience\","
+                               "\"best_val_loss\":%.6f,\"best_step\":%lld}",
+                            (long long)p->step, p->best_val, (long long)p->best_step);
+        t->stop_early = 1;
+        return;
+    }
+    const double lr = (double)t->cfg.sched.lr, floor = (double)t->cfg.sched.min_lr;
+    const double old = p->lr_factor;
+    p->lr_factor = old * t->cfg.lr_on_plateau;
+    if (lr * p->lr_factor < floor)
+        p->lr_factor = floor / lr;
+    p->evals_since_best = 0;
+    train_say(t, "no better validation loss in %d validations (best %.4f at step %lld): "
+                 "learning rate %.3g -> %.3g\n",
+              t->cfg.patience, p->best_val, (long long)p->best_step, lr * old,
+              lr * p->lr_factor);
+    train_metrics_write(t, "{\"type\":\"plateau\",\"step\":%lld,\"lr_factor\":%.17g,"
+                           "\"base_lr\":%.6g}",
+                        (long long)p->step, p->lr_factor, lr * p->lr_factor);
 }
 
 /* The per-rank split of compute, communication and idle time of the interval. */
@@ -188,6 +241,8 @@ int train_log_step(trainer *t, double loss, double gnorm, float lr)
         val = train_validate(t, &improved);
         if (improved)
             train_save_best(t);
+        if (!isnan(val))
+            after_validation(t, improved);
     }
     if (t->cfg.log_every > 0 && (s % t->cfg.log_every == 0 || at_end || !isnan(val)))
         log_line(t, gnorm, lr, val);

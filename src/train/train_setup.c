@@ -96,6 +96,7 @@ static int setup(trainer *t, const run_config *cfg)
     t->prog.best_val = INFINITY;
     t->prog.last_val = NAN;
     t->prog.last_loss = NAN;
+    t->prog.lr_factor = 1.0;
 
     char path[CONFIG_PATH_MAX + 64];
     ckpt_data d;
@@ -170,6 +171,9 @@ static void print_header(const trainer *t)
     if (note)
         train_say(t, "%s\n", note);
     train_say(t, "recurrent step products: %s\n", kern_packed_name());
+    if (c->stop_by > 0.0)
+        train_say(t, "time limit in %.0f s: a checkpoint and exit %d before it\n",
+                  fmax(0.0, c->stop_by - cn_now()), TRAIN_EXIT_STOPPED);
 }
 
 int train_start(trainer *t, const run_config *cfg)
@@ -220,9 +224,16 @@ int train_start(trainer *t, const run_config *cfg)
         dist_abort(1, "%s", cn_errmsg());
     dist_barrier();
     print_header(t);
-    if (t->prog.step >= t->total_steps)
+    if (t->prog.step >= t->total_steps) {
         train_say(t, "already at step %lld of %lld: nothing to train\n", (long long)t->prog.step,
                   (long long)t->total_steps);
+    } else if (train_patience_spent(t)) {
+        t->stop_early = 1;
+        train_say(t, "already stopped early at step %lld (no better validation loss in %lld "
+                     "validations): nothing to train\n",
+                  (long long)t->prog.step, (long long)t->prog.evals_since_best);
+    }
+    t->step_end = cn_now();
     return TRAIN_EXIT_OK;
 }
 

@@ -48,6 +48,10 @@ typedef struct {
     cn_rng rng;          /* this rank's dropout keys */
     int64_t total_steps;
     int bad_streak;      /* non-finite steps in a row */
+    int stop_early;      /* --patience ran out: end the run as at its last step */
+    double step_end;     /* cn_now() at the last step's end, for the time limit ... */
+    double step_max;     /* ... the longest step so far (validation, checkpoints included) */
+    double ckpt_seconds; /* the last checkpoint's write time, 0 before the first */
     train_clock clock;
     train_log log;
     rundir_lock lock;    /* rank 0: one run per --out, held from start to free */
@@ -69,8 +73,11 @@ void train_clock_lap(trainer *t, int what);
  * validation when due, the log line or the progress bar. */
 int train_log_step(trainer *t, double loss, double gnorm, float lr);
 /* Validation loss (NaN without a validation split), logged; *improved when it
- * is the best so far (prog.best_val updated). */
+ * is the best so far (prog.best_val and best_step updated). */
 double train_validate(trainer *t, int *improved);
+/* Whether --patience has run out with nothing left to do but stop (no
+ * --lr-on-plateau, or the rate already at --min-lr). */
+int train_patience_spent(const trainer *t);
 /* --balance auto every BALANCE_EVERY steps, and --trace-every, after a step. */
 void train_rebalance(trainer *t);
 void train_trace_step(trainer *t);
@@ -80,10 +87,11 @@ void train_install_signals(void);
 void train_verify_same_parameters(const trainer *t, const char *when);
 void train_save(trainer *t, const char *path);
 void train_save_best(trainer *t);
-/* After a step: the scheduled checkpoint, and the stop on a signal
- * (checkpoint, TRAIN_EXIT_STOPPED). */
+/* After a step: the scheduled checkpoint, and the stop on a signal or before
+ * the time limit (checkpoint, TRAIN_EXIT_STOPPED; see train.h). */
 int train_checkpoint_step(trainer *t);
-/* The end of a run: validation, model.h5 (then latest), then best.h5. */
+/* The end of a run: validation (not again after an early stop, which has
+ * just validated), model.h5 (then latest), then best.h5. */
 void train_save_final(trainer *t);
 
 #endif
