@@ -228,8 +228,6 @@ static int cls_open(task *t, run_config *cfg, vocab *voc, int rank, int nranks)
     k->Bv = cfg->batch;
     t->has_val = ex->split_end[SPLIT_VAL] > ex->split_begin[SPLIT_VAL];
     t->eval_split = SPLIT_VAL;
-    if (!t->has_val)
-        say(t, "warning: '%s' has no validation examples; no validation loss\n", cfg->data);
     t->T = (int)ex->max_len;
     if (cfg->max_len > 0 && cfg->max_len < t->T)
         t->T = cfg->max_len;
@@ -542,6 +540,8 @@ static void cls_print_header(const task *t, int64_t total_steps)
         say(t, "--max-len %d truncates %zu training examples\n", c->max_len, k->n_truncated);
     else
         say(t, "no truncation\n");
+    if (!t->has_val)
+        say(t, "warning: '%s' has no validation examples; no validation loss\n", c->data);
     if (c->class_weights == CONFIG_CLASS_WEIGHTS_BALANCED || c->balanced_sampling)
         say(t, "skewed classes:%s%s\n",
             c->class_weights == CONFIG_CLASS_WEIGHTS_BALANCED
