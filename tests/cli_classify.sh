@@ -134,7 +134,34 @@ out=$("$CHARNN" eval --model learn/model.h5 --data ab.tsv --split val --json)
 check "eval --json on a classifier gives the training run's validation loss: $out" \
     test "$(echo "$out" | sed -E 's/.*"accuracy":([0-9.]+).*/\1/')" = "$(printf '%.6f' "$acc")"
 
-# ---- 6. bad input --------------------------------------------------------
+# ---- 6. traces of a classifier -------------------------------------------
+"$CHARNN" trace --model learn/model.h5 --data ab.tsv --split val --out learn_trace.h5 > trace.log 2>&1
+check "charnn trace on a classifier (exit $?): $(cat trace.log)" test -s learn_trace.h5
+check "its accuracy at the last character is eval's" \
+    grep -q "accuracy $(printf '%.4f' "$acc") at their last character" trace.log
+r=$(sed -nE 's/.*\(r = (-?[0-9.]+)\)$/\1/p' trace.log)
+# a model that counts a against b keeps the count in a unit; an untrained
+# one's best |r| over 32 units and 120 examples is about 0.3
+check "a unit follows the label: |r| = ${r#-} > 0.7" awk -v r="$r" 'BEGIN { if (r < 0) r = -r; exit !(r > 0.7) }'
+if /usr/bin/python3 -c 'import h5py' 2>/dev/null; then
+    check "the trace's per-character probabilities are distributions and its last ones the predictions" \
+        /usr/bin/python3 -c "
+import h5py, numpy as np
+f = h5py.File('learn_trace.h5', 'r')
+assert f.attrs['kind'] == 'classify' and int(f.attrs['n_examples']) == 120
+p, off, pred = f['prob'][:], f['offsets'][:], f['pred'][:]
+assert p.shape == (int(f.attrs['n_steps']), 2) and off[-1] == p.shape[0]
+assert np.allclose(p.sum(1), 1, atol=1e-5)
+assert (p[off[1:] - 1].argmax(1) == pred).all()
+assert f['layer0/h'].shape == (p.shape[0], 32) and f['layer0/label_corr'].shape == (2, 32)"
+fi
+"$CHARNN" train --task classify --data ab.h5 --out traced --layers 1 --hidden 16 --batch 8 \
+    --steps 20 --trace-every 10 --trace-probe-chars 200 --eval-every 0 --threads 1 \
+    --no-progress > traced.log 2>&1
+check "train --trace-every writes a classifier trace per traced step" \
+    test -s traced/trace_classify-00000010.h5 -a -s traced/trace_classify-00000020.h5
+
+# ---- 7. bad input --------------------------------------------------------
 expect_error() { # what, wanted stderr, command...
     local what=$1 want=$2; shift 2
     "$@" > err.out 2> err.txt
