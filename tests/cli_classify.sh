@@ -70,14 +70,15 @@ check "no temporary examples file is left in \$TMPDIR" \
 # ---- 2. exact resume mid-epoch (prepared file, LSTM with dropout) ---------
 "$CHARNN" prepare --task classify ab.tsv --out ab.h5 --val-frac 0.2 --test-frac 0.1 > prep.log 2>&1
 check "prepare --task classify (exit $?)" test -s ab.h5
-flags=(--task classify --data ab.h5 --cell lstm --layers 2 --hidden 16 --dropout 0.1 --batch 8
-       --steps 90 --lr 0.01 --eval-every 30 --log-every 1 --threads 1 --no-progress
-       --max-len 30 --pool mean)
+base=(--task classify --data ab.h5 --cell lstm --layers 2 --hidden 16 --dropout 0.1 --batch 8
+      --steps 90 --lr 0.01 --eval-every 30 --log-every 1 --threads 1 --no-progress)
+flags=("${base[@]}" --max-len 30 --pool mean --bucket 20)
 "$CHARNN" train "${flags[@]}" --out A --checkpoint-every 40 > A.log 2>&1
 check "the uninterrupted run exits 0" test -s A/model.h5
 "$CHARNN" train "${flags[@]}" --out B --steps 40 --checkpoint-every 0 > B1.log 2>&1
 cp B/model.h5 B40.h5
-"$CHARNN" train "${flags[@]}" --out B --resume B40.h5 > B2.log 2>&1
+# without --max-len, --pool and --bucket: the checkpoint's are kept
+"$CHARNN" train "${base[@]}" --out B --resume B40.h5 > B2.log 2>&1
 check "the resumed run exits 0" test -s B/model.h5 || show B2.log
 check "it resumes mid-epoch: batch 40 of 53" has B2.log "(epoch 0, batch 40 of 53)"
 check "losses after the resume are bit-identical" \
@@ -183,6 +184,9 @@ expect_error "a missing file" "charnn: cannot read 'nope.tsv': No such file or d
     "$CHARNN" train --task classify --data nope.tsv --out bad4
 expect_error "--balance auto" "charnn: --balance auto is not supported by --task classify (give fixed weights w0,w1,...)" \
     "$CHARNN" train --task classify --data ab.h5 --out bad5 --balance auto
+expect_error "another pooling on resume" \
+    "charnn: checkpoint 'B40.h5' pools with mean, this run asks for --pool max" \
+    "$CHARNN" train "${base[@]}" --out bad7 --resume B40.h5 --pool max
 expect_error "a classifier resumed as a language model" \
     "charnn: checkpoint 'learn/model.h5' was trained for task classify, this run asks for --task lm" \
     "$CHARNN" train --task lm --data ab.tsv --out bad6 --resume learn/model.h5
