@@ -48,15 +48,19 @@ static int argmax(const float *p, int n)
 
 int analyze_classify_run(const char *path, int top_k, int json, FILE *out)
 {
+    /* anything but a readable classify trace goes to the text analysis, which
+       names what is wrong with it in its own words */
     h5io_silence();
+    if (!h5io_is_hdf5(path))
+        return 1;
     hid_t fid = h5io_file_open(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (fid < 0)
-        return -1;
+        return 1;
     char kind[32] = "", cell[16] = "", model[1024] = "";
     int rc = h5io_attr_read_str(path, fid, "", "kind", kind, sizeof kind);
     if (rc <= 0 || strcmp(kind, "classify") != 0) {
         H5Fclose(fid);
-        return rc < 0 ? -1 : 1;
+        return 1;
     }
     int64_t L = 0, H = 0, C = 0, E = 0, N = 0, step = 0;
     char **names = NULL;
