@@ -48,6 +48,11 @@ typedef struct {
     double lr_on_plateau;     /* factor in (0, 1) applied on a plateau down to sched.min_lr,
                                  0 = off (then --patience stops the run) */
     int nranks;               /* ranks of the run that wrote a checkpoint */
+    /* tasks of independent examples (classify; exorder.h) */
+    int max_len;              /* --max-len: steps an example is cut to, 0 = none */
+    int bucket_batches;       /* --bucket: global batches per length-sorted window, 0 = off */
+    int class_weights;        /* --class-weights: CONFIG_CLASS_WEIGHTS_* */
+    int balanced_sampling;    /* --balanced-sampling: draw every class equally often */
     /* this invocation only (not stored in checkpoints) */
     char resume[CONFIG_PATH_MAX]; /* checkpoint path, "auto", or "" */
     int progress_bar;             /* -1 auto (a terminal), 0 off, 1 on */
@@ -72,8 +77,17 @@ enum {
     CONFIG_GIVEN_BATCH = 1u << 5,
     CONFIG_GIVEN_OPTIM = 1u << 6,
     CONFIG_GIVEN_BYTES = 1u << 7,
-    CONFIG_GIVEN_TASK = 1u << 8
+    CONFIG_GIVEN_TASK = 1u << 8,
+    CONFIG_GIVEN_POOL = 1u << 9,
+    /* the order of independent examples (exorder.h): a resumed run keeps the
+       checkpoint's unless given */
+    CONFIG_GIVEN_MAX_LEN = 1u << 10,
+    CONFIG_GIVEN_BUCKET = 1u << 11,
+    CONFIG_GIVEN_CLASS_WEIGHTS = 1u << 12,
+    CONFIG_GIVEN_BALANCED_SAMPLING = 1u << 13
 };
+
+enum { CONFIG_CLASS_WEIGHTS_NONE = 0, CONFIG_CLASS_WEIGHTS_BALANCED = 1 };
 
 /* Fill with the defaults (char-rnn's where it has one). */
 void config_default(run_config *c);

@@ -49,6 +49,10 @@ void config_default(run_config *c)
     c->patience = 0;
     c->lr_on_plateau = 0.0;
     c->nranks = 1;
+    c->max_len = 0;
+    c->bucket_batches = 50;
+    c->class_weights = CONFIG_CLASS_WEIGHTS_NONE;
+    c->balanced_sampling = 0;
     c->progress_bar = -1;
     c->balance_min_seconds = BALANCE_MIN_SECONDS;
     c->stop_by = 0.0;
