@@ -9,6 +9,7 @@
 #include "charnn/config.h"
 #include "charnn/dist.h"
 #include "charnn/flags.h"
+#include "charnn/seq2seq.h"
 #include "charnn/runtime.h"
 #include "charnn/task.h"
 #include "charnn/train.h"
@@ -33,6 +34,12 @@ static int parse_task(const char *value, void *dst)
     snprintf((char *)dst, CONFIG_NAME_MAX, "%s", value);
     return 0;
 }
+
+static const flag_choice attention_choices[] = {{"none", SEQ2SEQ_ATTN_NONE},
+                                                {"dot", SEQ2SEQ_ATTN_DOT},
+                                                {"general", SEQ2SEQ_ATTN_GENERAL},
+                                                {"additive", SEQ2SEQ_ATTN_ADDITIVE},
+                                                {NULL, 0}};
 
 static const flag_choice allreduce_choices[] = {{"overlap", 0}, {"blocking", 1}, {NULL, 0}};
 
@@ -64,9 +71,12 @@ int cli_train(int argc, char **argv)
     enum { GIVEN_STEPS = 1u << 16, GIVEN_EPOCHS = 1u << 17 };
     const flag_spec flags[] = {
         FLAG_CUSTOM("task", c.task, CONFIG_GIVEN_TASK,
-                    "what to learn: lm, the next character (default); a resumed run keeps "
-                    "its checkpoint's",
+                    "what to learn: lm, the next character (default); seq2seq, translation "
+                    "of prepared pairs; a resumed run keeps its checkpoint's",
                     parse_task),
+        FLAG_CHOICE("attention", &c.model.head.attention, 0,
+                    "seq2seq: none | dot | general (Luong) | additive (Bahdanau) (default none)",
+                    attention_choices),
         FLAG("data", F_PATH, c.data, 0, "text file or prepared corpus (required)", 0, 0),
         FLAG("out", F_PATH, c.out, 0,
              "run directory for model.h5, checkpoints, metrics.jsonl (default runs/charnn)", 0, 0),
