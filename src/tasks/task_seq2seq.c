@@ -294,13 +294,13 @@ static void s2s_state_pack(const task *t, const train_progress *prog, void *rec)
 static void s2s_state_view(const task *t, void *rec, ckpt_rank *out)
 {
     const s2s_task *k = s2s(t);
-    (void)rec;
+    /* empty datasets, present as the checkpoint layout asks (c for the LSTM) */
     out->batch = 0;
     out->layers = k->cfg.model.layers;
     out->hidden = k->cfg.model.hidden;
-    out->cursor = NULL;
-    out->h = NULL;
-    out->c = NULL;
+    out->cursor = rec;
+    out->h = rec;
+    out->c = k->cfg.model.cell == CELL_LSTM ? rec : NULL;
 }
 
 static void s2s_state_load(task *t, const ckpt_data *d, const train_progress *prog,
