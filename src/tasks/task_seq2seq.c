@@ -245,7 +245,7 @@ static void s2s_metrics(const task *t, double mean_loss, double seconds, int64_t
     (void)steps;
     out->bits = mean_loss / log(2.0);
     out->rate = seconds > 0 ? k->chars_logged / seconds : 0.0;
-    out->unit = "target chars";
+    out->unit = "tgt_chars";
     k->chars_logged = 0.0;
 }
 
