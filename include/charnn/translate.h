@@ -5,7 +5,7 @@
  * source-length fifth, as text or JSON, optionally an HTML page of sample
  * translations with their attention as SVG heatmaps.
  *
- * chrF (docs/translation.md): corpus-level character n-gram F-score after
+ * chrF (README.md, "Translation"): corpus-level character n-gram F-score after
  * Popovic (2015) as sacreBLEU's chrF without word n-grams: whitespace is
  * removed, for n = 1..6 the clipped n-gram matches and the n-gram counts of
  * hypotheses and references are summed over the corpus, precision P and
