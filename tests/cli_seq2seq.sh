@@ -127,6 +127,32 @@ else
     echo "ok - # SKIP no Chromium"
 fi
 
+"$CHARNN" trace --model run/model.h5 --data rev.h5 --out trace.h5 --max-chars 40 >trace.out 2>&1
+check "trace of a translation model exits 0" [ $? = 0 ]
+check "trace: states of both stacks, attention rows summing to 1, the reversal's anti-diagonal" \
+    /usr/bin/python3 - <<'PY'
+import sys
+try:
+    import h5py
+except ImportError:
+    sys.exit(0)
+f = h5py.File('trace.h5', 'r')
+so, to, ao = f['src_offsets'][:], f['tgt_offsets'][:], f['attention_offsets'][:]
+a = f['attention'][:]
+ok = len(so) == 41 and f['encoder_h'].shape == (1, so[-1], 64) and f['decoder_h'].shape == (1, to[-1], 64)
+hits = total = 0
+for j in range(40):
+    ls, lt = so[j + 1] - so[j], to[j + 1] - to[j]
+    ok = ok and lt == ls + 1
+    m = a[ao[j]:ao[j + 1]].reshape(lt, ls)
+    ok = ok and abs(m.sum(axis=1) - 1).max() < 1e-4
+    for t in range(ls):
+        hits += m[t].argmax() == ls - 1 - t
+        total += 1
+print('    # %d of %d reversed steps attend to their mirror source character' % (hits, total))
+sys.exit(0 if ok and hits >= 0.9 * total else 1)
+PY
+
 # ---- exact resume --------------------------------------------------------------
 # 80 batches an epoch; 50 + 50 steps crosses into epoch 2
 flags=(--task seq2seq --data rev.h5 --hidden 24 --layers 2 --batch 32 --lr 3e-3

@@ -56,6 +56,9 @@ int seq2seq_target_vocab(char *const *labels, int n, vocab *v);
 /* After a forward: the attention weights (B, T, S) with S = T of that forward,
  * NULL without attention. */
 const float *seq2seq_attention_weights(const model_work *w);
+/* After a forward: the decoder's states of layer l, (T + 1, B, H), row 0 the
+ * start state (the encoder's final state). */
+const float *seq2seq_decoder_states(const model_work *w, int l);
 
 /* Decoding. */
 typedef struct {

@@ -59,4 +59,18 @@ typedef struct {
 int translate_is_model(const char *path);
 int translate_eval_run(const translate_eval_options *o);
 
+/* `charnn trace` of a translation model: the teacher-forced pass over the
+ * first max_pairs pairs (0: all) of a split, written to out_path (HDF5,
+ * "charnn-seq2seq-trace"): per pair its source and target (EOS included) ids,
+ * the encoder's and the decoder's states of every layer at every step, the
+ * attention weights of every target step over the source and each target's
+ * loss, ragged arrays concatenated with offsets (README, "Translation"). */
+typedef struct {
+    const char *model_path, *data_path, *out_path;
+    int split;
+    int64_t max_pairs;
+    int rows;
+} translate_trace_options;
+int translate_trace_run(const translate_trace_options *o);
+
 #endif

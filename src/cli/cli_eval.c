@@ -5,6 +5,7 @@
 
 #include "charnn/config.h"
 #include "charnn/data.h"
+#include "charnn/dist.h"
 #include "charnn/evaluate.h"
 #include "charnn/flags.h"
 #include "charnn/runtime.h"
@@ -52,6 +53,9 @@ int cli_eval(int argc, char **argv)
     o.data_path = data;
     runtime_set_threads(o.threads);
     if (translate_is_model(model_path) == 1) {
+        /* one process does it all; other ranks of an MPI launch have nothing to add */
+        if (dist_rank() != 0)
+            return 0;
         to.model_path = model_path;
         to.data_path = data;
         to.split = given & GIVEN_SPLIT ? o.split : SPLIT_TEST;

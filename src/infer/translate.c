@@ -11,6 +11,8 @@
 #include "charnn/ckpt.h"
 #include "charnn/common.h"
 #include "charnn/data.h"
+#include "charnn/fsio.h"
+#include "charnn/h5io.h"
 #include "charnn/pairs.h"
 #include "charnn/seq2seq.h"
 
@@ -610,6 +612,188 @@ error:
     free(ids);
     free(len);
     free(idx);
+    pairs_close(&p);
+    vocab_free(&vs);
+    vocab_free(&vt);
+    model_unload(&sm);
+    return rc;
+}
+
+/* ---- trace --------------------------------------------------------------- */
+
+static int write_f32(const char *path, hid_t fid, const char *name, int rank, const hsize_t *dims,
+                     const float *data)
+{
+    return h5io_dataset_write(path, fid, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, rank, dims, data);
+}
+
+int translate_trace_run(const translate_trace_options *o)
+{
+    s2s_model sm;
+    pairs_file p;
+    memset(&p, 0, sizeof p);
+    vocab vs = {0}, vt = {0};
+    int rc = -1;
+    hid_t fid = H5I_INVALID_HID;
+    float *enc_h = NULL, *dec_h = NULL, *attn = NULL, *loss = NULL;
+    int64_t *soff = NULL, *toff = NULL, *aoff = NULL;
+    int32_t *sids = NULL, *tids = NULL;
+    if (model_load(&sm, o->model_path, "trace") != 0)
+        goto error;
+    if (pairs_open(&p, o->data_path, &vs, &vt) != 0)
+        goto error;
+    const model *m = &sm.d.m;
+    if (!vocab_equal(&vs, &sm.d.voc) || vt.size + SEQ2SEQ_SPECIALS != m->cfg.head.classes) {
+        cn_err("'%s' has other vocabularies than the model '%s'", o->data_path, o->model_path);
+        goto error;
+    }
+    const size_t b0 = o->split == SPLIT_ALL ? 0 : p.split_begin[o->split];
+    size_t e0 = o->split == SPLIT_ALL ? p.n : p.split_end[o->split];
+    if (o->max_pairs > 0 && (size_t)o->max_pairs < e0 - b0)
+        e0 = b0 + (size_t)o->max_pairs;
+    const size_t n = e0 - b0;
+    if (n == 0) {
+        cn_err("'%s' has no pairs in that split", o->data_path);
+        goto error;
+    }
+    const int L = m->cfg.layers, H = m->cfg.hidden, R = o->rows;
+    soff = cn_xcalloc(n + 1, sizeof *soff);
+    toff = cn_xcalloc(n + 1, sizeof *toff);
+    aoff = cn_xcalloc(n + 1, sizeof *aoff);
+    int T = 1;
+    for (size_t j = 0; j < n; j++) {
+        const int ls = pairs_src_len(&p, b0 + j), lt = pairs_tgt_len(&p, b0 + j) + 1;
+        soff[j + 1] = soff[j] + ls;
+        toff[j + 1] = toff[j] + lt;
+        aoff[j + 1] = aoff[j] + (int64_t)ls * lt;
+        T = ls > T ? ls : T;
+        T = lt > T ? lt : T;
+    }
+    const size_t ns = (size_t)soff[n], nt = (size_t)toff[n];
+    enc_h = cn_xmalloc((size_t)L * ns * H * sizeof *enc_h + 1);
+    dec_h = cn_xmalloc((size_t)L * nt * H * sizeof *dec_h + 1);
+    attn = cn_xcalloc((size_t)aoff[n] + 1, sizeof *attn);
+    loss = cn_xmalloc((nt + 1) * sizeof *loss);
+    sids = cn_xmalloc((ns + 1) * sizeof *sids);
+    tids = cn_xmalloc((nt + 1) * sizeof *tids);
+    model_work w;
+    model_work_init(&w, m, T, R);
+    model_state st;
+    model_state_init(&st, &m->cfg, R);
+    int32_t *x = cn_xcalloc((size_t)T * R, sizeof *x), *y = cn_xcalloc((size_t)T * R, sizeof *y);
+    int32_t *len = cn_xcalloc((size_t)R, sizeof *len);
+    float *mask = cn_xcalloc((size_t)T * R, sizeof *mask);
+    for (size_t at = 0; at < n; at += (size_t)R) {
+        const int B = n - at < (size_t)R ? (int)(n - at) : R;
+        int Tb = 1;
+        for (int r = 0; r < B; r++) {
+            int ls = pairs_src_len(&p, b0 + at + r), lt = pairs_tgt_len(&p, b0 + at + r) + 1;
+            Tb = ls > Tb ? ls : Tb;
+            Tb = lt > Tb ? lt : Tb;
+        }
+        for (int r = 0; r < B; r++) {
+            const size_t i = b0 + at + r;
+            const int32_t *s = p.src + p.src_off[i], *d = p.tgt + p.tgt_off[i];
+            const int ls = pairs_src_len(&p, i), lt = pairs_tgt_len(&p, i);
+            len[r] = ls;
+            for (int t = 0; t < Tb; t++) {
+                x[(size_t)t * B + r] = t < ls ? s[t] : 0;
+                y[(size_t)t * B + r] = t < lt ? d[t] : SEQ2SEQ_EOS;
+                mask[(size_t)t * B + r] = t <= lt ? 1.0f : 0.0f;
+            }
+        }
+        w.B = B;
+        w.len = len;
+        w.mask = mask;
+        st.batch = B;
+        model_state_reset(&st);
+        model_forward(m, &w, &st, x, y, Tb, 0, 0);
+        const float *a = seq2seq_attention_weights(&w);
+        for (int r = 0; r < B; r++) {
+            const size_t j = at + (size_t)r;
+            const int ls = (int)(soff[j + 1] - soff[j]), lt = (int)(toff[j + 1] - toff[j]);
+            for (int t = 0; t < ls; t++)
+                sids[soff[j] + t] = x[(size_t)t * B + r];
+            for (int t = 0; t < lt; t++) {
+                tids[toff[j] + t] = y[(size_t)t * B + r];
+                loss[toff[j] + t] = w.head.loss[(size_t)t * B + r];
+            }
+            for (int l = 0; l < L; l++) {
+                const float *dh = seq2seq_decoder_states(&w, l);
+                for (int t = 0; t < ls; t++)
+                    memcpy(enc_h + ((size_t)l * ns + soff[j] + t) * H,
+                           w.hs[l] + ((size_t)(t + 1) * B + r) * H, (size_t)H * sizeof(float));
+                for (int t = 0; t < lt; t++)
+                    memcpy(dec_h + ((size_t)l * nt + toff[j] + t) * H,
+                           dh + ((size_t)(t + 1) * B + r) * H, (size_t)H * sizeof(float));
+            }
+            if (a)
+                for (int t = 0; t < lt; t++)
+                    memcpy(attn + aoff[j] + (size_t)t * ls, a + ((size_t)r * Tb + t) * Tb,
+                           (size_t)ls * sizeof(float));
+        }
+    }
+    st.batch = R;
+    model_state_free(&st);
+    model_work_free(&w);
+    free(x);
+    free(y);
+    free(len);
+    free(mask);
+    char tmp[4200];
+    if (fsio_tmp_path(tmp, sizeof tmp, o->out_path) != 0)
+        goto error;
+    fid = h5io_file_create(tmp, H5P_DEFAULT);
+    if (fid < 0)
+        goto error;
+    hsize_t d_off = n + 1, d_s = ns, d_t = nt, d_a = (hsize_t)aoff[n];
+    hsize_t d_enc[3] = {(hsize_t)L, ns, (hsize_t)H}, d_dec[3] = {(hsize_t)L, nt, (hsize_t)H};
+    static const char *split_names[] = {"train", "val", "test", "all"};
+    int bad = h5io_attr_write_str(tmp, fid, "format", "charnn-seq2seq-trace") < 0 ||
+              h5io_attr_write_i64(tmp, fid, "version", 1) < 0 ||
+              h5io_attr_write_str(tmp, fid, "model", o->model_path) < 0 ||
+              h5io_attr_write_str(tmp, fid, "data", o->data_path) < 0 ||
+              h5io_attr_write_str(tmp, fid, "split", split_names[o->split]) < 0 ||
+              h5io_attr_write_i64(tmp, fid, "first_pair", (int64_t)b0) < 0 ||
+              h5io_attr_write_str(tmp, fid, "attention",
+                                  seq2seq_attention_name(m->cfg.head.attention)) < 0 ||
+              h5io_dataset_write(tmp, fid, "/src_offsets", H5T_STD_I64LE, H5T_NATIVE_INT64, 1,
+                                 &d_off, soff) < 0 ||
+              h5io_dataset_write(tmp, fid, "/tgt_offsets", H5T_STD_I64LE, H5T_NATIVE_INT64, 1,
+                                 &d_off, toff) < 0 ||
+              h5io_dataset_write(tmp, fid, "/attention_offsets", H5T_STD_I64LE, H5T_NATIVE_INT64,
+                                 1, &d_off, aoff) < 0 ||
+              h5io_dataset_write(tmp, fid, "/src_ids", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, &d_s,
+                                 sids) < 0 ||
+              h5io_dataset_write(tmp, fid, "/tgt_ids", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, &d_t,
+                                 tids) < 0 ||
+              write_f32(tmp, fid, "/encoder_h", 3, d_enc, enc_h) < 0 ||
+              write_f32(tmp, fid, "/decoder_h", 3, d_dec, dec_h) < 0 ||
+              write_f32(tmp, fid, "/loss", 1, &d_t, loss) < 0 ||
+              (m->cfg.head.attention != SEQ2SEQ_ATTN_NONE &&
+               write_f32(tmp, fid, "/attention", 1, &d_a, attn) < 0);
+    if (h5io_file_close(tmp, fid) < 0)
+        bad = 1;
+    fid = H5I_INVALID_HID;
+    if (bad) {
+        remove(tmp);
+        goto error;
+    }
+    if (fsio_commit(tmp, o->out_path, 1) != 0)
+        goto error;
+    printf("traced %zu pairs (%zu source and %zu target steps) into '%s'\n", n, ns, nt,
+           o->out_path);
+    rc = 0;
+error:
+    free(enc_h);
+    free(dec_h);
+    free(attn);
+    free(loss);
+    free(soff);
+    free(toff);
+    free(aoff);
+    free(sids);
+    free(tids);
     pairs_close(&p);
     vocab_free(&vs);
     vocab_free(&vt);

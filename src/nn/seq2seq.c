@@ -316,6 +316,13 @@ const float *seq2seq_attention_weights(const model_work *w)
     return k ? k->a : NULL;
 }
 
+const float *seq2seq_decoder_states(const model_work *w, int l)
+{
+    const s2s_work *k = w->head_ctx;
+    CHARNN_ASSERT(k != NULL && l >= 0 && l < MODEL_MAX_LAYERS);
+    return k->dec.hs[l];
+}
+
 int seq2seq_target_labels(const vocab *v, char ***out, int *n)
 {
     const int Vt = v->size + SEQ2SEQ_SPECIALS;
