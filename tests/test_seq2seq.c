@@ -298,6 +298,101 @@ static void test_tensor_names(void)
     fixture_free(&f);
 }
 
+/* log p(ids, then EOS | src) by teacher forcing: minus the summed loss. */
+static double sequence_logprob(const model *m, const int32_t *src, int ls, const int32_t *ids,
+                               int n)
+{
+    const int Tn = (ls > n + 1 ? ls : n + 1);
+    model_work w;
+    model_work_init(&w, m, Tn, 1);
+    model_state s;
+    model_state_init(&s, &m->cfg, 1);
+    int32_t x[16] = {0}, y[16] = {0}, len[1] = {ls};
+    memcpy(x, src, (size_t)ls * sizeof *x);
+    memcpy(y, ids, (size_t)n * sizeof *y);
+    y[n] = SEQ2SEQ_EOS;
+    float mask[16] = {0};
+    for (int t = 0; t <= n; t++)
+        mask[t] = 1.0f;
+    w.len = len;
+    w.mask = mask;
+    double lp = -model_forward(m, &w, &s, x, y, Tn, 0, 0);
+    model_state_free(&s);
+    model_work_free(&w);
+    return lp;
+}
+
+/* Beam search with as many beams as there are sequences is exhaustive: it
+ * must return the most probable sequence of at most MAXN symbols, found here
+ * by scoring every one by teacher forcing; greedy equals beam 1; decoding
+ * sources together gives what decoding them one by one gives. */
+static void test_beam_search(void)
+{
+    enum { MAXN = 4, NSRC = 3 };
+    const int K = 243; /* > 3^MAXN prefixes and > the 121 finished sequences: nothing pruned */
+    model_config cfg = {.cell = CELL_LSTM, .vocab = V, .layers = 1, .hidden = HID,
+                        .head = {.kind = HEAD_SEQ2SEQ, .classes = 5,
+                                 .attention = SEQ2SEQ_ATTN_GENERAL}};
+    model m;
+    model_build(&m, &cfg);
+    model_init_uniform(&m, 0.9f, 11, NAN);
+    const int32_t s0[] = {1, 2, 3, 4}, s1[] = {0, 4}, s2[] = {2, 2, 1};
+    const int32_t *src[NSRC] = {s0, s1, s2};
+    const int slen[NSRC] = {4, 2, 3};
+    seq2seq_hyp beam[NSRC], one[NSRC], greedy[NSRC], beam1[NSRC];
+    seq2seq_decode_options ob = {K, MAXN, 0.0f, 1}, og = {1, MAXN, 0.0f, 0};
+    CU_ASSERT(seq2seq_translate(&m, src, slen, NSRC, NSRC, &ob, beam) == 0);
+    for (int i = 0; i < NSRC; i++)
+        CU_ASSERT(seq2seq_translate(&m, &src[i], &slen[i], 1, 1, &ob, &one[i]) == 0);
+    CU_ASSERT(seq2seq_translate(&m, src, slen, NSRC, 2, &og, greedy) == 0);
+    og.beam = 1;
+    CU_ASSERT(seq2seq_translate(&m, src, slen, NSRC, 1, &og, beam1) == 0);
+    for (int i = 0; i < NSRC; i++) {
+        /* brute force over the 1 + 3 + ... + 3^MAXN finished sequences */
+        double best = -INFINITY;
+        int32_t ids[MAXN];
+        for (int n = 0; n <= MAXN; n++) {
+            int total = 1;
+            for (int k = 0; k < n; k++)
+                total *= 3;
+            for (int c = 0; c < total; c++) {
+                for (int k = 0, v = c; k < n; k++, v /= 3)
+                    ids[k] = SEQ2SEQ_SPECIALS + v % 3;
+                best = fmax(best, sequence_logprob(&m, src[i], slen[i], ids, n));
+            }
+        }
+        double got = beam[i].finished ? sequence_logprob(&m, src[i], slen[i], beam[i].ids,
+                                                         beam[i].n)
+                                      : -INFINITY;
+        printf("  source %d: best log p %.5f by brute force, beam %d found %.5f (reported "
+               "%.5f), greedy %.5f\n",
+               i, best, K, got, beam[i].logprob, greedy[i].logprob);
+        CU_ASSERT(beam[i].finished);
+        CU_ASSERT(fabs(got - best) < 1e-4);
+        CU_ASSERT(fabs(beam[i].logprob - got) < 1e-4);
+        CU_ASSERT(greedy[i].logprob <= beam[i].logprob + 1e-6);
+        /* together and one by one */
+        CU_ASSERT(one[i].n == beam[i].n && fabs(one[i].logprob - beam[i].logprob) < 1e-5);
+        CU_ASSERT(one[i].n == beam[i].n &&
+                  memcmp(one[i].ids, beam[i].ids, (size_t)beam[i].n * sizeof(int32_t)) == 0);
+        CU_ASSERT(beam1[i].n == greedy[i].n &&
+                  memcmp(beam1[i].ids, greedy[i].ids, (size_t)greedy[i].n * sizeof(int32_t)) == 0);
+        /* attention rows: one per symbol and EOS, each a distribution over the source */
+        CU_ASSERT_PTR_NOT_NULL(beam[i].attn);
+        for (int t = 0; beam[i].attn && t < beam[i].n + 1; t++) {
+            double sum = 0.0;
+            for (int s = 0; s < slen[i]; s++)
+                sum += beam[i].attn[(size_t)t * beam[i].S + s];
+            CU_ASSERT(fabs(sum - 1.0) < 1e-4);
+        }
+        seq2seq_hyp_free(&beam[i]);
+        seq2seq_hyp_free(&one[i]);
+        seq2seq_hyp_free(&greedy[i]);
+        seq2seq_hyp_free(&beam1[i]);
+    }
+    model_free(&m);
+}
+
 int main(int argc, char **argv)
 {
     CU_pSuite s = testlib_suite("seq2seq");
@@ -306,5 +401,6 @@ int main(int argc, char **argv)
     testlib_add(s, "gradcheck: every cell and attention", test_gradcheck_attention);
     testlib_add(s, "gradcheck: the bridge into the encoder", test_gradcheck_bridge);
     testlib_add(s, "padding changes nothing", test_padding_ignored);
+    testlib_add(s, "beam search: exhaustive beam finds the best sequence", test_beam_search);
     return testlib_run(argc, argv);
 }
