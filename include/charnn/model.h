@@ -174,7 +174,8 @@ void model_build(model *m, const model_config *cfg);
 void model_free(model *m);
 /* Uniform init in [-scale, scale] from seed (char-rnn's default 0.08); then, for
  * the LSTM, set the forget-gate biases (b_ih and b_hh each get half) to
- * forget_bias unless it is NaN. */
+ * forget_bias unless it is NaN: of every tensor named *bias_ih_l{k} or
+ * *bias_hh_l{k}, so a head's own stack (seq2seq's decoder) gets it too. */
 void model_init_uniform(model *m, float scale, uint64_t seed, float forget_bias);
 /* The tensor named `name`, or NULL. */
 const model_tensor *model_find_tensor(const model *m, const char *name);

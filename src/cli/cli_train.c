@@ -68,13 +68,13 @@ int cli_train(int argc, char **argv)
     int bytes = 0, no_progress = 0, progress = 0;
     int cell_id = c.model.cell, optim_id = c.optim.kind, sched_id = c.sched.kind;
     /* bits of this file's own, above the CONFIG_GIVEN_* bits of run_config.given */
-    enum { GIVEN_STEPS = 1u << 16, GIVEN_EPOCHS = 1u << 17 };
+    enum { GIVEN_STEPS = 1u << 16, GIVEN_EPOCHS = 1u << 17, GIVEN_ATTENTION = 1u << 18 };
     const flag_spec flags[] = {
         FLAG_CUSTOM("task", c.task, CONFIG_GIVEN_TASK,
                     "what to learn: lm, the next character (default); seq2seq, translation "
                     "of prepared pairs; a resumed run keeps its checkpoint's",
                     parse_task),
-        FLAG_CHOICE("attention", &c.model.head.attention, 0,
+        FLAG_CHOICE("attention", &c.model.head.attention, GIVEN_ATTENTION,
                     "seq2seq: none | dot | general (Luong) | additive (Bahdanau) (default none)",
                     attention_choices),
         FLAG("data", F_PATH, c.data, 0, "text file or prepared corpus (required)", 0, 0),
@@ -173,6 +173,8 @@ int cli_train(int argc, char **argv)
         return flags_usage_error(&t, "--data is required");
     if ((given & GIVEN_STEPS) && (given & GIVEN_EPOCHS))
         return flags_usage_error(&t, "give --steps or --epochs, not both");
+    if ((given & GIVEN_ATTENTION) && strcmp(c.task, "seq2seq") != 0)
+        return flags_usage_error(&t, "--attention goes with --task seq2seq");
     if (!(c.epochs > 0.0))
         return flags_usage_error(&t, "bad value '%g' for --epochs: must be above 0", c.epochs);
     if (c.val_frac + c.test_frac >= 1.0)

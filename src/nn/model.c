@@ -152,12 +152,15 @@ void model_init_uniform(model *m, float scale, uint64_t seed, float forget_bias)
     for (size_t i = 0; i < m->n_params; i++)
         m->params[i] = (float)((2.0 * cn_rng_uniform(&r) - 1.0) * scale);
     if (m->cfg.cell == CELL_LSTM && !isnan(forget_bias)) {
+        /* every LSTM bias by its PyTorch name: the stack's and a head's own
+         * stack's (seq2seq's decoder.bias_ih_l{k}) */
         const int H = m->cfg.hidden;
-        for (int l = 0; l < m->cfg.layers; l++) {
-            for (int j = H; j < 2 * H; j++) {
-                m->layer[l].b_ih[j] = 0.5f * forget_bias;
-                m->layer[l].b_hh[j] = 0.5f * forget_bias;
-            }
+        for (int i = 0; i < m->n_tensors; i++) {
+            const model_tensor *t = &m->tensor[i];
+            if (!strstr(t->name, "bias_ih_l") && !strstr(t->name, "bias_hh_l"))
+                continue;
+            for (int j = H; j < 2 * H; j++)
+                m->params[t->offset + j] = 0.5f * forget_bias;
         }
     }
 }
