@@ -153,6 +153,14 @@ print('    # %d of %d reversed steps attend to their mirror source character' % 
 sys.exit(0 if ok and hits >= 0.9 * total else 1)
 PY
 
+"$CHARNN" train --task seq2seq --data rev.h5 --out traced --hidden 16 --layers 1 --batch 32 \
+    --steps 4 --trace-every 2 --attention additive --no-progress >traced.log 2>&1
+check "train --trace-every 2 writes a trace at steps 2 and 4" \
+    [ -f traced/trace_seq2seq-00000002.h5 -a -f traced/trace_seq2seq-00000004.h5 ]
+h5dump -H traced/trace_seq2seq-00000004.h5 >traced.h 2>&1
+check "the step trace holds encoder and decoder states and attention of 16 pairs" \
+    bash -c "grep -q 'DATASET \"encoder_h\"' traced.h && grep -q 'DATASET \"attention\"' traced.h && grep -q '( 17 )' traced.h"
+
 # ---- exact resume --------------------------------------------------------------
 # 80 batches an epoch; 50 + 50 steps crosses into epoch 2
 flags=(--task seq2seq --data rev.h5 --hidden 24 --layers 2 --batch 32 --lr 3e-3

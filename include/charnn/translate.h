@@ -15,7 +15,11 @@
 #ifndef CHARNN_TRANSLATE_H
 #define CHARNN_TRANSLATE_H
 
+#include <stddef.h>
 #include <stdint.h>
+
+#include "charnn/model.h"
+#include "charnn/pairs.h"
 
 #define CHRF_ORDER 6
 #define CHRF_BETA 2.0
@@ -72,5 +76,9 @@ typedef struct {
     int rows;
 } translate_trace_options;
 int translate_trace_run(const translate_trace_options *o);
+/* The same for pairs [b, e) of an open pairs file and a model in memory
+ * (train --trace-every); `what` names the source in the file's attributes. */
+int translate_trace_write(const model *m, const pairs_file *p, size_t b, size_t e, int rows,
+                          const char *out_path, const char *what);
 
 #endif

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "charnn/ckpt.h"
+#include "charnn/config.h"
 #include "charnn/common.h"
 #include "charnn/data.h"
 #include "charnn/fsio.h"
@@ -627,36 +628,19 @@ static int write_f32(const char *path, hid_t fid, const char *name, int rank, co
     return h5io_dataset_write(path, fid, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, rank, dims, data);
 }
 
-int translate_trace_run(const translate_trace_options *o)
+int translate_trace_write(const model *m, const pairs_file *pf, size_t b0, size_t e0, int rows,
+                          const char *out_path, const char *what)
 {
-    s2s_model sm;
-    pairs_file p;
-    memset(&p, 0, sizeof p);
-    vocab vs = {0}, vt = {0};
+    const pairs_file p = *pf;
     int rc = -1;
     hid_t fid = H5I_INVALID_HID;
     float *enc_h = NULL, *dec_h = NULL, *attn = NULL, *loss = NULL;
     int64_t *soff = NULL, *toff = NULL, *aoff = NULL;
     int32_t *sids = NULL, *tids = NULL;
-    if (model_load(&sm, o->model_path, "trace") != 0)
-        goto error;
-    if (pairs_open(&p, o->data_path, &vs, &vt) != 0)
-        goto error;
-    const model *m = &sm.d.m;
-    if (!vocab_equal(&vs, &sm.d.voc) || vt.size + SEQ2SEQ_SPECIALS != m->cfg.head.classes) {
-        cn_err("'%s' has other vocabularies than the model '%s'", o->data_path, o->model_path);
-        goto error;
-    }
-    const size_t b0 = o->split == SPLIT_ALL ? 0 : p.split_begin[o->split];
-    size_t e0 = o->split == SPLIT_ALL ? p.n : p.split_end[o->split];
-    if (o->max_pairs > 0 && (size_t)o->max_pairs < e0 - b0)
-        e0 = b0 + (size_t)o->max_pairs;
     const size_t n = e0 - b0;
-    if (n == 0) {
-        cn_err("'%s' has no pairs in that split", o->data_path);
-        goto error;
-    }
-    const int L = m->cfg.layers, H = m->cfg.hidden, R = o->rows;
+    if (n == 0)
+        return cn_err("no pairs to trace");
+    const int L = m->cfg.layers, H = m->cfg.hidden, R = rows;
     soff = cn_xcalloc(n + 1, sizeof *soff);
     toff = cn_xcalloc(n + 1, sizeof *toff);
     aoff = cn_xcalloc(n + 1, sizeof *aoff);
@@ -741,19 +725,16 @@ int translate_trace_run(const translate_trace_options *o)
     free(len);
     free(mask);
     char tmp[4200];
-    if (fsio_tmp_path(tmp, sizeof tmp, o->out_path) != 0)
+    if (fsio_tmp_path(tmp, sizeof tmp, out_path) != 0)
         goto error;
     fid = h5io_file_create(tmp, H5P_DEFAULT);
     if (fid < 0)
         goto error;
     hsize_t d_off = n + 1, d_s = ns, d_t = nt, d_a = (hsize_t)aoff[n];
     hsize_t d_enc[3] = {(hsize_t)L, ns, (hsize_t)H}, d_dec[3] = {(hsize_t)L, nt, (hsize_t)H};
-    static const char *split_names[] = {"train", "val", "test", "all"};
     int bad = h5io_attr_write_str(tmp, fid, "format", "charnn-seq2seq-trace") < 0 ||
               h5io_attr_write_i64(tmp, fid, "version", 1) < 0 ||
-              h5io_attr_write_str(tmp, fid, "model", o->model_path) < 0 ||
-              h5io_attr_write_str(tmp, fid, "data", o->data_path) < 0 ||
-              h5io_attr_write_str(tmp, fid, "split", split_names[o->split]) < 0 ||
+              h5io_attr_write_str(tmp, fid, "source", what) < 0 ||
               h5io_attr_write_i64(tmp, fid, "first_pair", (int64_t)b0) < 0 ||
               h5io_attr_write_str(tmp, fid, "attention",
                                   seq2seq_attention_name(m->cfg.head.attention)) < 0 ||
@@ -779,10 +760,8 @@ int translate_trace_run(const translate_trace_options *o)
         remove(tmp);
         goto error;
     }
-    if (fsio_commit(tmp, o->out_path, 1) != 0)
+    if (fsio_commit(tmp, out_path, 1) != 0)
         goto error;
-    printf("traced %zu pairs (%zu source and %zu target steps) into '%s'\n", n, ns, nt,
-           o->out_path);
     rc = 0;
 error:
     free(enc_h);
@@ -794,6 +773,42 @@ error:
     free(aoff);
     free(sids);
     free(tids);
+    return rc;
+}
+
+int translate_trace_run(const translate_trace_options *o)
+{
+    s2s_model sm;
+    pairs_file p;
+    memset(&p, 0, sizeof p);
+    vocab vs = {0}, vt = {0};
+    int rc = -1;
+    char what[3 * CONFIG_PATH_MAX];
+    static const char *split_names[] = {"train", "val", "test", "all"};
+    if (model_load(&sm, o->model_path, "trace") != 0)
+        goto error;
+    if (pairs_open(&p, o->data_path, &vs, &vt) != 0)
+        goto error;
+    const model *m = &sm.d.m;
+    if (!vocab_equal(&vs, &sm.d.voc) || vt.size + SEQ2SEQ_SPECIALS != m->cfg.head.classes) {
+        cn_err("'%s' has other vocabularies than the model '%s'", o->data_path, o->model_path);
+        goto error;
+    }
+    const size_t b0 = o->split == SPLIT_ALL ? 0 : p.split_begin[o->split];
+    size_t e0 = o->split == SPLIT_ALL ? p.n : p.split_end[o->split];
+    if (o->max_pairs > 0 && (size_t)o->max_pairs < e0 - b0)
+        e0 = b0 + (size_t)o->max_pairs;
+    if (e0 == b0) {
+        cn_err("'%s' has no pairs in that split", o->data_path);
+        goto error;
+    }
+    snprintf(what, sizeof what, "model %s, data %s, split %s, pairs %zu..%zu", o->model_path,
+             o->data_path, split_names[o->split], b0, e0);
+    if (translate_trace_write(m, &p, b0, e0, o->rows, o->out_path, what) != 0)
+        goto error;
+    printf("traced %zu pairs into '%s'\n", e0 - b0, o->out_path);
+    rc = 0;
+error:
     pairs_close(&p);
     vocab_free(&vs);
     vocab_free(&vt);

@@ -23,6 +23,7 @@
 #include "charnn/runtime.h"
 #include "charnn/seq2seq.h"
 #include "charnn/task.h"
+#include "charnn/translate.h"
 
 enum { S2S_BUCKET_BATCHES = 32 };
 
@@ -333,6 +334,26 @@ static void s2s_resume_agree(task *t, train_progress *prog)
     k->resume.active = 0;
 }
 
+/* --trace-every (rank 0): the teacher-forced trace of the first 16 validation
+ * pairs (training pairs without a val split) at this step, one file a step:
+ * trace_seq2seq-<step>.h5 in the run directory (translate.h's layout). */
+static int s2s_trace_step(task *t, const model *m, const model_work *w, const char *dir,
+                          int64_t step)
+{
+    s2s_task *k = s2s(t);
+    (void)w;
+    if (t->rank != 0)
+        return 0;
+    const int split = t->has_val ? SPLIT_VAL : SPLIT_TRAIN;
+    const size_t b = k->p.split_begin[split];
+    const size_t e = k->p.split_end[split] - b > 16 ? b + 16 : k->p.split_end[split];
+    char path[CONFIG_PATH_MAX + 64], what[CONFIG_PATH_MAX + 128];
+    snprintf(path, sizeof path, "%s/trace_seq2seq-%08lld.h5", dir, (long long)step);
+    snprintf(what, sizeof what, "training step %lld, %s pairs %zu..%zu of %s", (long long)step,
+             split == SPLIT_VAL ? "val" : "train", b, e, k->cfg.data);
+    return translate_trace_write(m, &k->p, b, e, 16, path, what);
+}
+
 static void s2s_print_header(const task *t, int64_t total_steps)
 {
     const s2s_task *k = s2s(t);
@@ -360,5 +381,6 @@ const task_ops task_seq2seq_ops = {
     .state_view = s2s_state_view,
     .state_load = s2s_state_load,
     .resume_agree = s2s_resume_agree,
+    .trace_step = s2s_trace_step,
     .print_header = s2s_print_header,
 };
