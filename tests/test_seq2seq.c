@@ -21,6 +21,8 @@
 #include "charnn/head.h"
 #include "charnn/model.h"
 #include "charnn/seq2seq.h"
+#include "charnn/translate.h"
+#include "charnn/vocab.h"
 #include "testlib.h"
 
 enum { V = 5, VT = 6, T = 4, B = 3, HID = 4 };
@@ -393,6 +395,43 @@ static void test_beam_search(void)
     model_free(&m);
 }
 
+static int to_cps(const char *s, uint32_t *out)
+{
+    int n = 0;
+    for (size_t i = 0, len = strlen(s); i < len;) {
+        int k = utf8_decode((const uint8_t *)s + i, len - i, &out[n++]);
+        CU_ASSERT_FATAL(k > 0);
+        i += (size_t)k;
+    }
+    return n;
+}
+
+static double chrf_of(const char *hyp, const char *ref)
+{
+    uint32_t h[256], r[256];
+    chrf_stats st;
+    memset(&st, 0, sizeof st);
+    int nh = to_cps(hyp, h), nr = to_cps(ref, r);
+    chrf_add(&st, h, nh, r, nr);
+    return chrf_score(&st);
+}
+
+/* chrF: sacreBLEU's value on the pair of the Hugging Face chrF metric card
+ * (61.576379378113785), a hand-computed pair, whitespace ignored, extremes. */
+static void test_chrf(void)
+{
+    double a = chrf_of("The relationship between Obama and Netanyahu is not exactly friendly.",
+                       "The ties between Obama and Netanyahu are not particularly friendly.");
+    printf("  chrF %.6f (sacreBLEU 61.576379)\n", a);
+    CU_ASSERT(fabs(a - 61.576379378113785) < 1e-6);
+    /* abc vs abd: n=1 2/3, n=2 1/2, n=3 0/1 on both sides: P = R = 7/18 */
+    CU_ASSERT(fabs(chrf_of("abc", "abd") - 100.0 * 7.0 / 18.0) < 1e-9);
+    CU_ASSERT(fabs(chrf_of("a b  c", "abc") - 100.0) < 1e-9);
+    CU_ASSERT(fabs(chrf_of("나는 집에 간다", "나는 집에 간다") - 100.0) < 1e-9);
+    CU_ASSERT(chrf_of("xyz", "abc") == 0.0);
+    CU_ASSERT(chrf_of("", "abc") == 0.0);
+}
+
 int main(int argc, char **argv)
 {
     CU_pSuite s = testlib_suite("seq2seq");
@@ -402,5 +441,6 @@ int main(int argc, char **argv)
     testlib_add(s, "gradcheck: the bridge into the encoder", test_gradcheck_bridge);
     testlib_add(s, "padding changes nothing", test_padding_ignored);
     testlib_add(s, "beam search: exhaustive beam finds the best sequence", test_beam_search);
+    testlib_add(s, "chrF against sacreBLEU and by hand", test_chrf);
     return testlib_run(argc, argv);
 }

@@ -10,7 +10,8 @@
  * removed, for n = 1..6 the clipped n-gram matches and the n-gram counts of
  * hypotheses and references are summed over the corpus, precision P and
  * recall R are the means over n of the per-n ratios (orders with no n-gram on
- * either side are left out), chrF = 100 (1 + b^2) P R / (b^2 P + R), b = 2.
+ * either side are left out), chrF = 100 (1 + b^2) P R / (b^2 P + R), b = 2
+ * (sacreBLEU's value on its documented example, checked in test_seq2seq.c).
  */
 #ifndef CHARNN_TRANSLATE_H
 #define CHARNN_TRANSLATE_H
