@@ -19,6 +19,7 @@
 #include "../src/nn/attention.h"
 #include "charnn/common.h"
 #include "charnn/head.h"
+#include "charnn/memplan.h"
 #include "charnn/model.h"
 #include "charnn/seq2seq.h"
 #include "charnn/translate.h"
@@ -296,6 +297,17 @@ static void test_tensor_names(void)
     CU_ASSERT(t && t->transposed && t->shape[0] == 3 * HID && t->shape[1] == VT);
     CU_ASSERT(model_find_tensor(&f.m, "attn.combine.weight") == NULL);
     CU_ASSERT(seq2seq_attention_parse("general") == SEQ2SEQ_ATTN_GENERAL);
+    /* the memory plan counts the parameters the model has */
+    for (int a = 0; a < 4; a++)
+        for (int e = 0; e <= 3; e += 3) {
+            model_config c = f.m.cfg;
+            c.head.attention = a;
+            c.embed = e;
+            model mm;
+            model_build(&mm, &c);
+            CU_ASSERT(memplan_params(&c) == mm.n_params);
+            model_free(&mm);
+        }
     CU_ASSERT(seq2seq_attention_parse("luong") == -1);
     fixture_free(&f);
 }
