@@ -781,7 +781,7 @@ static void test_v2_task_labels(void)
     char *labels[] = {"negative", "positive", "\xED\x95\x9C\xEA\xB5\xAD\xEC\x96\xB4", "x"};
     ckpt_task task = {.task = "classify", .head = "classify", .n_labels = 4, .labels = labels};
     snprintf(f.cfg.task, sizeof f.cfg.task, "classify");
-    f.cfg.model.head = (head_config){HEAD_CLASSIFY, 4, HEAD_POOL_MEAN};
+    f.cfg.model.head = (head_config){.kind = HEAD_CLASSIFY, .classes = 4, .pool = HEAD_POOL_MEAN};
     model_free(&f.m);
     optim_free(&f.opt);
     model_build(&f.m, &f.cfg.model);

@@ -29,6 +29,10 @@
 
 struct head_ops {
     const char *name; /* "lm", "classify": the checkpoint's and the CLI's name */
+    /* Names of the stack's tensors (may be NULL: "weight_ih_l0", ...,
+     * "embedding.weight"): seq2seq's encoder is "encoder." and "src_embed.weight". */
+    const char *stack_prefix;
+    const char *embed_name;
     /* Outputs K for cfg (lm: the vocabulary; classify: the classes); 0 or -1
      * with a message naming the bad setting. */
     int (*check)(const model_config *cfg);
@@ -52,6 +56,7 @@ struct head_ops {
 /* The heads charnn knows, by kind. */
 extern const head_ops head_lm_ops;
 extern const head_ops head_classify_ops;
+extern const head_ops head_seq2seq_ops; /* src/nn/seq2seq.c, see seq2seq.h */
 const head_ops *head_for(head_kind kind);
 /* "lm", "classify" -> HEAD_*, or -1; and back. */
 int head_parse(const char *name);

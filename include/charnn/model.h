@@ -31,11 +31,12 @@
 #include "charnn/cells.h"
 
 #define MODEL_MAX_LAYERS 16
-#define HEAD_MAX_TENSORS 4
+/* the seq2seq head holds a whole decoder stack, attention and its output */
+#define HEAD_MAX_TENSORS (4 * MODEL_MAX_LAYERS + 12)
 #define HEAD_MAX_BUFFERS 4
 #define MODEL_MAX_TENSORS (4 * MODEL_MAX_LAYERS + 1 + HEAD_MAX_TENSORS)
 
-typedef enum { HEAD_LM = 0, HEAD_CLASSIFY = 1 } head_kind;
+typedef enum { HEAD_LM = 0, HEAD_CLASSIFY = 1, HEAD_SEQ2SEQ = 2 } head_kind;
 typedef enum { HEAD_POOL_LAST = 0, HEAD_POOL_MEAN = 1, HEAD_POOL_MAX = 2 } head_pool;
 
 /* The head on top of the stack; all zeros is the language model's. */
@@ -43,6 +44,8 @@ typedef struct {
     head_kind kind;
     int classes;    /* C, classify: outputs (the lm head outputs the vocabulary) */
     head_pool pool; /* classify: how the top states of a row become one vector */
+    int attention;  /* seq2seq: SEQ2SEQ_ATTN_* (seq2seq.h); classes is then the
+                       target vocabulary, BOS/EOS included */
 } head_config;
 
 typedef struct {
@@ -152,12 +155,14 @@ typedef struct {
     float *dc_record[MODEL_MAX_LAYERS];  /* (T, B, H) receives dL/dc_t of layer l (LSTM) */
     void (*progress)(void *ctx);         /* called now and then during backward */
     void *progress_ctx;
+    void *head_ctx;                      /* a head's own state (seq2seq's decoder), malloc'd;
+                                            freed by model_work_free */
     /* every buffer above that model_work_init allocated, with its length */
     int n_owned;
     struct {
         float *p;
         size_t n;
-    } owned[5 * MODEL_MAX_LAYERS + 8 + HEAD_MAX_BUFFERS];
+    } owned[2 * (5 * MODEL_MAX_LAYERS + 8) + 24 + HEAD_MAX_BUFFERS];
 } model_work;
 
 /* Called when the gradients of `bucket` are final during model_backward. */
@@ -169,7 +174,8 @@ void model_build(model *m, const model_config *cfg);
 void model_free(model *m);
 /* Uniform init in [-scale, scale] from seed (char-rnn's default 0.08); then, for
  * the LSTM, set the forget-gate biases (b_ih and b_hh each get half) to
- * forget_bias unless it is NaN. */
+ * forget_bias unless it is NaN: of every tensor named *bias_ih_l{k} or
+ * *bias_hh_l{k}, so a head's own stack (seq2seq's decoder) gets it too. */
 void model_init_uniform(model *m, float scale, uint64_t seed, float forget_bias);
 /* The tensor named `name`, or NULL. */
 const model_tensor *model_find_tensor(const model *m, const char *name);
@@ -184,8 +190,15 @@ void model_state_free(model_state *s);
 /* For heads: append a tensor of (rows, cols) (cols 0: a vector) to the table,
  * in bucket 0, recorded as the head's next tensor. */
 void model_head_add_tensor(model *m, const char *name, int rows, int cols, int is_bias);
+/* The same for a (rows, cols) weight stored transposed, (cols, rows), as layer
+ * 0's one-hot input weights are (a decoder stack's). */
+void model_head_add_transposed(model *m, const char *name, int rows, int cols);
 
 void model_work_init(model_work *w, const model *m, int T, int B);
+/* For heads holding a second stack (seq2seq's decoder): the stack's buffers
+ * of m (layers, cells, embedding; no head) for (T, B) into w, allocated in and
+ * owned by owner (an initialised workspace, w's own buffers are none). */
+void model_work_init_stack(model_work *w, model_work *owner, const model *m, int T, int B);
 /* For heads: a zeroed buffer of n floats owned (and released, freed) by w. */
 float *model_work_alloc(model_work *w, size_t n);
 void model_work_free(model_work *w);

@@ -21,6 +21,8 @@ static const cli_command cli_commands[] = {
      "train a model on a text file or prepared corpus (truncated BPTT)"},
     {"eval", cli_eval, CLI_MANY_RANKS, 0,
      "loss, bits per character and perplexity of a model on a text"},
+    {"translate", cli_translate, CLI_ONE_PROCESS, 0,
+     "translate lines with a seq2seq model (greedy or beam search)"},
     {"sample", cli_sample, CLI_ONE_PROCESS, 0, "generate text from a model"},
     {"inspect", cli_inspect, CLI_ONE_PROCESS, 0,
      "metadata, hyperparameters, progress and tensor norms of a checkpoint"},

@@ -5,25 +5,41 @@
 
 #include "charnn/config.h"
 #include "charnn/data.h"
+#include "charnn/dist.h"
 #include "charnn/evaluate.h"
 #include "charnn/flags.h"
 #include "charnn/runtime.h"
+#include "charnn/translate.h"
 
 int cli_eval(int argc, char **argv)
 {
     eval_options o = {.split = SPLIT_ALL};
-    char model_path[CONFIG_PATH_MAX] = "", data[CONFIG_PATH_MAX] = "";
+    char model_path[CONFIG_PATH_MAX] = "", data[CONFIG_PATH_MAX] = "", html[CONFIG_PATH_MAX] = "";
+    /* a translation model's options */
+    translate_eval_options to = {.beam = 1, .rows = 64, .samples = 20};
+    enum { GIVEN_SPLIT = 1u << 0 };
     const flag_spec flags[] = {
         FLAG("model", F_PATH, model_path, 0, "model file or checkpoint written by train (required)",
              0, 0),
         FLAG("data", F_PATH, data, 0, "text file or prepared corpus (required)", 0, 0),
-        FLAG_CHOICE("split", &o.split, 0, "train | val | test | all (default all)",
+        FLAG_CHOICE("split", &o.split, GIVEN_SPLIT,
+                    "train | val | test | all (default all; a translation model: test)",
                     cli_split_choices),
         FLAG("batch", F_INT, &o.batch, 0, "streams, 0 = the model's (default 0)", 0, 1000000),
         FLAG("seq", F_INT, &o.seq, 0, "chunk length, 0 = the model's (default 0)", 0, 100000),
         FLAG("threads", F_INT, &o.threads, 0, "OpenMP threads (default all cores)", 0, 4096),
         FLAG("json", F_BOOL, &o.json, 0, "print one JSON object: loss, bpc, perplexity, tokens", 0,
              0),
+        FLAG("beam", F_INT, &to.beam, 0, "translation: beams, 1 = greedy (default 1)", 1, 1000),
+        FLAG("max-len", F_INT, &to.max_len, 0,
+             "translation: symbols per translation at most (default 0: 2 x source + 10)", 0,
+             1000000),
+        FLAG("length-penalty", F_FLOAT, &to.length_penalty, 0,
+             "translation: beam length penalty alpha (default 0)", 0, 10),
+        FLAG("html", F_PATH, html, 0,
+             "translation: write a page of sample translations with attention heatmaps", 0, 0),
+        FLAG("samples", F_INT, &to.samples, 0, "translation: pairs on the page (default 20)", 1,
+             100000),
     };
     flag_table t = {"eval", "--model PATH --data PATH [--split S] [--json]", flags,
                     (int)(sizeof flags / sizeof flags[0]), NULL, 0, NULL};
@@ -36,6 +52,23 @@ int cli_eval(int argc, char **argv)
     o.model_path = model_path;
     o.data_path = data;
     runtime_set_threads(o.threads);
+    if (translate_is_model(model_path) == 1) {
+        /* one process does it all; other ranks of an MPI launch have nothing to add */
+        if (dist_rank() != 0)
+            return 0;
+        to.model_path = model_path;
+        to.data_path = data;
+        to.split = given & GIVEN_SPLIT ? o.split : SPLIT_TEST;
+        to.json = o.json;
+        to.html_path = html[0] ? html : NULL;
+        if (o.batch > 0)
+            to.rows = o.batch;
+        if (translate_eval_run(&to) != 0) {
+            fprintf(stderr, "charnn: %s\n", cn_errmsg());
+            return CLI_EXIT_ERROR;
+        }
+        return 0;
+    }
     if (eval_run(&o) != 0) {
         fprintf(stderr, "charnn: %s\n", cn_errmsg());
         return CLI_EXIT_ERROR;

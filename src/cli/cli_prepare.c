@@ -10,11 +10,12 @@
 #include "charnn/corpus.h"
 #include "charnn/examples.h"
 #include "charnn/flags.h"
+#include "charnn/pairs.h"
 
-enum { PREPARE_LM = 0, PREPARE_CLASSIFY = 1 };
+enum { PREPARE_LM = 0, PREPARE_CLASSIFY = 1, PREPARE_SEQ2SEQ = 2 };
 
 static const flag_choice prepare_task_choices[] = {
-    {"lm", PREPARE_LM}, {"classify", PREPARE_CLASSIFY}, {NULL, 0}};
+    {"lm", PREPARE_LM}, {"classify", PREPARE_CLASSIFY}, {"seq2seq", PREPARE_SEQ2SEQ}, {NULL, 0}};
 static const flag_choice prepare_format_choices[] = {
     {"auto", EXAMPLES_INPUT_AUTO}, {"tsv", EXAMPLES_INPUT_TSV}, {"csv", EXAMPLES_INPUT_CSV},
     {"jsonl", EXAMPLES_INPUT_JSONL}, {"dir", EXAMPLES_INPUT_DIR}, {NULL, 0}};
@@ -52,6 +53,36 @@ static int prepare_classify(const char **inputs, int n_inputs, const char *out,
     return CLI_EXIT_OK;
 }
 
+static int prepare_seq2seq(const char *in, const char *out, int src_col, int tgt_col,
+                           int reverse, int max_len, int64_t limit, double val_frac,
+                           double test_frac, uint64_t seed)
+{
+    pairs_stats st;
+    pairs_prepare_options o;
+    pairs_prepare_options_init(&o);
+    o.in_path = in;
+    o.out_path = out;
+    o.src_col = src_col;
+    o.tgt_col = tgt_col;
+    o.reverse = reverse;
+    o.max_len = max_len;
+    o.limit = (size_t)limit;
+    if (val_frac >= 0)
+        o.val_frac = val_frac;
+    if (test_frac >= 0)
+        o.test_frac = test_frac;
+    o.seed = seed;
+    o.stats = &st;
+    double t0 = cn_now();
+    if (pairs_prepare(&o) != 0) {
+        fprintf(stderr, "charnn: %s\n", cn_errmsg());
+        return CLI_EXIT_ERROR;
+    }
+    pairs_stats_print(&st, stdout);
+    printf("prepared '%s' in %.1fs\n", out, cn_now() - t0);
+    return CLI_EXIT_OK;
+}
+
 int cli_prepare(int argc, char **argv)
 {
     char out[CONFIG_PATH_MAX] = "", val_path[CONFIG_PATH_MAX] = "",
@@ -60,9 +91,13 @@ int cli_prepare(int argc, char **argv)
     double val_frac = -1.0, test_frac = -1.0;
     uint64_t seed = 1;
     int bytes = 0, n_inputs = 0, task = PREPARE_LM, format = EXAMPLES_INPUT_AUTO, dedup = 0;
+    int src_col = 1, tgt_col = 2, reverse = 0, max_len = 0;
+    int64_t limit = 0;
     const flag_spec flags[] = {
         FLAG("out", F_PATH, out, 0, "HDF5 corpus or examples file to write (required)", 0, 0),
-        FLAG_CHOICE("task", &task, 0, "lm: a text corpus (default); classify: labelled examples",
+        FLAG_CHOICE("task", &task, 0,
+                    "lm: a text corpus (default); classify: labelled examples; seq2seq: "
+                    "tab-separated sentence pairs",
                     prepare_task_choices),
         FLAG("val-frac", F_DOUBLE, &val_frac, 0,
              "validation fraction (default 0.05; classify: 0 with --val)", 0, 1),
@@ -82,12 +117,23 @@ int cli_prepare(int argc, char **argv)
              RANGE_NONNEG),
         FLAG("dedup", F_BOOL, &dedup, 0,
              "classify: drop exact duplicate texts, within and across splits", 0, 0),
+        FLAG("src-col", F_INT, &src_col, 0, "seq2seq: the source column, from 1 (default 1)", 1,
+             1000000),
+        FLAG("tgt-col", F_INT, &tgt_col, 0, "seq2seq: the target column, from 1 (default 2)", 1,
+             1000000),
+        FLAG("reverse", F_BOOL, &reverse, 0, "seq2seq: swap source and target", 0, 0),
+        FLAG("max-len", F_INT, &max_len, 0,
+             "seq2seq: drop pairs with a side longer than this many characters (0: none)", 0,
+             1000000),
+        FLAG("limit", F_I64, &limit, 0, "seq2seq: keep only the first N pairs (0: all)", 0,
+             1e15),
     };
     const char **inputs = cn_xcalloc((size_t)argc + 1, sizeof *inputs);
     flag_table t = {"prepare",
                     "INPUT... --out FILE.h5 [--task lm|classify] [--val-frac X] [--test-frac X] "
                     "[--bytes] [classify: --format F --text-col C --label-col C --val FILE "
-                    "--test FILE --seed S --dedup]",
+                    "--test FILE --seed S --dedup] [seq2seq: --src-col N --tgt-col N --reverse "
+                    "--max-len N --limit N --seed S]",
                     flags, (int)(sizeof flags / sizeof flags[0]), inputs, argc, &n_inputs};
     unsigned given = 0;
     int status;
@@ -100,6 +146,15 @@ int cli_prepare(int argc, char **argv)
     }
     if ((val_frac > 0 ? val_frac : 0) + (test_frac > 0 ? test_frac : 0) >= 1.0) {
         flags_usage_error(&t, "--val-frac + --test-frac must be below 1");
+        goto done;
+    }
+    if (task == PREPARE_SEQ2SEQ) {
+        if (n_inputs != 1) {
+            flags_usage_error(&t, "--task seq2seq reads one file of pairs");
+            goto done;
+        }
+        status = prepare_seq2seq(inputs[0], out, src_col, tgt_col, reverse, max_len, limit,
+                                 val_frac, test_frac, seed);
         goto done;
     }
     if (task == PREPARE_CLASSIFY) {

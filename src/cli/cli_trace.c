@@ -9,6 +9,7 @@
 #include "charnn/flags.h"
 #include "charnn/runtime.h"
 #include "charnn/trace.h"
+#include "charnn/translate.h"
 
 /* Do two paths name the same existing file? */
 static int same_file(const char *a, const char *b)
@@ -37,7 +38,8 @@ int cli_trace(int argc, char **argv)
         FLAG_CHOICE("split", &o.split, GIVEN_SPLIT, "train | val | test | all (default all)",
                     cli_split_choices),
         FLAG("out", F_PATH, o.out, 0, "HDF5 trace to write (required)", 0, 0),
-        FLAG("max-chars", F_I64, &o.max_chars, 0, "steps to trace, 0 = the whole split (default 0)",
+        FLAG("max-chars", F_I64, &o.max_chars, 0,
+             "steps to trace (a translation model: pairs), 0 = the whole split (default 0)",
              RANGE_NONNEG),
         FLAG("block", F_INT, &o.block, 0,
              "steps held in memory and appended per write (default "
@@ -72,6 +74,19 @@ int cli_trace(int argc, char **argv)
     if (same_file(o.out, o.model) || (o.data[0] && same_file(o.out, o.data)))
         return flags_usage_error(&t, "--out '%s' would overwrite an input", o.out);
     runtime_set_threads(threads);
+    if (translate_is_model(o.model) == 1) {
+        /* a translation model: per pair, encoder and decoder states and attention */
+        if (!o.data[0] || o.grads || o.lstmvis)
+            return flags_usage_error(&t, "a translation model is traced over --data PAIRS.h5, "
+                                         "without --grads and --lstmvis");
+        translate_trace_options to = {o.model, o.data, o.out,
+                                      given & GIVEN_SPLIT ? o.split : SPLIT_TEST, o.max_chars, 64};
+        if (translate_trace_run(&to) != 0) {
+            fprintf(stderr, "charnn: %s\n", cn_errmsg());
+            return CLI_EXIT_ERROR;
+        }
+        return CLI_EXIT_OK;
+    }
     if (trace_run(&o) != 0) {
         fprintf(stderr, "charnn: %s\n", cn_errmsg());
         return CLI_EXIT_ERROR;

@@ -11,6 +11,7 @@
 #include "charnn/dist.h"
 #include "charnn/flags.h"
 #include "charnn/runtime.h"
+#include "charnn/seq2seq.h"
 #include "charnn/slurm.h"
 #include "charnn/task.h"
 #include "charnn/train.h"
@@ -27,6 +28,7 @@ static const flag_choice sched_choices[] = {{"constant", SCHED_CONSTANT},
                                             {"exp", SCHED_EXP},
                                             {"cosine", SCHED_COSINE},
                                             {NULL, 0}};
+
 /* --task into run_config.task: a name from the task table (task.h). */
 static int parse_task(const char *value, void *dst)
 {
@@ -40,6 +42,11 @@ static const flag_choice pool_choices[] = {
     {"last", HEAD_POOL_LAST}, {"mean", HEAD_POOL_MEAN}, {"max", HEAD_POOL_MAX}, {NULL, 0}};
 static const flag_choice class_weight_choices[] = {
     {"none", CONFIG_CLASS_WEIGHTS_NONE}, {"balanced", CONFIG_CLASS_WEIGHTS_BALANCED}, {NULL, 0}};
+static const flag_choice attention_choices[] = {{"none", SEQ2SEQ_ATTN_NONE},
+                                                {"dot", SEQ2SEQ_ATTN_DOT},
+                                                {"general", SEQ2SEQ_ATTN_GENERAL},
+                                                {"additive", SEQ2SEQ_ATTN_ADDITIVE},
+                                                {NULL, 0}};
 
 static const flag_choice allreduce_choices[] = {{"overlap", 0}, {"blocking", 1}, {NULL, 0}};
 
@@ -96,15 +103,19 @@ int cli_train(int argc, char **argv)
     int cell_id = c.model.cell, optim_id = c.optim.kind, sched_id = c.sched.kind;
     int pool_id = c.model.head.pool;
     /* bits of this file's own, above the CONFIG_GIVEN_* bits of run_config.given */
-    enum { GIVEN_STEPS = 1u << 16, GIVEN_EPOCHS = 1u << 17 };
+    enum { GIVEN_STEPS = 1u << 16, GIVEN_EPOCHS = 1u << 17, GIVEN_ATTENTION = 1u << 18 };
     const flag_spec flags[] = {
         FLAG_CUSTOM("task", c.task, CONFIG_GIVEN_TASK,
                     "what to learn: lm, the next character (default); classify, the class of "
-                    "each labelled example; a resumed run keeps its checkpoint's",
+                    "each labelled example; seq2seq, translation of prepared pairs; a resumed "
+                    "run keeps its checkpoint's",
                     parse_task),
+        FLAG_CHOICE("attention", &c.model.head.attention, GIVEN_ATTENTION,
+                    "seq2seq: none | dot | general (Luong) | additive (Bahdanau) (default none)",
+                    attention_choices),
         FLAG("data", F_PATH, c.data, 0,
              "text file or prepared corpus; classify: examples file, or a small TSV/CSV/JSON "
-             "lines file or class folder (required)",
+             "lines file or class folder; seq2seq: pairs file (required)",
              0, 0),
         FLAG("out", F_PATH, c.out, 0,
              "run directory for model.h5, checkpoints, metrics.jsonl (default runs/charnn)", 0, 0),
@@ -231,6 +242,8 @@ int cli_train(int argc, char **argv)
         return flags_usage_error(&t, "--data is required");
     if ((given & GIVEN_STEPS) && (given & GIVEN_EPOCHS))
         return flags_usage_error(&t, "give --steps or --epochs, not both");
+    if ((given & GIVEN_ATTENTION) && strcmp(c.task, "seq2seq") != 0)
+        return flags_usage_error(&t, "--attention goes with --task seq2seq");
     if (!(c.epochs > 0.0))
         return flags_usage_error(&t, "bad value '%g' for --epochs: must be above 0", c.epochs);
     if (c.val_frac + c.test_frac >= 1.0)

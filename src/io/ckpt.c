@@ -34,6 +34,7 @@
 #include "charnn/h5compat.h"
 #include "charnn/h5io.h"
 #include "charnn/head.h"
+#include "charnn/seq2seq.h"
 
 #ifndef CHARNN_VERSION
 #define CHARNN_VERSION "unknown"
@@ -161,7 +162,10 @@ static int write_config_attrs(const char *path, hid_t root, const run_config *cf
         h5io_attr_write_str(path, root, "vocab_mode", vocab_mode_name(cfg->vocab_mode)) < 0 ||
         h5io_attr_write_str(path, root, "optimizer", optim_name(cfg->optim.kind)) < 0 ||
         h5io_attr_write_str(path, root, "schedule", sched_name(cfg->sched.kind)) < 0 ||
-        h5io_attr_write_str(path, root, "head_pool", head_pool_name(cfg->model.head.pool)) < 0)
+        h5io_attr_write_str(path, root, "head_pool", head_pool_name(cfg->model.head.pool)) < 0 ||
+        (cfg->model.head.kind == HEAD_SEQ2SEQ &&
+         h5io_attr_write_str(path, root, "attention",
+                             seq2seq_attention_name(cfg->model.head.attention)) < 0))
         return -1;
     return 0;
 }
@@ -548,6 +552,15 @@ static int read_config(const char *path, hid_t root, run_config *cfg)
         if (pool < 0)
             return cn_err("'%s': unknown head_pool '%s'", path, s);
         cfg->model.head.pool = (head_pool)pool;
+    }
+    rc = h5io_attr_read_str(path, root, "", "attention", s, sizeof s);
+    if (rc < 0)
+        return -1;
+    if (rc > 0) {
+        int attention = seq2seq_attention_parse(s);
+        if (attention < 0)
+            return cn_err("'%s': unknown attention '%s'", path, s);
+        cfg->model.head.attention = attention;
     }
     return 0;
 }

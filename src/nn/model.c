@@ -71,6 +71,13 @@ void model_head_add_tensor(model *m, const char *name, int rows, int cols, int i
     add_tensor(m, name, rows, cols, 0, is_bias, 0);
 }
 
+void model_head_add_transposed(model *m, const char *name, int rows, int cols)
+{
+    CHARNN_ASSERT(m->head.n_tensors < HEAD_MAX_TENSORS);
+    m->head.tensor[m->head.n_tensors++] = m->n_tensors;
+    add_tensor(m, name, rows, cols, 1, 0, 0);
+}
+
 void model_build(model *m, const model_config *cfg)
 {
     CHARNN_ASSERT(model_config_check(cfg) == 0);
@@ -82,6 +89,7 @@ void model_build(model *m, const model_config *cfg)
     size_t off_emb = 0;
     size_t off[MODEL_MAX_LAYERS][4];
     char name[32];
+    const char *pre = "";
 
     /* Slab order = order in which backward finishes: head, top layer ... layer 0. */
     m->head.ops = head_for(cfg->head.kind);
@@ -90,20 +98,24 @@ void model_build(model *m, const model_config *cfg)
     m->bucket_offset[0] = 0;
     m->head.ops->declare(m);
     m->bucket_size[0] = m->n_params;
+    if (m->head.ops->stack_prefix)
+        pre = m->head.ops->stack_prefix;
     for (int l = L - 1; l >= 0; l--) {
         int bucket = 1 + (L - 1 - l);
         int D = l == 0 ? (E > 0 ? E : V) : H;
         m->bucket_offset[bucket] = m->n_params;
-        snprintf(name, sizeof name, "weight_ih_l%d", l);
+        snprintf(name, sizeof name, "%sweight_ih_l%d", pre, l);
         off[l][0] = add_tensor(m, name, GH, D, l == 0 && E == 0, 0, bucket);
-        snprintf(name, sizeof name, "weight_hh_l%d", l);
+        snprintf(name, sizeof name, "%sweight_hh_l%d", pre, l);
         off[l][1] = add_tensor(m, name, GH, H, 0, 0, bucket);
-        snprintf(name, sizeof name, "bias_ih_l%d", l);
+        snprintf(name, sizeof name, "%sbias_ih_l%d", pre, l);
         off[l][2] = add_tensor(m, name, GH, 0, 0, 1, bucket);
-        snprintf(name, sizeof name, "bias_hh_l%d", l);
+        snprintf(name, sizeof name, "%sbias_hh_l%d", pre, l);
         off[l][3] = add_tensor(m, name, GH, 0, 0, 1, bucket);
         if (l == 0 && E > 0)
-            off_emb = add_tensor(m, "embedding.weight", V, E, 0, 0, bucket);
+            off_emb = add_tensor(m, m->head.ops->embed_name ? m->head.ops->embed_name
+                                                            : "embedding.weight",
+                                 V, E, 0, 0, bucket);
         m->bucket_size[bucket] = m->n_params - m->bucket_offset[bucket];
     }
 
@@ -140,12 +152,15 @@ void model_init_uniform(model *m, float scale, uint64_t seed, float forget_bias)
     for (size_t i = 0; i < m->n_params; i++)
         m->params[i] = (float)((2.0 * cn_rng_uniform(&r) - 1.0) * scale);
     if (m->cfg.cell == CELL_LSTM && !isnan(forget_bias)) {
+        /* every LSTM bias by its PyTorch name: the stack's and a head's own
+         * stack's (seq2seq's decoder.bias_ih_l{k}) */
         const int H = m->cfg.hidden;
-        for (int l = 0; l < m->cfg.layers; l++) {
-            for (int j = H; j < 2 * H; j++) {
-                m->layer[l].b_ih[j] = 0.5f * forget_bias;
-                m->layer[l].b_hh[j] = 0.5f * forget_bias;
-            }
+        for (int i = 0; i < m->n_tensors; i++) {
+            const model_tensor *t = &m->tensor[i];
+            if (!strstr(t->name, "bias_ih_l") && !strstr(t->name, "bias_hh_l"))
+                continue;
+            for (int j = H; j < 2 * H; j++)
+                m->params[t->offset + j] = 0.5f * forget_bias;
         }
     }
 }
@@ -204,35 +219,42 @@ float *model_work_alloc(model_work *w, size_t n)
     return p;
 }
 
-void model_work_init(model_work *w, const model *m, int T, int B)
+void model_work_init_stack(model_work *w, model_work *owner, const model *m, int T, int B)
 {
     const int L = m->cfg.layers, H = m->cfg.hidden, E = m->cfg.embed;
     const size_t GH = (size_t)m->gates * H, N = (size_t)T * B;
-    memset(w, 0, sizeof *w);
+    if (w != owner)
+        memset(w, 0, sizeof *w);
     w->T = T;
     w->B = B;
     for (int l = 0; l < L; l++) {
-        w->gates[l] = model_work_alloc(w, N * GH);
-        w->hs[l] = model_work_alloc(w, (N + B) * H);
+        w->gates[l] = model_work_alloc(owner, N * GH);
+        w->hs[l] = model_work_alloc(owner, (N + B) * H);
         if (m->cfg.cell == CELL_LSTM)
-            w->cs[l] = model_work_alloc(w, (N + B) * H);
+            w->cs[l] = model_work_alloc(owner, (N + B) * H);
         if (m->cfg.cell == CELL_GRU)
-            w->hn[l] = model_work_alloc(w, N * H);
+            w->hn[l] = model_work_alloc(owner, N * H);
         if (m->cfg.dropout > 0.0f && l < L - 1)
-            w->dropped[l] = model_work_alloc(w, N * H);
+            w->dropped[l] = model_work_alloc(owner, N * H);
     }
     if (E > 0)
-        w->emb = model_work_alloc(w, N * E);
-    w->hproj = model_work_alloc(w, (size_t)B * GH);
-    w->wpack = model_work_alloc(w, cell_wpack_floats(m->cfg.cell, H));
+        w->emb = model_work_alloc(owner, N * E);
+    w->hproj = model_work_alloc(owner, (size_t)B * GH);
+    w->wpack = model_work_alloc(owner, cell_wpack_floats(m->cfg.cell, H));
     if (m->cfg.cell == CELL_GRU)
-        w->dgh_n = model_work_alloc(w, N * H);
+        w->dgh_n = model_work_alloc(owner, N * H);
     size_t dw = (size_t)(H > E ? H : E);
-    w->dh_a = model_work_alloc(w, N * dw);
+    w->dh_a = model_work_alloc(owner, N * dw);
     if (stack_needs_second_dh(&m->cfg))
-        w->dh_b = model_work_alloc(w, N * dw);
-    w->dh_next = model_work_alloc(w, (size_t)B * H);
-    w->dc_next = model_work_alloc(w, (size_t)B * H);
+        w->dh_b = model_work_alloc(owner, N * dw);
+    w->dh_next = model_work_alloc(owner, (size_t)B * H);
+    w->dc_next = model_work_alloc(owner, (size_t)B * H);
+}
+
+void model_work_init(model_work *w, const model *m, int T, int B)
+{
+    memset(w, 0, sizeof *w);
+    model_work_init_stack(w, w, m, T, B);
     w->head.K = m->head.outputs;
     m->head.ops->work_init(w, m, T, B);
 }
@@ -241,6 +263,7 @@ void model_work_free(model_work *w)
 {
     for (int i = 0; i < w->n_owned; i++)
         free(w->owned[i].p);
+    free(w->head_ctx);
     memset(w, 0, sizeof *w);
 }
 

@@ -165,7 +165,8 @@ static int cls_open(task *t, run_config *cfg, vocab *voc, int rank, int nranks)
             return cn_err("the checkpoint classifies into %d classes, '%s' has %d",
                           cfg->model.head.classes, cfg->data, k->C);
     } else {
-        cfg->model.head = (head_config){HEAD_CLASSIFY, k->C, cfg->model.head.pool};
+        cfg->model.head =
+            (head_config){.kind = HEAD_CLASSIFY, .classes = k->C, .pool = cfg->model.head.pool};
     }
     if (model_config_check(&cfg->model) != 0)
         return -1;

@@ -14,8 +14,28 @@
 #include "charnn/kernels.h"
 #include "charnn/stack.h"
 
+/* seq2seq (seq2seq.h): the encoder (target 0) or the decoder (target 1) as
+ * a language model's configuration over its vocabulary */
+static model_config s2s_side(const model_config *cfg, int target)
+{
+    model_config c = *cfg;
+    c.head = (head_config){.kind = HEAD_LM};
+    if (target)
+        c.vocab = cfg->head.classes;
+    return c;
+}
+
 size_t memplan_params(const model_config *cfg)
 {
+    if (cfg->head.kind == HEAD_SEQ2SEQ) {
+        const model_config enc = s2s_side(cfg, 0), dec = s2s_side(cfg, 1);
+        const size_t H = (size_t)cfg->hidden, at = (size_t)cfg->head.attention;
+        /* attention: combination (H, 2H) + (H); general W_a; additive W_e, W_d, b_d, v */
+        const size_t attn = at == 0 ? 0 : 2 * H * H + H + (at == 2 ? H * H : 0) +
+                                              (at == 3 ? 2 * H * H + 2 * H : 0);
+        return memplan_params(&enc) - ((size_t)enc.vocab * H + (size_t)enc.vocab) +
+               memplan_params(&dec) + attn;
+    }
     const size_t V = (size_t)cfg->vocab, H = (size_t)cfg->hidden, E = (size_t)cfg->embed;
     const size_t GH = (size_t)cell_gates(cfg->cell) * H;
     size_t n = V * H + V; /* decoder */
@@ -28,6 +48,16 @@ size_t memplan_params(const model_config *cfg)
 
 size_t memplan_work_floats(const model_config *cfg, int T, int B)
 {
+    if (cfg->head.kind == HEAD_SEQ2SEQ) {
+        /* the encoder's stack, the decoder's stack with the output distribution,
+         * attention weights and their gradient (B, T, T), the attention's and
+         * combination's (T, B, H)-sized buffers, start states and their gradients */
+        const model_config enc = s2s_side(cfg, 0), dec = s2s_side(cfg, 1);
+        const size_t N = (size_t)T * (size_t)B, H = (size_t)cfg->hidden;
+        return memplan_work_floats(&enc, T, B) - (N * (size_t)enc.vocab + N) +
+               memplan_work_floats(&dec, T, B) + 2 * N * (size_t)T + 12 * N * H +
+               4 * (size_t)cfg->layers * (size_t)B * H + 2 * N;
+    }
     const size_t L = (size_t)cfg->layers, H = (size_t)cfg->hidden, E = (size_t)cfg->embed;
     const size_t V = (size_t)cfg->vocab, GH = (size_t)cell_gates(cfg->cell) * H;
     const size_t N = (size_t)T * (size_t)B, Bs = (size_t)B;
