@@ -44,6 +44,12 @@ typedef struct {
     int trace_probe_chars;    /* length of the probe text those traces run over */
     int max_bad_steps;        /* consecutive non-finite steps before giving up */
     int nranks;               /* ranks of the run that wrote a checkpoint */
+    /* fine-tuning: read at step 0 of a fresh run only; stored as a record */
+    char init_from[CONFIG_PATH_MAX]; /* --init-from: the model a fresh run's parameters start
+                                        from (cell, layers, hidden, embed and the vocabulary are
+                                        its), "" = uniform init */
+    int extend_vocab;         /* --extend-vocab: add the data's characters the model lacks */
+    int64_t freeze_stack;     /* --freeze-stack N: the first N updates train the head only */
     /* this invocation only (not stored in checkpoints) */
     char resume[CONFIG_PATH_MAX]; /* checkpoint path, "auto", or "" */
     int progress_bar;             /* -1 auto (a terminal), 0 off, 1 on */
@@ -65,7 +71,8 @@ enum {
     CONFIG_GIVEN_BATCH = 1u << 5,
     CONFIG_GIVEN_OPTIM = 1u << 6,
     CONFIG_GIVEN_BYTES = 1u << 7,
-    CONFIG_GIVEN_TASK = 1u << 8
+    CONFIG_GIVEN_TASK = 1u << 8,
+    CONFIG_GIVEN_FREEZE = 1u << 9
 };
 
 /* Fill with the defaults (char-rnn's where it has one). */

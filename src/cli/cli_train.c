@@ -139,6 +139,14 @@ int cli_train(int argc, char **argv)
              "characters of validation text the probe trace runs over (default 500)", 1, 100000000),
         FLAG("max-bad-steps", F_INT, &c.max_bad_steps, 0,
              "non-finite steps in a row before giving up (default 5)", 1, 1000000),
+        FLAG("init-from", F_PATH, c.init_from, 0,
+             "start a fresh run (step 0, new optimizer state) from this model's parameters and "
+             "vocabulary; a resumed run continues from its checkpoint and does not read it", 0, 0),
+        FLAG("extend-vocab", F_BOOL, &c.extend_vocab, 0,
+             "with --init-from: add the data's characters the model lacks, with fresh rows", 0, 0),
+        FLAG("freeze-stack", F_I64, &c.freeze_stack, CONFIG_GIVEN_FREEZE,
+             "train only the head for the first N updates, then everything (default 0)",
+             RANGE_NONNEG),
         FLAG("resume", F_PATH, c.resume, 0,
              "checkpoint to resume from, or 'auto' (newest valid one in --out)", 0, 0),
         FLAG_CHOICE("allreduce", &c.allreduce_blocking, 0,
@@ -167,6 +175,8 @@ int cli_train(int argc, char **argv)
         return flags_usage_error(&t, "bad value '%g' for --epochs: must be above 0", c.epochs);
     if (c.val_frac + c.test_frac >= 1.0)
         return flags_usage_error(&t, "--val-frac + --test-frac must be below 1");
+    if (c.extend_vocab && !c.init_from[0])
+        return flags_usage_error(&t, "--extend-vocab needs --init-from");
     c.given = given & ~(unsigned)(GIVEN_STEPS | GIVEN_EPOCHS);
     c.model.cell = (cell_kind)cell_id;
     c.optim.kind = (optim_kind)optim_id;

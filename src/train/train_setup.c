@@ -48,6 +48,10 @@ static int check_resume_compatible(const trainer *t, const ckpt_data *d, const c
         return cn_err("checkpoint '%s' has a %s vocabulary, this run asks for %s", path,
                       d->voc.mode == VOCAB_BYTES ? "byte" : "code-point",
                       c->vocab_mode == VOCAB_BYTES ? "--bytes" : "code points");
+    if ((c->given & CONFIG_GIVEN_FREEZE) && c->freeze_stack != d->cfg.freeze_stack)
+        return cn_err("checkpoint '%s' was trained with --freeze-stack %lld, this run asks for "
+                      "--freeze-stack %lld",
+                      path, (long long)d->cfg.freeze_stack, (long long)c->freeze_stack);
     if (!d->has_opt)
         return cn_err("checkpoint '%s' holds no optimizer state and cannot be resumed", path);
     return 0;
@@ -81,6 +85,13 @@ static int resume_read(trainer *t, const char *path, ckpt_data *d)
     t->cfg.seq = d->cfg.seq;
     t->cfg.vocab_mode = d->voc.mode;
     t->cfg.optim.kind = d->cfg.optim.kind;
+    /* --init-from was read at the run's step 0; its parameters are in the checkpoint now */
+    if (t->cfg.init_from[0] && strcmp(t->cfg.init_from, d->cfg.init_from) != 0)
+        train_say(t, "resuming from '%s': --init-from '%s' is read only by a fresh run\n", path,
+                  t->cfg.init_from);
+    memcpy(t->cfg.init_from, d->cfg.init_from, sizeof t->cfg.init_from);
+    t->cfg.extend_vocab = d->cfg.extend_vocab;
+    t->cfg.freeze_stack = d->cfg.freeze_stack;
     return vocab_from_symbols(&t->voc, d->voc.mode, d->voc.symbols, d->voc.size);
 }
 
@@ -98,12 +109,16 @@ static int setup(trainer *t, const run_config *cfg)
     t->prog.last_loss = NAN;
 
     char path[CONFIG_PATH_MAX + 64];
-    ckpt_data d;
+    ckpt_data d, init;
     memset(&d, 0, sizeof d);
+    memset(&init, 0, sizeof init);
     int rc = -1;
     if (resume_path(t, path, sizeof path) != 0)
         return -1;
+    const int from_init = !path[0] && t->cfg.init_from[0];
     if (path[0] && resume_read(t, path, &d) != 0)
+        goto done;
+    if (from_init && train_init_read(t, &init) != 0)
         goto done;
     t->task.ops = task_find(t->cfg.task);
     if (!t->task.ops) {
@@ -129,6 +144,8 @@ static int setup(trainer *t, const run_config *cfg)
         t->prog = d.prog;
     } else {
         model_init_uniform(&t->m, t->cfg.init_scale, t->cfg.seed, t->cfg.forget_bias);
+        if (from_init)
+            train_init_copy(t, &init);
     }
     t->decay_mask = cn_xmalloc(t->m.n_params);
     model_fill_decay_mask(&t->m, t->decay_mask);
@@ -153,6 +170,8 @@ static int setup(trainer *t, const run_config *cfg)
 done:
     if (path[0])
         ckpt_data_free(&d);
+    if (from_init)
+        ckpt_data_free(&init);
     return rc;
 }
 
