@@ -183,9 +183,8 @@ int vocab_id(const vocab *v, uint32_t symbol)
     return v->index[symbol];
 }
 
-/* Control characters are shown only by number so the message stays one line.
- * `where` says where the symbol was met: "'x.txt' at byte 12". */
-static int vocab_err_missing_at(const vocab *v, const char *where, uint32_t symbol)
+/* Control characters are shown only by number so the message stays one line. */
+int vocab_err_missing_at(const vocab *v, const char *where, uint32_t symbol)
 {
     if (v->mode == VOCAB_BYTES) {
         if (symbol >= 0x20u && symbol < 0x7Fu)

@@ -93,12 +93,7 @@ static int missing_symbol(const vocab *mv, const vocab *dv, const char *data)
         if (vocab_id(mv, dv->symbols[i]) < 0) {
             char where[CONFIG_PATH_MAX + 32];
             snprintf(where, sizeof where, "'%s' (a prepared corpus)", data);
-            uint32_t sym = dv->symbols[i];
-            uint8_t utf8[4];
-            size_t n = mv->mode == VOCAB_BYTES ? 1 : (size_t)utf8_encode(sym, (char *)utf8);
-            if (mv->mode == VOCAB_BYTES)
-                utf8[0] = (uint8_t)sym;
-            return vocab_check_text(mv, utf8, n, where);
+            return vocab_err_missing_at(mv, where, dv->symbols[i]);
         }
     return 0;
 }
