@@ -20,8 +20,11 @@ static const cli_command cli_commands[] = {
     {"train", cli_train, CLI_MANY_RANKS, 1,
      "train a model on a text file or prepared corpus (truncated BPTT)"},
     {"eval", cli_eval, CLI_MANY_RANKS, 0,
-     "loss, bits per character and perplexity of a model on a text"},
+     "loss, bits per character and perplexity of a model on a text; a classifier's "
+     "accuracy, F1 and confusion matrix"},
     {"sample", cli_sample, CLI_ONE_PROCESS, 0, "generate text from a model"},
+    {"predict", cli_predict, CLI_ONE_PROCESS, 0,
+     "classify one example per line with a classifier (TSV or JSON lines)"},
     {"inspect", cli_inspect, CLI_ONE_PROCESS, 0,
      "metadata, hyperparameters, progress and tensor norms of a checkpoint"},
     {"trace", cli_trace, CLI_ONE_RANK, 0,

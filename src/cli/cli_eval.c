@@ -12,20 +12,28 @@
 int cli_eval(int argc, char **argv)
 {
     eval_options o = {.split = SPLIT_ALL};
-    char model_path[CONFIG_PATH_MAX] = "", data[CONFIG_PATH_MAX] = "";
+    char model_path[CONFIG_PATH_MAX] = "", data[CONFIG_PATH_MAX] = "", html[CONFIG_PATH_MAX] = "";
     const flag_spec flags[] = {
         FLAG("model", F_PATH, model_path, 0, "model file or checkpoint written by train (required)",
              0, 0),
-        FLAG("data", F_PATH, data, 0, "text file or prepared corpus (required)", 0, 0),
+        FLAG("data", F_PATH, data, 0,
+             "text file or prepared corpus; for a classifier an examples file (required)", 0, 0),
         FLAG_CHOICE("split", &o.split, 0, "train | val | test | all (default all)",
                     cli_split_choices),
-        FLAG("batch", F_INT, &o.batch, 0, "streams, 0 = the model's (default 0)", 0, 1000000),
+        FLAG("batch", F_INT, &o.batch, 0, "streams (classifier: examples) per batch, 0 = the "
+             "model's (default 0)", 0, 1000000),
         FLAG("seq", F_INT, &o.seq, 0, "chunk length, 0 = the model's (default 0)", 0, 100000),
         FLAG("threads", F_INT, &o.threads, 0, "OpenMP threads (default all cores)", 0, 4096),
-        FLAG("json", F_BOOL, &o.json, 0, "print one JSON object: loss, bpc, perplexity, tokens", 0,
-             0),
+        FLAG("json", F_BOOL, &o.json, 0,
+             "print one JSON object: loss, bpc, perplexity, tokens (classifier: loss, accuracy, "
+             "macro-F1, per-class numbers, confusion matrix)", 0, 0),
+        FLAG("html", F_PATH, html, 0,
+             "classifier: also write a page with the confusion-matrix heatmap here", 0, 0),
+        FLAG("max-len", F_INT, &o.max_len, 0,
+             "classifier: cut examples to this many characters, 0 = the model's (default 0)", 0,
+             100000000),
     };
-    flag_table t = {"eval", "--model PATH --data PATH [--split S] [--json]", flags,
+    flag_table t = {"eval", "--model PATH --data PATH [--split S] [--json] [--html OUT]", flags,
                     (int)(sizeof flags / sizeof flags[0]), NULL, 0, NULL};
     unsigned given = 0;
     int status;
@@ -35,6 +43,7 @@ int cli_eval(int argc, char **argv)
         return flags_usage_error(&t, "--model and --data are required");
     o.model_path = model_path;
     o.data_path = data;
+    o.html_path = html[0] ? html : NULL;
     runtime_set_threads(o.threads);
     if (eval_run(&o) != 0) {
         fprintf(stderr, "charnn: %s\n", cn_errmsg());
