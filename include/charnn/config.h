@@ -50,6 +50,11 @@ typedef struct {
                                         its), "" = uniform init */
     int extend_vocab;         /* --extend-vocab: add the data's characters the model lacks */
     int64_t freeze_stack;     /* --freeze-stack N: the first N updates train the head only */
+    /* tasks of independent examples (classify; exorder.h) */
+    int max_len;              /* --max-len: steps an example is cut to, 0 = none */
+    int bucket_batches;       /* --bucket: global batches per length-sorted window, 0 = off */
+    int class_weights;        /* --class-weights: CONFIG_CLASS_WEIGHTS_* */
+    int balanced_sampling;    /* --balanced-sampling: draw every class equally often */
     /* this invocation only (not stored in checkpoints) */
     char resume[CONFIG_PATH_MAX]; /* checkpoint path, "auto", or "" */
     int progress_bar;             /* -1 auto (a terminal), 0 off, 1 on */
@@ -74,6 +79,8 @@ enum {
     CONFIG_GIVEN_TASK = 1u << 8,
     CONFIG_GIVEN_FREEZE = 1u << 9
 };
+
+enum { CONFIG_CLASS_WEIGHTS_NONE = 0, CONFIG_CLASS_WEIGHTS_BALANCED = 1 };
 
 /* Fill with the defaults (char-rnn's where it has one). */
 void config_default(run_config *c);
