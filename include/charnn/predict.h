@@ -23,7 +23,7 @@ typedef struct {
     const char *input;  /* a file, or "-" / NULL for stdin */
     int top_k;          /* label/probability pairs per line, >= 1 */
     int batch;          /* lines per forward */
-    int max_len;        /* characters an example is cut to, 0 = none */
+    int max_len;        /* characters an example is cut to, 0 = the model's --max-len */
     int json;
 } predict_options;
 

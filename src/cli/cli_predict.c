@@ -19,8 +19,8 @@ int cli_predict(int argc, char **argv)
         FLAG("top-k", F_INT, &o.top_k, 0, "label/probability pairs per line (default 1)", 1,
              65536),
         FLAG("batch", F_INT, &o.batch, 0, "lines per forward pass (default 64)", 1, 1000000),
-        FLAG("max-len", F_INT, &o.max_len, 0, "cut lines to this many characters, 0 = none "
-             "(default 0)", 0, 100000000),
+        FLAG("max-len", F_INT, &o.max_len, 0, "cut lines to this many characters, 0 = the "
+             "model's (default 0)", 0, 100000000),
         FLAG("json", F_BOOL, &o.json, 0, "one JSON object per line instead of TSV", 0, 0),
         FLAG("threads", F_INT, &threads, 0, "OpenMP threads (default all cores)", 0, 4096),
     };

@@ -57,8 +57,9 @@ static int run_split(const eval_options *o, const ckpt_data *d, examples_file *e
     if (rc != 0)
         return -1;
     int Tmax = (int)ex->max_len;
-    if (o->max_len > 0 && o->max_len < Tmax)
-        Tmax = o->max_len;
+    const int cut = o->max_len > 0 ? o->max_len : d->cfg.max_len;
+    if (cut > 0 && cut < Tmax)
+        Tmax = cut;
     if (memplan_check_infer(&d->m.cfg, Tmax, B, 0.0, "eval") != 0) {
         exorder_free(&ord);
         return -1;
@@ -256,7 +257,14 @@ static void write_heatmap(FILE *out, const char *const *labels, const classmetri
 {
     const int C = s->classes;
     const double cell = C <= 12 ? 44.0 : C <= 24 ? 30.0 : 600.0 / C;
-    const double left = 150.0, top = 130.0;
+    size_t longest = 1;
+    for (int c = 0; c < C; c++)
+        if (strlen(labels[c]) > longest)
+            longest = strlen(labels[c]);
+    if (longest > 28)
+        longest = 28;
+    /* room for the labels: 6.5 px a character across, rotated by 60 degrees above */
+    const double left = 40.0 + 6.5 * (double)longest, top = 20.0 + 5.7 * (double)longest;
     const double W = left + cell * C + 20.0, H = top + cell * C + 40.0;
     fprintf(out,
             "<svg id=\"confusion\" xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" "

@@ -85,7 +85,8 @@ typedef struct {
     const char *name;
     model_work w;
     int w_T;        /* steps w holds */
-    model_state s;
+    model_state s;  /* (L, s_B, H) zero at every forward */
+    int s_B;
     int32_t *x;     /* (T, B) time-major */
     int32_t *lens;  /* (B) rows of the forward */
     int *top;       /* (top_k) */
@@ -161,6 +162,11 @@ static int predict_batch(predictor *p, const line_batch *lb)
                     t < lb->len[i] ? lb->ids[(size_t)i * lb->cap_T + t] : 0;
             b++;
         }
+        if (B != p->s_B) {
+            model_state_free(&p->s);
+            model_state_init(&p->s, &p->d->m.cfg, B);
+            p->s_B = B;
+        }
         model_state_reset(&p->s);
         p->w.B = B;
         p->w.mask = NULL;
@@ -182,6 +188,7 @@ int predict_run(const predict_options *o, FILE *out)
         ckpt_data_free(&d);
         return -1;
     }
+    const int max_len = o->max_len > 0 ? o->max_len : d.cfg.max_len;
     FILE *in = stdin;
     if (!from_stdin) {
         if (fsio_check_regular(o->input, NULL) != 0) {
@@ -201,6 +208,7 @@ int predict_run(const predict_options *o, FILE *out)
     p.out = out;
     p.name = name;
     model_state_init(&p.s, &d.m.cfg, o->batch);
+    p.s_B = o->batch;
     p.lens = cn_xmalloc((size_t)o->batch * sizeof *p.lens);
     p.top = cn_xmalloc((size_t)o->top_k * sizeof *p.top);
     line_batch lb = {0};
@@ -220,7 +228,7 @@ int predict_run(const predict_options *o, FILE *out)
             n--;
         lb.line_no[lb.n] = line_no;
         rc = encode_line(&d.voc, name, line_no, (const uint8_t *)line, (size_t)n, &lb, lb.n,
-                         o->max_len);
+                         max_len);
         if (rc != 0)
             break;
         if (++lb.n == o->batch) {

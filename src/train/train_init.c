@@ -21,6 +21,7 @@
 #include "charnn/ckpt.h"
 #include "charnn/corpus.h"
 #include "charnn/data.h"
+#include "charnn/examples.h"
 #include "trainer.h"
 
 /* The shape flags given on the command line must agree with the model's. */
@@ -122,7 +123,22 @@ int train_init_read(trainer *t, ckpt_data *src)
     c->model.embed = src->cfg.model.embed;
     c->vocab_mode = src->voc.mode;
     if (strcmp(c->task, CKPT_TASK_LM) != 0) {
-        /* other tasks read their own data formats and check their symbols */
+        /* tasks of examples read them with the model's vocabulary (examples_open maps the
+         * file's ids and names a symbol it lacks); --extend-vocab adds the file's symbols */
+        if (c->extend_vocab) {
+            if (!examples_is_examples_file(c->data)) {
+                cn_err("--extend-vocab with --task %s needs an examples file (charnn prepare "
+                       "--task %s), not '%s'",
+                       c->task, c->task, c->data);
+                goto done;
+            }
+            examples_file ex;
+            if (examples_open(&ex, c->data, &dv) != 0)
+                goto done;
+            examples_close(&ex);
+            rc = vocab_union(&t->voc, &src->voc, &dv);
+            goto done;
+        }
         rc = vocab_from_symbols(&t->voc, src->voc.mode, src->voc.symbols, src->voc.size);
         goto done;
     }
