@@ -230,6 +230,8 @@ int classeval_run(const eval_options *o, const ckpt_data *d)
         fflush(stdout);
         if (o->html_path && classeval_write_html(o->html_path, o, labels, &s) != 0)
             rc = -1;
+        else if (o->html_path && !o->json)
+            printf("\nwrote '%s'\n", o->html_path);
     }
     classmetrics_summary_free(&s);
 done:
