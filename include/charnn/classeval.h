@@ -1,6 +1,7 @@
 /* classeval: `charnn eval` on a classifier. The examples of one split of an
- * examples file (prepare --task classify; read with the model's vocabulary,
- * its labels matched to the model's by name) go through the model in
+ * examples file (prepare --task classify; read with the model's vocabulary;
+ * its classes must be the model's), or of a small raw input split as in
+ * training (examples_open_input), go through the model in
  * batches in a fixed order (exorder without shuffle: by length within
  * windows, so padding stays small), each rank a contiguous share of every
  * batch; the confusion matrix and loss are summed over ranks exactly

@@ -27,23 +27,22 @@ static int argmax(const float *p, int K)
     return best;
 }
 
-/* The model's class of each of the file's classes (-1: not the model's). */
-static int32_t *class_map(const examples_file *ex, const ckpt_data *d)
+/* The file's classes must be the model's (prepare sorts them by bytes, so the
+ * same set is the same order). */
+static int same_classes(const examples_file *ex, const ckpt_data *d)
 {
-    int32_t *map = cn_xmalloc((size_t)ex->n_classes * sizeof *map);
-    for (int c = 0; c < ex->n_classes; c++) {
-        map[c] = -1;
-        for (int j = 0; j < d->task.n_labels; j++)
-            if (strcmp(ex->class_names[c], d->task.labels[j]) == 0)
-                map[c] = j;
-    }
-    return map;
+    if (ex->n_classes != d->task.n_labels)
+        return 0;
+    for (int c = 0; c < ex->n_classes; c++)
+        if (strcmp(ex->class_names[c], d->task.labels[c]) != 0)
+            return 0;
+    return 1;
 }
 
 /* The examples of [begin, end) through the model into cm (this rank's share
  * of every batch). */
 static int run_split(const eval_options *o, const ckpt_data *d, examples_file *ex, size_t begin,
-                     size_t end, const int32_t *cmap, classmetrics *cm)
+                     size_t end, classmetrics *cm)
 {
     const int R = dist_size(), rank = dist_rank();
     const int B = o->batch > 0 ? o->batch : d->cfg.batch;
@@ -89,19 +88,10 @@ static int run_split(const eval_options *o, const ckpt_data *d, examples_file *e
             break;
         for (int b = 0; b < B; b++) {
             const int real = rows[first + b] != EXORDER_NONE;
-            if (real && cmap[y[b]] < 0) {
-                rc = cn_err("'%s' example %zu has label '%s', which is not one of the model's "
-                            "%d classes",
-                            o->data_path, idx[b], ex->class_names[y[b]], C);
-                break;
-            }
-            y[b] = real ? cmap[y[b]] : 0;
             mask[b] = real ? 1.0f : 0.0f;
             if (!real)
                 len[b] = 0;
         }
-        if (rc != 0)
-            break;
         model_state_reset(&s);
         w.B = B;
         w.mask = mask;
@@ -162,7 +152,7 @@ static void print_json(const eval_options *o, const char *const *labels,
     cn_json_string(stdout, o->model_path);
     printf(",\"data\":");
     cn_json_string(stdout, o->data_path);
-    printf(",\"split\":\"%s\",\"examples\":%lld,\"loss\":%.6f,\"accuracy\":%.6f,"
+    printf(",\"task\":\"classify\",\"split\":\"%s\",\"examples\":%lld,\"loss\":%.9g,\"accuracy\":%.6f,"
            "\"macro_precision\":%.6f,\"macro_recall\":%.6f,\"macro_f1\":%.6f,"
            "\"weighted_f1\":%.6f,\"seconds\":%.3f,\"classes\":[",
            data_split_name(o->split), (long long)s->n, s->loss, s->accuracy, s->macro_precision,
@@ -194,22 +184,29 @@ int classeval_run(const eval_options *o, const ckpt_data *d)
     vocab v;
     if (vocab_from_symbols(&v, d->voc.mode, d->voc.symbols, d->voc.size) != 0)
         return -1;
-    if (examples_open(&ex, o->data_path, &v) != 0) {
+    /* an examples file, or a small raw input split as in training */
+    int raw = 0;
+    if (examples_open_input(&ex, o->data_path, &v, d->voc.mode, d->cfg.val_frac,
+                            d->cfg.test_frac, d->cfg.seed, dist_rank(), &raw) != 0) {
         vocab_free(&v);
         return -1;
     }
     int rc = -1;
-    int32_t *cmap = class_map(&ex, d);
     classmetrics cm;
     classmetrics_init(&cm, C);
     const size_t begin = ex.split_begin[o->split], end = ex.split_end[o->split];
+    if (!same_classes(&ex, d)) {
+        cn_err("'%s' has other classes than the model '%s' was trained on", o->data_path,
+               o->model_path);
+        goto done;
+    }
     if (end <= begin) {
         cn_err("split '%s' of '%s' has no examples: nothing to evaluate",
                data_split_name(o->split), o->data_path);
         goto done;
     }
     double t0 = cn_now();
-    int failed = run_split(o, d, &ex, begin, end, cmap, &cm) != 0;
+    int failed = run_split(o, d, &ex, begin, end, &cm) != 0;
     /* every rank reads the same file: when one fails, say so once and stop together */
     if (dist_allreduce_sum_int(failed) != 0) {
         if (!failed)
@@ -236,7 +233,6 @@ int classeval_run(const eval_options *o, const ckpt_data *d)
     classmetrics_summary_free(&s);
 done:
     classmetrics_free(&cm);
-    free(cmap);
     examples_close(&ex);
     vocab_free(&v);
     return rc;

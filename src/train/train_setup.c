@@ -9,6 +9,7 @@
 
 #include "charnn/ckpt.h"
 #include "charnn/dist.h"
+#include "charnn/head.h"
 #include "charnn/kernels.h"
 #include "charnn/memplan.h"
 #include "charnn/rundir.h"
@@ -52,6 +53,9 @@ static int check_resume_compatible(const trainer *t, const ckpt_data *d, const c
         return cn_err("checkpoint '%s' was trained with --freeze-stack %lld, this run asks for "
                       "--freeze-stack %lld",
                       path, (long long)d->cfg.freeze_stack, (long long)c->freeze_stack);
+    if ((c->given & CONFIG_GIVEN_POOL) && c->model.head.pool != a->head.pool)
+        return cn_err("checkpoint '%s' pools with %s, this run asks for --pool %s", path,
+                      head_pool_name(a->head.pool), head_pool_name(c->model.head.pool));
     if (!d->has_opt)
         return cn_err("checkpoint '%s' holds no optimizer state and cannot be resumed", path);
     return 0;
@@ -92,6 +96,16 @@ static int resume_read(trainer *t, const char *path, ckpt_data *d)
     memcpy(t->cfg.init_from, d->cfg.init_from, sizeof t->cfg.init_from);
     t->cfg.extend_vocab = d->cfg.extend_vocab;
     t->cfg.freeze_stack = d->cfg.freeze_stack;
+    /* the example order's settings: the checkpoint's unless given */
+    const run_config *was = &d->cfg;
+    if (!(t->cfg.given & CONFIG_GIVEN_MAX_LEN))
+        t->cfg.max_len = was->max_len;
+    if (!(t->cfg.given & CONFIG_GIVEN_BUCKET))
+        t->cfg.bucket_batches = was->bucket_batches;
+    if (!(t->cfg.given & CONFIG_GIVEN_CLASS_WEIGHTS))
+        t->cfg.class_weights = was->class_weights;
+    if (!(t->cfg.given & CONFIG_GIVEN_BALANCED_SAMPLING))
+        t->cfg.balanced_sampling = was->balanced_sampling;
     return vocab_from_symbols(&t->voc, d->voc.mode, d->voc.symbols, d->voc.size);
 }
 
