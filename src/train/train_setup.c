@@ -203,6 +203,9 @@ static void print_header(const trainer *t)
     if (note)
         train_say(t, "%s\n", note);
     train_say(t, "recurrent step products: %s\n", kern_packed_name());
+    if (c->freeze_stack > 0)
+        train_say(t, "--freeze-stack %lld: the head trains alone for %lld updates, then all\n",
+                  (long long)c->freeze_stack, (long long)c->freeze_stack);
 }
 
 int train_start(trainer *t, const run_config *cfg)
