@@ -156,6 +156,14 @@ assert np.allclose(p.sum(1), 1, atol=1e-5)
 assert (p[off[1:] - 1].argmax(1) == pred).all()
 assert f['layer0/h'].shape == (p.shape[0], 32) and f['layer0/label_corr'].shape == (2, 32)"
 fi
+"$CHARNN" analyze learn_trace.h5 > analyze.log 2>&1
+check "charnn analyze on a classifier's trace (exit $?)" has analyze.log "units whose final state follows a class"
+pre=$(sed -nE 's/^accuracy of the prediction after 25% \/ 50% \/ 75% \/ all of each example: (.*)$/\1/p' analyze.log)
+# the count is only known at the end of the line: a quarter of it predicts far worse
+check "prefix accuracies rise to the final one: $pre" \
+    awk -v p="$pre" -v a="$acc" 'BEGIN { split(p, v, " / "); exit !(v[4] == sprintf("%.4f", a) && v[1] < v[4] - 0.1) }'
+"$CHARNN" analyze --json --top 3 learn_trace.h5 > analyze.json
+check "and --json: one object with 3 units" grep -q '^{"trace":"learn_trace.h5","kind":"classify",.*"units":{"more_b":\[{[^]]*},{[^]]*},{[^]]*}\]}}$' analyze.json
 "$CHARNN" train --task classify --data ab.h5 --out traced --layers 1 --hidden 16 --batch 8 \
     --steps 20 --trace-every 10 --trace-probe-chars 200 --eval-every 0 --threads 1 \
     --no-progress > traced.log 2>&1
