@@ -1,8 +1,10 @@
 # png_colors.py PNG [MIN]: count the distinct colours of a screenshot (every 4th
 # pixel) and exit 0 when there are more than MIN (default 10): a blank page has one
-# or two. Shared by the page tests (cli_analyze_html.sh, cli_report.sh).
+# or two. Shared by the page tests (cli_analyze_html.sh, cli_report.sh); as a
+# module, png_colors(path, step) gives (width, height, count) and
+# png_color_set(path, step) the set of "#rrggbb" colours (cli_classify_eval.sh).
 import struct, sys, zlib
-def png_colors(path, step=4):
+def png_color_bytes(path, step=4):
     data = open(path, 'rb').read()
     assert data[:8] == b'\x89PNG\r\n\x1a\n', 'not a PNG'
     pos, idat = 8, []
@@ -42,7 +44,13 @@ def png_colors(path, step=4):
         for x in range(0, w, step):
             colors.add(bytes(line[x * bpp:x * bpp + 3]))
         prev = line
+    return w, h, colors
+def png_colors(path, step=4):
+    w, h, colors = png_color_bytes(path, step)
     return w, h, len(colors)
-w, h, n = png_colors(sys.argv[1])
-print('screenshot %dx%d, %d distinct colours' % (w, h, n))
-sys.exit(0 if n > (int(sys.argv[2]) if len(sys.argv) > 2 else 10) else 1)
+def png_color_set(path, step=1):
+    return {'#%02x%02x%02x' % tuple(c) for c in png_color_bytes(path, step)[2]}
+if __name__ == '__main__':
+    w, h, n = png_colors(sys.argv[1])
+    print('screenshot %dx%d, %d distinct colours' % (w, h, n))
+    sys.exit(0 if n > (int(sys.argv[2]) if len(sys.argv) > 2 else 10) else 1)

@@ -432,6 +432,44 @@ static void test_sched_cosine(void)
     assert_lr(&s, 1, 0, lo);
 }
 
+/* optim_step_range (--freeze-stack): a slab whose front trains 3 steps and whose back
+ * joins at the third is bit-identical to two optimizers of their own, the back's
+ * first update counted as its first (Adam's bias correction); every kind. */
+static void test_step_range(void)
+{
+    for (int k = 0; k < 4; k++) {
+        optim_config c;
+        optim_config_default(&c, (optim_kind)k);
+        c.weight_decay = k == OPTIM_ADAM ? 0.1f : 0.0f;
+        float p[6] = {0.5f, -0.25f, 0.125f, 1.0f, -2.0f, 0.75f}, front[2], back[4];
+        const float g[3][6] = {{0.1f, -0.2f, 0.3f, -0.4f, 0.5f, 0.6f},
+                               {-0.3f, 0.2f, 0.1f, 0.05f, -0.5f, 0.25f},
+                               {0.7f, 0.1f, -0.2f, 0.3f, 0.4f, -0.1f}};
+        const uint8_t mask[6] = {1, 0, 1, 1, 0, 1};
+        memcpy(front, p, sizeof front);
+        memcpy(back, p + 2, sizeof back);
+        optim all, of, ob;
+        optim_init(&all, &c, 6);
+        optim_init(&of, &c, 2);
+        optim_init(&ob, &c, 4);
+        for (int s = 0; s < 3; s++) {
+            all.t++;
+            optim_step_range(&all, p, g[s], 1e-2f, mask, 0, 2, all.t);
+            optim_step(&of, front, g[s], 1e-2f, mask);
+            if (s == 2) {
+                optim_step_range(&all, p, g[s], 1e-2f, mask, 2, 6, all.t - 2);
+                optim_step(&ob, back, g[s] + 2, 1e-2f, mask + 2);
+            }
+        }
+        CU_ASSERT_EQUAL(memcmp(p, front, sizeof front), 0);
+        CU_ASSERT_EQUAL(memcmp(p + 2, back, sizeof back), 0);
+        CU_ASSERT_EQUAL(all.t, 3);
+        optim_free(&all);
+        optim_free(&of);
+        optim_free(&ob);
+    }
+}
+
 int main(int argc, char **argv)
 {
     CU_pSuite o = testlib_suite("optim");
@@ -444,6 +482,7 @@ int main(int argc, char **argv)
     testlib_add(o, "rmsprop alpha 0.95", test_rmsprop);
     testlib_add(o, "adagrad accumulates", test_adagrad);
     testlib_add(o, "1 vs 2 threads bit-identical", test_thread_invariance);
+    testlib_add(o, "a range counts its own updates", test_step_range);
 
     CU_pSuite s = testlib_suite("schedule");
     testlib_add(s, "constant", test_sched_constant);

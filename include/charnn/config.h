@@ -48,6 +48,12 @@ typedef struct {
     double lr_on_plateau;     /* factor in (0, 1) applied on a plateau down to sched.min_lr,
                                  0 = off (then --patience stops the run) */
     int nranks;               /* ranks of the run that wrote a checkpoint */
+    /* fine-tuning: read at step 0 of a fresh run only; stored as a record */
+    char init_from[CONFIG_PATH_MAX]; /* --init-from: the model a fresh run's parameters start
+                                        from (cell, layers, hidden, embed and the vocabulary are
+                                        its), "" = uniform init */
+    int extend_vocab;         /* --extend-vocab: add the data's characters the model lacks */
+    int64_t freeze_stack;     /* --freeze-stack N: the first N updates train the head only */
     /* tasks of independent examples (classify; exorder.h) */
     int max_len;              /* --max-len: steps an example is cut to, 0 = none */
     int bucket_batches;       /* --bucket: global batches per length-sorted window, 0 = off */
@@ -84,7 +90,8 @@ enum {
     CONFIG_GIVEN_MAX_LEN = 1u << 10,
     CONFIG_GIVEN_BUCKET = 1u << 11,
     CONFIG_GIVEN_CLASS_WEIGHTS = 1u << 12,
-    CONFIG_GIVEN_BALANCED_SAMPLING = 1u << 13
+    CONFIG_GIVEN_BALANCED_SAMPLING = 1u << 13,
+    CONFIG_GIVEN_FREEZE = 1u << 14
 };
 
 enum { CONFIG_CLASS_WEIGHTS_NONE = 0, CONFIG_CLASS_WEIGHTS_BALANCED = 1 };

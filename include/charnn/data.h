@@ -37,6 +37,9 @@ struct data_source {
     char name[256]; /* file the tokens came from, for messages */
 };
 
+/* The whole of a regular file into *text_out (the caller frees it), its
+ * length into *len_out; 0, or -1 naming the file. */
+int data_read_file(const char *path, uint8_t **text_out, size_t *len_out);
 /* A whole text file encoded in memory. If v->size == 0 the vocabulary is built
  * from the file (mode as given); otherwise the file is encoded with v and a
  * symbol outside it is an error naming the file and offset. */

@@ -49,6 +49,8 @@ typedef struct {
     int seq;     /* chunk length, 0 = the model's */
     int threads;
     int json;    /* print one JSON object instead of text */
+    const char *html_path; /* classifier: also write the page here (NULL: none) */
+    int max_len; /* classifier: steps an example is cut to, 0 = the model's */
 } eval_options;
 
 /* Prints the result (rank 0). 0, or -1 with a message. Collective. */

@@ -147,7 +147,11 @@ typedef struct {
 } examples_file;
 
 /* Open path for reading. If v->size == 0 the file's vocabulary is loaded into
- * v (the caller frees it); otherwise the file must have exactly v's. */
+ * v (the caller frees it). Otherwise ids are read as v's (a model's): the
+ * file's own ids are mapped symbol by symbol, so a file prepared apart from
+ * the model's training data works; a symbol v lacks is an error naming it and
+ * the first example (index, split, character position) that holds it, and a
+ * byte file for a code-point model (or the reverse) is an error. */
 int examples_open(examples_file *ex, const char *path, vocab *v);
 void examples_close(examples_file *ex);
 

@@ -62,7 +62,8 @@ typedef struct {
     const char *synopsis; /* what follows the command name in the usage line */
     const flag_spec *flags;
     int n;
-    /* Arguments that are not flags (they must not start with '-'): up to
+    /* Arguments that are not flags (they must not start with '-', "-" alone
+     * excepted: stdin by convention): up to
      * max_positional of them, in order, into positional[], their count into
      * *n_positional. max_positional 0: none are accepted. */
     const char **positional;

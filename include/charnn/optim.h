@@ -49,6 +49,14 @@ void optim_free(optim *o);
 /* One update of params (n) from grads (n) at learning rate lr. decay_mask (n)
  * marks the elements weight decay applies to (NULL: all). */
 void optim_step(optim *o, float *params, const float *grads, float lr, const uint8_t *decay_mask);
+/* Part of a step, for slabs whose parts do not all train every step
+ * (--freeze-stack): update only the elements [begin, end) and their state, as
+ * their `updates`-th update (Adam's bias correction counts the updates each
+ * element received, as torch.optim's per-parameter step does). The rest and
+ * o->t are untouched: the caller advances o->t once per step. optim_step is
+ * ++o->t and then the range [0, n) at o->t. */
+void optim_step_range(optim *o, float *params, const float *grads, float lr,
+                      const uint8_t *decay_mask, size_t begin, size_t end, int64_t updates);
 
 typedef enum {
     SCHED_CONSTANT = 0, /* lr */

@@ -48,6 +48,13 @@ int vocab_id(const vocab *v, uint32_t symbol);
  * offset: invalid UTF-8, or a symbol outside the vocabulary (showing it). */
 int vocab_encode(const vocab *v, const uint8_t *text, size_t len, int32_t *out, size_t *n_out,
                  const char *name);
+/* 0 when every symbol of text is in v; else -1 and an error naming `name`,
+ * the line (1-based) and byte offset of the first symbol outside v, and that
+ * symbol (or the first invalid UTF-8 there, in code-point mode). */
+int vocab_check_text(const vocab *v, const uint8_t *text, size_t len, const char *name);
+/* -1 and the error "<where>: character 'x' (U+0078) is not in the model's
+ * vocabulary" (a byte in byte mode; control characters by number only). */
+int vocab_err_missing_at(const vocab *v, const char *where, uint32_t symbol);
 /* Append the bytes of symbol `id` to out (at most 4); returns the count. */
 int vocab_decode(const vocab *v, int32_t id, char out[4]);
 /* Same vocabulary (mode and symbols)? */

@@ -21,27 +21,33 @@ int cli_eval(int argc, char **argv)
     const flag_spec flags[] = {
         FLAG("model", F_PATH, model_path, 0, "model file or checkpoint written by train (required)",
              0, 0),
-        FLAG("data", F_PATH, data, 0, "text file or prepared corpus (required)", 0, 0),
+        FLAG("data", F_PATH, data, 0,
+             "text file or prepared corpus; for a classifier an examples file, for a translation "
+             "model a pairs file (required)", 0, 0),
         FLAG_CHOICE("split", &o.split, GIVEN_SPLIT,
                     "train | val | test | all (default all; a translation model: test)",
                     cli_split_choices),
-        FLAG("batch", F_INT, &o.batch, 0, "streams, 0 = the model's (default 0)", 0, 1000000),
+        FLAG("batch", F_INT, &o.batch, 0, "streams (classifier: examples) per batch, 0 = the "
+             "model's (default 0)", 0, 1000000),
         FLAG("seq", F_INT, &o.seq, 0, "chunk length, 0 = the model's (default 0)", 0, 100000),
         FLAG("threads", F_INT, &o.threads, 0, "OpenMP threads (default all cores)", 0, 4096),
-        FLAG("json", F_BOOL, &o.json, 0, "print one JSON object: loss, bpc, perplexity, tokens", 0,
-             0),
+        FLAG("json", F_BOOL, &o.json, 0,
+             "print one JSON object: loss, bpc, perplexity, tokens (classifier: loss, accuracy, "
+             "macro-F1, per-class numbers, confusion matrix; translation: loss, exact match, chrF)",
+             0, 0),
+        FLAG("html", F_PATH, html, 0,
+             "classifier: also write a page with the confusion-matrix heatmap here; translation: "
+             "a page of sample translations with attention heatmaps", 0, 0),
+        FLAG("max-len", F_INT, &o.max_len, 0,
+             "classifier: cut examples to this many characters, 0 = the model's; translation: "
+             "symbols per translation at most, 0 = 2 x source + 10 (default 0)", 0, 100000000),
         FLAG("beam", F_INT, &to.beam, 0, "translation: beams, 1 = greedy (default 1)", 1, 1000),
-        FLAG("max-len", F_INT, &to.max_len, 0,
-             "translation: symbols per translation at most (default 0: 2 x source + 10)", 0,
-             1000000),
         FLAG("length-penalty", F_FLOAT, &to.length_penalty, 0,
              "translation: beam length penalty alpha (default 0)", 0, 10),
-        FLAG("html", F_PATH, html, 0,
-             "translation: write a page of sample translations with attention heatmaps", 0, 0),
         FLAG("samples", F_INT, &to.samples, 0, "translation: pairs on the page (default 20)", 1,
              100000),
     };
-    flag_table t = {"eval", "--model PATH --data PATH [--split S] [--json]", flags,
+    flag_table t = {"eval", "--model PATH --data PATH [--split S] [--json] [--html OUT]", flags,
                     (int)(sizeof flags / sizeof flags[0]), NULL, 0, NULL};
     unsigned given = 0;
     int status;
@@ -51,6 +57,7 @@ int cli_eval(int argc, char **argv)
         return flags_usage_error(&t, "--model and --data are required");
     o.model_path = model_path;
     o.data_path = data;
+    o.html_path = html[0] ? html : NULL;
     runtime_set_threads(o.threads);
     if (translate_is_model(model_path) == 1) {
         /* one process does it all; other ranks of an MPI launch have nothing to add */
@@ -61,6 +68,7 @@ int cli_eval(int argc, char **argv)
         to.split = given & GIVEN_SPLIT ? o.split : SPLIT_TEST;
         to.json = o.json;
         to.html_path = html[0] ? html : NULL;
+        to.max_len = o.max_len;
         if (o.batch > 0)
             to.rows = o.batch;
         if (translate_eval_run(&to) != 0) {

@@ -218,6 +218,14 @@ int cli_train(int argc, char **argv)
         FLAG("time-margin", F_DOUBLE, &c.time_margin, 0,
              "seconds kept before the time limit on top of twice the longest step and twice the "
              "checkpoint write (default 10)", 0, 1e9),
+        FLAG("init-from", F_PATH, c.init_from, 0,
+             "start a fresh run (step 0, new optimizer state) from this model's parameters and "
+             "vocabulary; a resumed run continues from its checkpoint and does not read it", 0, 0),
+        FLAG("extend-vocab", F_BOOL, &c.extend_vocab, 0,
+             "with --init-from: add the data's characters the model lacks, with fresh rows", 0, 0),
+        FLAG("freeze-stack", F_I64, &c.freeze_stack, CONFIG_GIVEN_FREEZE,
+             "train only the head for the first N updates, then everything (default 0)",
+             RANGE_NONNEG),
         FLAG("resume", F_PATH, c.resume, 0,
              "checkpoint to resume from, or 'auto' (newest valid one in --out)", 0, 0),
         FLAG_CHOICE("allreduce", &c.allreduce_blocking, 0,
@@ -260,6 +268,8 @@ int cli_train(int argc, char **argv)
                                          "--lr: the rate where the cuts end and --patience "
                                          "stops the run");
     }
+    if (c.extend_vocab && !c.init_from[0])
+        return flags_usage_error(&t, "--extend-vocab needs --init-from");
     c.given = given & ~(unsigned)(GIVEN_STEPS | GIVEN_EPOCHS);
     c.model.cell = (cell_kind)cell_id;
     c.optim.kind = (optim_kind)optim_id;

@@ -73,7 +73,7 @@ void data_source_close(data_source *src)
 /* Reads until EOF rather than trusting the size, so a file still being
  * written works too; the size only sizes the first read. Only regular files:
  * a FIFO would block and a device like /dev/zero never ends. */
-static int data_read_file(const char *path, uint8_t **text_out, size_t *len_out)
+int data_read_file(const char *path, uint8_t **text_out, size_t *len_out)
 {
     if (fsio_check_regular(path, NULL) != 0)
         return -1;

@@ -827,6 +827,9 @@ typedef struct {
     size_t raw_cap;
     int32_t *scratch; /* ex_gather */
     size_t scratch_cap;
+    int32_t *map;     /* (V) file id -> the caller's vocabulary's id (-1: absent), or NULL
+                         when the file's vocabulary is the caller's */
+    uint32_t *file_symbols; /* (V) with map: the file's symbols, for messages */
 } ex_reader;
 
 static int ex_read_u64(examples_file *ex, hid_t file, const char *name, size_t *out)
@@ -961,8 +964,19 @@ static int ex_open_hdf5(examples_file *ex, vocab *v)
         goto error;
     }
     if (v->size != 0 && !vocab_equal(v, &fv)) {
-        cn_err("'%s' has a different vocabulary than the model", ex->path);
-        goto error;
+        if (v->mode != fv.mode) {
+            cn_err("'%s' has a %s vocabulary, the model a %s one", ex->path,
+                   fv.mode == VOCAB_BYTES ? "byte" : "code-point",
+                   v->mode == VOCAB_BYTES ? "byte" : "code-point");
+            goto error;
+        }
+        /* the model's ids for the file's: a file prepared on its own works too */
+        r->map = cn_xmalloc((size_t)fv.size * sizeof *r->map);
+        r->file_symbols = cn_xmalloc((size_t)fv.size * sizeof *r->file_symbols);
+        for (int i = 0; i < fv.size; i++) {
+            r->map[i] = vocab_id(v, fv.symbols[i]);
+            r->file_symbols[i] = fv.symbols[i];
+        }
     }
     st->vocab_size = fv.size;
     r->V = fv.size;
@@ -1040,6 +1054,8 @@ error:
     return -1;
 }
 
+static int ex_check_mapped(examples_file *ex, const vocab *v);
+
 int examples_open(examples_file *ex, const char *path, vocab *v)
 {
     memset(ex, 0, sizeof *ex);
@@ -1049,6 +1065,8 @@ int examples_open(examples_file *ex, const char *path, vocab *v)
     if (!h5io_is_hdf5(path))
         return cn_err("'%s' is not a charnn examples file", path);
     int rc = ex_open_hdf5(ex, v);
+    if (rc == 0)
+        rc = ex_check_mapped(ex, v);
     if (rc != 0)
         examples_close(ex);
     return rc;
@@ -1067,6 +1085,8 @@ void examples_close(examples_file *ex)
             H5Fclose(r->file);
         free(r->scratch);
         free(r->raw);
+        free(r->map);
+        free(r->file_symbols);
         free(r);
     }
     h5io_strings_free(ex->class_names, ex->class_names ? (size_t)ex->n_classes : 0);
@@ -1145,7 +1165,12 @@ static int ex_read_selection(examples_file *ex, size_t count, int32_t *out)
             out[k] = (int32_t)((const uint32_t *)r->raw)[k];
         break;
     }
-    return ex_check_ids(ex, out, count);
+    if (ex_check_ids(ex, out, count) != 0)
+        return -1;
+    if (r->map)
+        for (size_t k = 0; k < count; k++)
+            out[k] = r->map[out[k]];
+    return 0;
 }
 
 int examples_read_tokens(examples_file *ex, size_t i, int32_t *out)
@@ -1158,6 +1183,61 @@ int examples_read_tokens(examples_file *ex, size_t i, int32_t *out)
     if (H5Sselect_hyperslab(r->fspace, H5S_SELECT_SET, &start, NULL, &count, NULL) < 0)
         return cn_err("cannot read example %zu of '%s'", i, ex->path);
     return ex_read_selection(ex, (size_t)count, out);
+}
+
+/* With a mapped vocabulary: a symbol of the file the caller's vocabulary
+ * lacks is an error naming it and the first example (and split) holding it. */
+static int ex_check_mapped(examples_file *ex, const vocab *v)
+{
+    ex_reader *r = ex->impl;
+    if (!r->map)
+        return 0;
+    int missing = 0;
+    for (int32_t i = 0; i < r->V; i++)
+        missing += r->map[i] < 0;
+    if (!missing)
+        return 0;
+    int32_t *map = r->map;
+    r->map = NULL; /* read the file's own ids */
+    const size_t block = (size_t)1 << 20;
+    int32_t *ids = cn_xmalloc(block * sizeof *ids);
+    int rc = 0;
+    for (size_t at = 0; at < ex->n_tokens && rc == 0; at += block) {
+        hsize_t start = (hsize_t)at, n = (hsize_t)(ex->n_tokens - at < block ? ex->n_tokens - at
+                                                                             : block);
+        h5io_silence();
+        if (H5Sselect_hyperslab(r->fspace, H5S_SELECT_SET, &start, NULL, &n, NULL) < 0) {
+            rc = cn_err("cannot read examples of '%s'", ex->path);
+            break;
+        }
+        if ((rc = ex_read_selection(ex, (size_t)n, ids)) != 0)
+            break;
+        for (size_t k = 0; k < (size_t)n; k++) {
+            if (map[ids[k]] >= 0)
+                continue;
+            /* the example holding token at + k */
+            size_t lo = 0, hi = ex->n_examples;
+            while (hi - lo > 1) {
+                size_t mid = lo + (hi - lo) / 2;
+                if ((size_t)ex->offsets[mid] <= at + k)
+                    lo = mid;
+                else
+                    hi = mid;
+            }
+            const char *split = "train";
+            for (int sp = SPLIT_TRAIN; sp <= SPLIT_TEST; sp++)
+                if (lo >= ex->split_begin[sp] && lo < ex->split_end[sp])
+                    split = data_split_name(sp);
+            char where[sizeof ex->path + 96];
+            snprintf(where, sizeof where, "'%s' example %zu (%s split), character %zu", ex->path,
+                     lo, split, at + k - (size_t)ex->offsets[lo] + 1);
+            rc = vocab_err_missing_at(v, where, r->file_symbols[ids[k]]);
+            break;
+        }
+    }
+    free(ids);
+    r->map = map;
+    return rc != 0 ? -1 : cn_err("'%s' has symbols outside the model's vocabulary", ex->path);
 }
 
 typedef struct {

@@ -3,6 +3,7 @@
  * The symbol -> id table is a dense array over every possible symbol (4.4 MB in
  * code-point mode) so that encoding a corpus of hundreds of megabytes costs one
  * load per token and no hashing. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -183,22 +184,51 @@ int vocab_id(const vocab *v, uint32_t symbol)
 }
 
 /* Control characters are shown only by number so the message stays one line. */
-static int vocab_err_missing(const vocab *v, const char *name, size_t offset, uint32_t symbol)
+int vocab_err_missing_at(const vocab *v, const char *where, uint32_t symbol)
 {
     if (v->mode == VOCAB_BYTES) {
         if (symbol >= 0x20u && symbol < 0x7Fu)
-            return cn_err("'%s' at byte %zu: byte '%c' (0x%02X) is not in the model's vocabulary",
-                          name, offset, (char)symbol, (unsigned)symbol);
-        return cn_err("'%s' at byte %zu: byte 0x%02X is not in the model's vocabulary", name,
-                      offset, (unsigned)symbol);
+            return cn_err("%s: byte '%c' (0x%02X) is not in the model's vocabulary", where,
+                          (char)symbol, (unsigned)symbol);
+        return cn_err("%s: byte 0x%02X is not in the model's vocabulary", where, (unsigned)symbol);
     }
     if (symbol < 0x20u || (symbol >= 0x7Fu && symbol < 0xA0u))
-        return cn_err("'%s' at byte %zu: character U+%04X is not in the model's vocabulary",
-                      name, offset, (unsigned)symbol);
+        return cn_err("%s: character U+%04X is not in the model's vocabulary", where,
+                      (unsigned)symbol);
     char utf8[4];
     int n = utf8_encode(symbol, utf8);
-    return cn_err("'%s' at byte %zu: character '%.*s' (U+%04X) is not in the model's vocabulary",
-                  name, offset, n, utf8, (unsigned)symbol);
+    return cn_err("%s: character '%.*s' (U+%04X) is not in the model's vocabulary", where, n, utf8,
+                  (unsigned)symbol);
+}
+
+static int vocab_err_missing(const vocab *v, const char *name, size_t offset, uint32_t symbol)
+{
+    char where[1152]; /* a path and a position */
+    snprintf(where, sizeof where, "'%s' at byte %zu", name, offset);
+    return vocab_err_missing_at(v, where, symbol);
+}
+
+int vocab_check_text(const vocab *v, const uint8_t *text, size_t len, const char *name)
+{
+    size_t line = 1;
+    for (size_t i = 0; i < len;) {
+        uint32_t cp = text[i];
+        int used = 1;
+        if (v->mode == VOCAB_CODEPOINTS && cp >= 0x80u) {
+            used = utf8_decode_inline(text + i, len - i, &cp);
+            if (used == 0)
+                return cn_err("invalid UTF-8 in '%s' at line %zu (byte %zu)", name, line, i);
+        }
+        if (v->index[cp] < 0) {
+            char where[1152]; /* a path and a position */
+            snprintf(where, sizeof where, "'%s' line %zu (byte %zu)", name, line, i);
+            return vocab_err_missing_at(v, where, cp);
+        }
+        if (cp == '\n')
+            line++;
+        i += (size_t)used;
+    }
+    return 0;
 }
 
 int vocab_encode(const vocab *v, const uint8_t *text, size_t len, int32_t *out, size_t *n_out,

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "charnn/ckpt.h"
+#include "charnn/classeval.h"
 #include "charnn/corpus.h"
 #include "charnn/dist.h"
 #include "charnn/memplan.h"
@@ -145,14 +146,20 @@ int eval_run(const eval_options *o)
     ckpt_data d;
     if (ckpt_read(o->model_path, &d) != 0)
         return -1;
+    if (strcmp(d.task.task, "classify") == 0) {
+        int crc = classeval_run(o, &d);
+        ckpt_data_free(&d);
+        return crc;
+    }
+    if (o->html_path) {
+        cn_err("--html is for classifiers; '%s' is a %s model", o->model_path, d.task.task);
+        ckpt_data_free(&d);
+        return -1;
+    }
     if (strcmp(d.task.task, CKPT_TASK_LM) != 0) {
         int trc = eval_run_task(o, &d);
         ckpt_data_free(&d);
         return trc;
-    }
-    if (ckpt_require_task(&d, o->model_path, CKPT_TASK_LM, "eval") != 0) {
-        ckpt_data_free(&d);
-        return -1;
     }
     const int nranks = dist_size(), rank = dist_rank();
     int rc = -1;

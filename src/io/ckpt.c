@@ -108,6 +108,9 @@ static const config_field config_fields[] = {
     FIELD("test_frac", FIELD_DOUBLE, test_frac, 0),
     FIELD("data", FIELD_PATH, data, 0),
     FIELD("out", FIELD_PATH, out, 0),
+    FIELD("init_from", FIELD_PATH, init_from, 0),
+    FIELD("extend_vocab", FIELD_INT, extend_vocab, 0),
+    FIELD("freeze_stack", FIELD_I64, freeze_stack, 0),
 };
 enum { N_CONFIG_FIELDS = sizeof config_fields / sizeof config_fields[0] };
 

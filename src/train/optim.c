@@ -96,11 +96,11 @@ void optim_free(optim *o)
 }
 
 /* sgd: buf = momentum * buf + g; p -= lr * buf */
-static void step_sgd(optim *o, float *restrict p, const float *restrict g, float lr)
+static void step_sgd(optim *o, float *restrict p, const float *restrict g, float lr, size_t begin,
+                     size_t n)
 {
-    float *restrict buf = o->m;
+    float *restrict buf = o->m + begin;
     const float mom = o->cfg.momentum;
-    const size_t n = o->n;
 #pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < n; i++) {
         float b = mom * buf[i] + g[i];
@@ -112,12 +112,11 @@ static void step_sgd(optim *o, float *restrict p, const float *restrict g, float
 /* adam / adamw, in torch.optim.AdamW's order: decay the weight, update the
  * moments, then p -= (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps). */
 static void step_adam(optim *o, float *restrict p, const float *restrict g, float lr,
-                      const uint8_t *restrict decay_mask)
+                      const uint8_t *restrict decay_mask, size_t begin, size_t n, int64_t updates)
 {
-    float *restrict m = o->m;
-    float *restrict v = o->v;
-    const size_t n = o->n;
-    const double t = (double)o->t;
+    float *restrict m = o->m + begin;
+    float *restrict v = o->v + begin;
+    const double t = (double)updates;
     const float b1 = o->cfg.beta1, b2 = o->cfg.beta2, eps = o->cfg.eps;
     const float one_minus_b1 = (float)(1.0 - (double)b1);
     const float one_minus_b2 = (float)(1.0 - (double)b2);
@@ -142,10 +141,10 @@ static void step_adam(optim *o, float *restrict p, const float *restrict g, floa
 }
 
 /* rmsprop: v = alpha v + (1-alpha) g^2; p -= lr * g / (sqrt(v) + eps) */
-static void step_rmsprop(optim *o, float *restrict p, const float *restrict g, float lr)
+static void step_rmsprop(optim *o, float *restrict p, const float *restrict g, float lr,
+                         size_t begin, size_t n)
 {
-    float *restrict v = o->v;
-    const size_t n = o->n;
+    float *restrict v = o->v + begin;
     const float alpha = o->cfg.alpha, eps = o->cfg.eps;
     const float one_minus_alpha = (float)(1.0 - (double)alpha);
 #pragma omp parallel for simd schedule(static)
@@ -158,10 +157,10 @@ static void step_rmsprop(optim *o, float *restrict p, const float *restrict g, f
 }
 
 /* adagrad: v += g^2; p -= lr * g / sqrt(v + eps) */
-static void step_adagrad(optim *o, float *restrict p, const float *restrict g, float lr)
+static void step_adagrad(optim *o, float *restrict p, const float *restrict g, float lr,
+                         size_t begin, size_t n)
 {
-    float *restrict v = o->v;
-    const size_t n = o->n;
+    float *restrict v = o->v + begin;
     const float eps = o->cfg.eps;
 #pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < n; i++) {
@@ -172,24 +171,35 @@ static void step_adagrad(optim *o, float *restrict p, const float *restrict g, f
     }
 }
 
-void optim_step(optim *o, float *params, const float *grads, float lr, const uint8_t *decay_mask)
+void optim_step_range(optim *o, float *params, const float *grads, float lr,
+                      const uint8_t *decay_mask, size_t begin, size_t end, int64_t updates)
 {
-    CHARNN_ASSERT(o->n == 0 || (params && grads));
-    o->t++;
+    CHARNN_ASSERT(begin <= end && end <= o->n && updates >= 1);
+    CHARNN_ASSERT(begin == end || (params && grads));
+    float *p = params + begin;
+    const float *g = grads + begin;
+    const size_t n = end - begin;
     switch (o->cfg.kind) {
     case OPTIM_SGD:
-        step_sgd(o, params, grads, lr);
+        step_sgd(o, p, g, lr, begin, n);
         break;
     case OPTIM_ADAM:
-        step_adam(o, params, grads, lr, decay_mask);
+        step_adam(o, p, g, lr, decay_mask ? decay_mask + begin : NULL, begin, n, updates);
         break;
     case OPTIM_RMSPROP:
-        step_rmsprop(o, params, grads, lr);
+        step_rmsprop(o, p, g, lr, begin, n);
         break;
     case OPTIM_ADAGRAD:
-        step_adagrad(o, params, grads, lr);
+        step_adagrad(o, p, g, lr, begin, n);
         break;
     default:
         CHARNN_ASSERT(!"unknown optimizer kind");
     }
+}
+
+void optim_step(optim *o, float *params, const float *grads, float lr, const uint8_t *decay_mask)
+{
+    CHARNN_ASSERT(o->n == 0 || (params && grads));
+    o->t++;
+    optim_step_range(o, params, grads, lr, decay_mask, 0, o->n, o->t);
 }

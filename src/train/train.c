@@ -43,6 +43,30 @@ static void backward(trainer *t, const batch *b, double norm)
                    overlap ? on_bucket_done : NULL, t);
 }
 
+/* --freeze-stack N: the first N updates train the head alone (bucket 0, the
+ * front of the slab); the stack and the input keep their values and their
+ * optimizer state, and count their own updates from the first they get. */
+static size_t trained_params(const trainer *t)
+{
+    return t->opt.t < t->cfg.freeze_stack ? t->m.bucket_size[0] : t->m.n_params;
+}
+
+static void update(trainer *t, float lr)
+{
+    const int64_t frozen = t->cfg.freeze_stack;
+    if (frozen == 0) {
+        optim_step(&t->opt, t->m.params, t->m.grads, lr, t->decay_mask);
+        return;
+    }
+    optim *o = &t->opt;
+    const size_t head = t->m.bucket_size[0];
+    o->t++;
+    optim_step_range(o, t->m.params, t->m.grads, lr, t->decay_mask, 0, head, o->t);
+    if (o->t > frozen)
+        optim_step_range(o, t->m.params, t->m.grads, lr, t->decay_mask, head, t->m.n_params,
+                         o->t - frozen);
+}
+
 static void allreduce_gradients(trainer *t)
 {
     if (t->cfg.allreduce_blocking)
@@ -70,7 +94,8 @@ int train_run(const run_config *cfg)
         train_clock_lap(&t, TRAIN_CLOCK_COMM);
         dist_allreduce_sum_f64(&loss, 1);
         loss /= norm;
-        const double gnorm = sqrt(kern_sumsq(t.m.grads, t.m.n_params));
+        const size_t n_trained = trained_params(&t);
+        const double gnorm = sqrt(kern_sumsq(t.m.grads, n_trained));
         /* lr_factor is 1 (an exact product) until --lr-on-plateau cuts it */
         const float lr =
             (float)((double)sched_lr(&t.cfg.sched, t.prog.step, t.prog.epoch) * t.prog.lr_factor);
@@ -78,8 +103,8 @@ int train_run(const run_config *cfg)
         if (ok) {
             t.bad_streak = 0;
             if (t.cfg.clip > 0.0f && gnorm > t.cfg.clip)
-                kern_scale(t.m.grads, t.m.n_params, (float)(t.cfg.clip / gnorm));
-            optim_step(&t.opt, t.m.params, t.m.grads, lr, t.decay_mask);
+                kern_scale(t.m.grads, n_trained, (float)(t.cfg.clip / gnorm));
+            update(&t, lr);
         } else {
             t.bad_streak++;
             t.prog.skipped++;

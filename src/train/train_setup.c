@@ -49,6 +49,10 @@ static int check_resume_compatible(const trainer *t, const ckpt_data *d, const c
         return cn_err("checkpoint '%s' has a %s vocabulary, this run asks for %s", path,
                       d->voc.mode == VOCAB_BYTES ? "byte" : "code-point",
                       c->vocab_mode == VOCAB_BYTES ? "--bytes" : "code points");
+    if ((c->given & CONFIG_GIVEN_FREEZE) && c->freeze_stack != d->cfg.freeze_stack)
+        return cn_err("checkpoint '%s' was trained with --freeze-stack %lld, this run asks for "
+                      "--freeze-stack %lld",
+                      path, (long long)d->cfg.freeze_stack, (long long)c->freeze_stack);
     if ((c->given & CONFIG_GIVEN_POOL) && c->model.head.pool != a->head.pool)
         return cn_err("checkpoint '%s' pools with %s, this run asks for --pool %s", path,
                       head_pool_name(a->head.pool), head_pool_name(c->model.head.pool));
@@ -85,6 +89,13 @@ static int resume_read(trainer *t, const char *path, ckpt_data *d)
     t->cfg.seq = d->cfg.seq;
     t->cfg.vocab_mode = d->voc.mode;
     t->cfg.optim.kind = d->cfg.optim.kind;
+    /* --init-from was read at the run's step 0; its parameters are in the checkpoint now */
+    if (t->cfg.init_from[0] && strcmp(t->cfg.init_from, d->cfg.init_from) != 0)
+        train_say(t, "resuming from '%s': --init-from '%s' is read only by a fresh run\n", path,
+                  t->cfg.init_from);
+    memcpy(t->cfg.init_from, d->cfg.init_from, sizeof t->cfg.init_from);
+    t->cfg.extend_vocab = d->cfg.extend_vocab;
+    t->cfg.freeze_stack = d->cfg.freeze_stack;
     /* the example order's settings: the checkpoint's unless given */
     const run_config *was = &d->cfg;
     if (!(t->cfg.given & CONFIG_GIVEN_MAX_LEN))
@@ -113,12 +124,16 @@ static int setup(trainer *t, const run_config *cfg)
     t->prog.lr_factor = 1.0;
 
     char path[CONFIG_PATH_MAX + 64];
-    ckpt_data d;
+    ckpt_data d, init;
     memset(&d, 0, sizeof d);
+    memset(&init, 0, sizeof init);
     int rc = -1;
     if (resume_path(t, path, sizeof path) != 0)
         return -1;
+    const int from_init = !path[0] && t->cfg.init_from[0];
     if (path[0] && resume_read(t, path, &d) != 0)
+        goto done;
+    if (from_init && train_init_read(t, &init) != 0)
         goto done;
     t->task.ops = task_find(t->cfg.task);
     if (!t->task.ops) {
@@ -144,6 +159,8 @@ static int setup(trainer *t, const run_config *cfg)
         t->prog = d.prog;
     } else {
         model_init_uniform(&t->m, t->cfg.init_scale, t->cfg.seed, t->cfg.forget_bias);
+        if (from_init)
+            train_init_copy(t, &init);
     }
     t->decay_mask = cn_xmalloc(t->m.n_params);
     model_fill_decay_mask(&t->m, t->decay_mask);
@@ -168,6 +185,8 @@ static int setup(trainer *t, const run_config *cfg)
 done:
     if (path[0])
         ckpt_data_free(&d);
+    if (from_init)
+        ckpt_data_free(&init);
     return rc;
 }
 
@@ -188,6 +207,9 @@ static void print_header(const trainer *t)
     if (c->stop_by > 0.0)
         train_say(t, "time limit in %.0f s: a checkpoint and exit %d before it\n",
                   fmax(0.0, c->stop_by - cn_now()), TRAIN_EXIT_STOPPED);
+    if (c->freeze_stack > 0)
+        train_say(t, "--freeze-stack %lld: the head trains alone for %lld updates, then all\n",
+                  (long long)c->freeze_stack, (long long)c->freeze_stack);
 }
 
 int train_start(trainer *t, const run_config *cfg)

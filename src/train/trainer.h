@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "charnn/ckpt.h"
 #include "charnn/common.h"
 #include "charnn/config.h"
 #include "charnn/model.h"
@@ -62,6 +63,12 @@ typedef struct {
  * return the exit status; free. */
 int train_start(trainer *t, const run_config *cfg);
 void train_free(trainer *t);
+
+/* train_init.c (--init-from): before the task opens the data, read the source
+ * model into src, take its shape and vocabulary into t->cfg and t->voc (0 or
+ * -1); after model_build and the uniform init, copy its tensors by name. */
+int train_init_read(trainer *t, ckpt_data *src);
+void train_init_copy(trainer *t, const ckpt_data *src);
 
 /* train_log.c: logging, timing, validation, rebalancing, traces */
 void train_say(const trainer *t, const char *fmt, ...) CN_PRINTF(2, 3);
