@@ -29,6 +29,7 @@ typedef struct {
     batch_plan plan;     /* training streams of this rank */
     batch_plan val_plan; /* validation streams of this rank */
     balance_mode balance;
+    balance_auto bal;    /* --balance auto's estimates */
     int *split;          /* (R) training streams per rank; this rank's is plan.n_streams */
     int stream_cap;      /* the most training streams this rank may hold */
     model_state st;      /* (L, plan.n_streams, H) carried from chunk to chunk */
@@ -111,9 +112,12 @@ static int lm_open(task *t, run_config *cfg, vocab *voc, int rank, int nranks)
     } else {
         for (int r = 0; r < R; r++)
             k->split[r] = B;
-        /* auto moves up to a quarter of B more streams onto a rank */
-        if (k->balance == BALANCE_AUTO)
-            k->stream_cap = B + (B + 3) / 4;
+        /* auto moves up to half of B more streams onto a rank: enough to
+         * make up for a rank at half speed beside equal ones */
+        if (k->balance == BALANCE_AUTO) {
+            k->stream_cap = B + (B + 1) / 2;
+            balance_auto_init(&k->bal, R, cfg->balance_min_seconds);
+        }
     }
     free(weights);
     if (plan_streams(t) != 0)
@@ -147,6 +151,7 @@ static void lm_close(task *t)
     free(k->win);
     free(k->scratch);
     free(k->split);
+    balance_auto_free(&k->bal);
     if (k->st.h)
         model_state_free(&k->st);
     if (t->has_val)
@@ -345,30 +350,23 @@ static void lm_resume_agree(task *t, train_progress *prog)
     k->resume.active = 0;
 }
 
-/* --balance auto: compare the ranks' streams per second of compute (waiting
- * for others excluded) and move streams, with their carried states, when the
- * step is predicted to get shorter. */
-static int lm_rebalance(task *t, double compute_seconds, int steps, int *rows, double *speed)
+/* --balance auto: at the end of each window compare the ranks' smoothed
+ * streams per second of compute (waiting for others excluded) and move
+ * streams, with their carried states, when the step is predicted to get
+ * shorter by more than the estimates' noise explains (balance.h). */
+static int lm_rebalance(task *t, double step_seconds, int *rows, double *speed)
 {
     lm_task *k = lm(t);
     const int R = t->nranks;
-    if (k->balance != BALANCE_AUTO)
+    if (k->balance != BALANCE_AUTO || !balance_auto_step(&k->bal, step_seconds))
         return -1;
-    /* speeds of every rank, then their measured seconds */
-    double *all = cn_xcalloc(2 * (size_t)R, sizeof *all);
-    if (compute_seconds > 0.0)
-        all[t->rank] = (double)k->plan.n_streams * steps / compute_seconds;
-    all[R + t->rank] = compute_seconds;
-    dist_allreduce_sum_f64(all, 2 * (size_t)R);
-    for (int r = 0; r < R; r++)
-        if (all[R + r] < k->cfg.balance_min_seconds) { /* too short to judge: measure on */
-            free(all);
-            return -1;
-        }
-    memcpy(speed, all, (size_t)R * sizeof *speed);
-    free(all);
-    int moved = balance_choose(R, k->plan.streams_global, speed, k->split, 1, k->stream_cap,
-                               BALANCE_MIN_GAIN, rows);
+    double *sums = cn_xmalloc(2 * (size_t)R * sizeof *sums);
+    balance_auto_window(&k->bal, t->rank, sums);
+    dist_allreduce_sum_f64(sums, 2 * (size_t)R);
+    int moved = balance_auto_decide(&k->bal, k->plan.streams_global, k->split, 1, k->stream_cap,
+                                    sums, rows);
+    free(sums);
+    memcpy(speed, k->bal.speed, (size_t)R * sizeof *speed);
     if (moved) {
         balance_move_states(&k->st, R, t->rank, k->split, rows);
         memcpy(k->split, rows, (size_t)R * sizeof *rows);

@@ -50,7 +50,7 @@ void config_default(run_config *c)
     c->lr_on_plateau = 0.0;
     c->nranks = 1;
     c->progress_bar = -1;
-    c->balance_min_seconds = BALANCE_MIN_SECONDS;
+    c->balance_min_seconds = BALANCE_WINDOW_SECONDS;
     c->stop_by = 0.0;
     c->time_margin = TRAIN_TIME_MARGIN;
 }
