@@ -10,6 +10,11 @@
 # Prints each run's chars/s, the medians and their ratio, and the splits
 # --balance auto chose (from metrics.jsonl).
 #
+# With SLOWDOWN=r:f, rank r is slowed instead by charnn's test hook
+# CHARNN_TEST_SLOWDOWN (before each batch it sleeps f - 1 times what its rows
+# took to compute on the last step), which holds whatever else runs on the
+# machine; the spinner then stays off.
+#
 # Usage: bash bench/stragglers.sh [RANKS] [REPEATS] [STEPS]   (defaults 4, 3, 80)
 #   MODEL="--cell lstm --layers 2 --hidden 512 --batch 32 --seq 100" (the default) sets the
 #   model and B per rank.
@@ -32,7 +37,15 @@ data=${DATA:-$root/../shared/data/tinyshakespeare.txt}
 unset OPENBLAS_CORETYPE
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
 
-taskset -c 1 python3 -c 'while True: pass' &
+slowdown=${SLOWDOWN:-}
+pass=()
+if [ -n "$slowdown" ]; then
+  export CHARNN_TEST_SLOWDOWN=$slowdown
+  pass=(-x CHARNN_TEST_SLOWDOWN)
+  sleep 1000000 &   # nothing spins
+else
+  taskset -c 1 python3 -c 'while True: pass' &
+fi
 spinner=$!
 work=$(mktemp -d)
 trap 'kill $spinner 2>/dev/null; rm -rf "$work"' EXIT
@@ -41,7 +54,7 @@ run() { # $1 = off|auto; prints chars/s over the timed steps, then the splits
   local out=$work/run-$1
   rm -rf "$out"
   # shellcheck disable=SC2086
-  mpiexec --oversubscribe --bind-to none -np "$ranks" bash -c \
+  mpiexec --oversubscribe --bind-to none "${pass[@]}" -np "$ranks" bash -c \
     'exec taskset -c $((OMPI_COMM_WORLD_RANK % 2)) "$0" "$@"' "$charnn" train --data "$data" \
     --out "$out" $model --steps "$steps" --log-every 5 --eval-every 0 --checkpoint-every 0 \
     --threads 1 --no-progress --optim adam --lr 2e-3 --clip 5 --balance "$1" >"$out.log" 2>&1 ||
@@ -55,7 +68,7 @@ print(f"{sum(cps) / len(cps):.0f}", " ".join(splits) or "-")
 PY
 }
 
-echo "stragglers: $ranks ranks on 2 cores (rank r on core r % 2), a spinner on core 1; $model; $steps steps ($warm untimed), $repeats runs each"
+echo "stragglers: $ranks ranks on 2 cores (rank r on core r % 2), ${slowdown:+CHARNN_TEST_SLOWDOWN=$slowdown}${slowdown:-a spinner on core 1}; $model; $steps steps ($warm untimed), $repeats runs each"
 declare -a off auto
 for i in $(seq "$repeats"); do
   read -r c s <<<"$(run off)";  off+=("$c");  echo "  off:  $c chars/s"

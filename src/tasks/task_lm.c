@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "charnn/balance.h"
@@ -41,6 +42,12 @@ typedef struct {
         char path[CONFIG_PATH_MAX + 64];
     } resume;
     trace_probe *probe; /* --trace-every, rank 0 */
+    /* CHARNN_TEST_SLOWDOWN=r:f (bench/stragglers.sh): rank r sleeps before
+     * each training batch f - 1 times what its rows took to compute on the
+     * last step, as on a core 1/f as fast, whatever the machine's own load */
+    struct {
+        double factor, per_row, slept;
+    } slow;
 } lm_task;
 
 static lm_task *lm(const task *t)
@@ -120,6 +127,18 @@ static int lm_open(task *t, run_config *cfg, vocab *voc, int rank, int nranks)
         }
     }
     free(weights);
+    const char *slow = getenv("CHARNN_TEST_SLOWDOWN");
+    if (slow && *slow) {
+        int slow_rank, used = 0;
+        double slow_factor;
+        if (sscanf(slow, "%d:%lf%n", &slow_rank, &slow_factor, &used) != 2 || slow[used] ||
+            !(slow_factor >= 1.0 && slow_factor <= 100.0))
+            return cn_err("CHARNN_TEST_SLOWDOWN '%s': expected RANK:FACTOR with FACTOR in "
+                          "[1, 100]",
+                          slow);
+        if (slow_rank == rank)
+            k->slow.factor = slow_factor;
+    }
     if (plan_streams(t) != 0)
         return cn_err_context("'%s'", cfg->data);
     size_t nval = k->splits.end[SPLIT_VAL] - k->splits.begin[SPLIT_VAL];
@@ -177,6 +196,11 @@ static int lm_next_batch(task *t, train_progress *prog, batch *out)
     if (batch_read_window(&k->plan, &k->src, prog->chunk, k->win, k->scratch) != 0)
         return -1;
     prog->chunk++;
+    if (k->slow.factor > 1.0 && k->slow.per_row > 0.0) {
+        k->slow.slept = (k->slow.factor - 1.0) * k->slow.per_row * k->plan.n_streams;
+        const double whole = floor(k->slow.slept);
+        nanosleep(&(struct timespec){(time_t)whole, (long)((k->slow.slept - whole) * 1e9)}, NULL);
+    }
     /* time-major windows of T + 1 tokens: the targets are the inputs one row on */
     *out = (batch){
         .T = k->cfg.seq,
@@ -358,6 +382,10 @@ static int lm_rebalance(task *t, double step_seconds, int *rows, double *speed)
 {
     lm_task *k = lm(t);
     const int R = t->nranks;
+    if (k->slow.factor > 1.0) {
+        k->slow.per_row = (step_seconds - k->slow.slept) / k->plan.n_streams;
+        k->slow.slept = 0.0;
+    }
     if (k->balance != BALANCE_AUTO || !balance_auto_step(&k->bal, step_seconds))
         return -1;
     double *sums = cn_xmalloc(2 * (size_t)R * sizeof *sums);
