@@ -68,7 +68,9 @@ print(f"{sum(cps) / len(cps):.0f}", " ".join(splits) or "-")
 PY
 }
 
-echo "stragglers: $ranks ranks on 2 cores (rank r on core r % 2), ${slowdown:+CHARNN_TEST_SLOWDOWN=$slowdown}${slowdown:-a spinner on core 1}; $model; $steps steps ($warm untimed), $repeats runs each"
+how="a spinner on core 1"
+[ -z "$slowdown" ] || how="CHARNN_TEST_SLOWDOWN=$slowdown"
+echo "stragglers: $ranks ranks on 2 cores (rank r on core r % 2), $how; $model; $steps steps ($warm untimed), $repeats runs each"
 declare -a off auto
 for i in $(seq "$repeats"); do
   read -r c s <<<"$(run off)";  off+=("$c");  echo "  off:  $c chars/s"
