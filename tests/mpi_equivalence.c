@@ -66,7 +66,7 @@ static void run_split(cell_kind cell, int batch, const char *out, const char *ba
     c.batch = batch;
     c.steps = steps;
     snprintf(c.balance, sizeof c.balance, "%s", balance);
-    c.balance_min_seconds = 0.0; /* decide every BALANCE_EVERY steps: short runs move too */
+    c.balance_min_seconds = 0.0; /* windows of BALANCE_EVERY_MIN steps: short runs move too */
     snprintf(c.resume, sizeof c.resume, "%s", resume);
     c.log_every = 1;
     c.eval_every = 10;

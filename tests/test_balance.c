@@ -1,7 +1,12 @@
 /* balance: parsing --balance, the split of S streams by weights (against an
- * exhaustive search), and when auto mode decides to move streams. Moving the
- * carried states between ranks is tested under MPI in mpi_balance.c. */
+ * exhaustive search), when auto mode decides to move streams, and auto mode
+ * on synthetic step times (R ranks, each with its own balance_auto, their
+ * window sums added as the all-reduce would): a slow rank is made up for at
+ * the first decision, seeded jitter on equal ranks moves nothing, a speed
+ * change is followed, every rank decides alike. Moving the carried states
+ * between ranks is tested under MPI in mpi_equivalence.c. */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -155,6 +160,218 @@ static void test_first(void)
     CU_ASSERT_EQUAL(balance_first(c, 4), 10);
 }
 
+#define SIM_MAX_R 8
+
+/* R ranks of B streams each (cap B + B/2, as task_lm gives auto mode); rank
+ * r does speed0[r] rows per second before step `change` and speed1[r] from
+ * it on, each step's time scaled by 1 + jitter * u, u uniform in [-1, 1). */
+typedef struct {
+    int R, B, steps, change;
+    double jitter, window_seconds;
+    const double *speed0, *speed1;
+    uint64_t seed;
+    /* results */
+    int decisions, moves;
+    int first_move, last_move; /* decision numbers (1-based), 0 when none */
+    int first_move_after_change; /* decisions after the change's one, -1 when none */
+    int64_t first_decision_step;
+    int split[SIM_MAX_R];
+} sim;
+
+static double sim_uniform(uint64_t *s)
+{
+    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+    return (double)(*s >> 11) / (double)(1ull << 53);
+}
+
+static void sim_run(sim *m)
+{
+    const int R = m->R, S = R * m->B, cap = m->B + (m->B + 1) / 2;
+    balance_auto a[SIM_MAX_R];
+    int out[SIM_MAX_R][SIM_MAX_R];
+    double sums[2 * SIM_MAX_R], mine[2 * SIM_MAX_R];
+    uint64_t rng = m->seed;
+    int change_decision = -1;
+    for (int r = 0; r < R; r++) {
+        balance_auto_init(&a[r], R, m->window_seconds);
+        m->split[r] = m->B;
+    }
+    m->decisions = m->moves = m->first_move = m->last_move = 0;
+    m->first_move_after_change = -1;
+    m->first_decision_step = 0;
+    for (int step = 1; step <= m->steps; step++) {
+        int due = 0;
+        for (int r = 0; r < R; r++) {
+            const double v = step < m->change ? m->speed0[r] : m->speed1[r];
+            const double t = m->split[r] / v * (1.0 + m->jitter * (2.0 * sim_uniform(&rng) - 1.0));
+            int d = balance_auto_step(&a[r], t);
+            if (r > 0)
+                CU_ASSERT_EQUAL(d, due); /* every rank ends its windows at the same step */
+            due = d;
+        }
+        if (!due)
+            continue;
+        memset(sums, 0, sizeof sums);
+        for (int r = 0; r < R; r++) {
+            balance_auto_window(&a[r], r, mine);
+            for (int i = 0; i < 2 * R; i++)
+                sums[i] += mine[i];
+        }
+        int moved = 0;
+        for (int r = 0; r < R; r++) {
+            int mv = balance_auto_decide(&a[r], S, m->split, 1, cap, sums, out[r]);
+            if (r == 0)
+                moved = mv;
+            /* identical inputs, identical decisions on every rank */
+            CU_ASSERT_EQUAL(mv, moved);
+            CU_ASSERT(memcmp(out[r], out[0], (size_t)R * sizeof out[0][0]) == 0);
+        }
+        m->decisions++;
+        if (m->decisions == 1)
+            m->first_decision_step = step;
+        if (change_decision < 0 && step >= m->change)
+            change_decision = m->decisions;
+        int total = 0;
+        for (int r = 0; r < R; r++) {
+            CU_ASSERT(out[0][r] >= 1 && out[0][r] <= cap);
+            total += out[0][r];
+        }
+        CU_ASSERT_EQUAL(total, S);
+        CU_ASSERT_EQUAL(moved, memcmp(out[0], m->split, (size_t)R * sizeof out[0][0]) != 0);
+        if (moved) {
+            m->moves++;
+            if (!m->first_move)
+                m->first_move = m->decisions;
+            m->last_move = m->decisions;
+            if (change_decision > 0 && m->first_move_after_change < 0)
+                m->first_move_after_change = m->decisions - change_decision;
+            memcpy(m->split, out[0], (size_t)R * sizeof out[0][0]);
+        }
+    }
+    for (int r = 0; r < R; r++)
+        balance_auto_free(&a[r]);
+}
+
+/* The split's true step time over the best one's under the cap. */
+static double sim_excess(const sim *m, const double *speed)
+{
+    int best[SIM_MAX_R];
+    balance_split(m->R, m->R * m->B, speed, 1, m->B + (m->B + 1) / 2, best);
+    return balance_step_time(m->R, m->split, speed) / balance_step_time(m->R, best, speed);
+}
+
+static void test_auto_cadence(void)
+{
+    const double v[2] = {1000.0, 1000.0};
+    /* windows of BALANCE_EVERY_MIN steps when a second is not asked for */
+    sim m = {.R = 2, .B = 16, .steps = 3 + 5 * 4, .change = 1 << 30, .speed0 = v, .speed1 = v,
+             .seed = 1};
+    sim_run(&m);
+    CU_ASSERT_EQUAL(m.first_decision_step, BALANCE_WARMUP + BALANCE_FIRST);
+    CU_ASSERT_EQUAL(m.decisions, 5);
+    /* a step of 16 ms: 63 steps make a second, then BALANCE_EVERY_MAX caps it */
+    m.window_seconds = 1.0;
+    m.steps = 3 + 49;
+    sim_run(&m);
+    CU_ASSERT_EQUAL(m.decisions, 1);
+    m.steps = 3 + 50;
+    sim_run(&m);
+    CU_ASSERT_EQUAL(m.decisions, 2);
+    m.steps = 3 + 50 + 50;
+    sim_run(&m);
+    CU_ASSERT_EQUAL(m.decisions, 3);
+    /* a step of 0.4 s: windows of 3 steps would do, BALANCE_EVERY_MIN holds */
+    const double slow[2] = {40.0, 40.0};
+    m.speed0 = m.speed1 = slow;
+    m.steps = 3 + 5 * 3;
+    sim_run(&m);
+    CU_ASSERT_EQUAL(m.decisions, 4);
+}
+
+/* One rank at half speed: the first decision (after step 3, from 2 measured
+ * steps) moves, to a split within 2% of the best under 5% jitter and within
+ * 10% under 15%; later decisions refine it at most once, to within 6% (what
+ * the noise bar lets through under 15% jitter and windows of 5 steps). */
+static void test_auto_slow_rank(void)
+{
+    for (int R = 2; R <= 8; R *= 2)
+        for (int j = 0; j < 2; j++) {
+            double v[SIM_MAX_R];
+            for (int r = 0; r < R; r++)
+                v[r] = r == R / 2 ? 500.0 : 1000.0;
+            sim m = {.R = R, .B = 32, .steps = BALANCE_WARMUP + BALANCE_FIRST, .change = 1 << 30,
+                     .jitter = j ? 0.15 : 0.05, .speed0 = v, .speed1 = v, .seed = 42u + R};
+            sim_run(&m);
+            CU_ASSERT_EQUAL(m.decisions, 1);
+            CU_ASSERT_EQUAL(m.first_move, 1);
+            CU_ASSERT(m.split[R / 2] < 32);
+            CU_ASSERT(sim_excess(&m, v) < (j ? 1.10 : 1.02));
+            /* and it stays put afterwards */
+            m.steps = 400;
+            sim_run(&m);
+            CU_ASSERT(m.moves >= 1 && m.moves <= 2);
+            CU_ASSERT(sim_excess(&m, v) < 1.06);
+        }
+}
+
+/* Equal ranks with +-15% jitter per step: no move in hundreds of decisions,
+ * whatever the seed, for 2, 4 and 8 ranks. */
+static void test_auto_noise(void)
+{
+    const double v[SIM_MAX_R] = {1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000};
+    for (int R = 2; R <= 8; R *= 2)
+        for (uint64_t seed = 1; seed <= 5; seed++) {
+            sim m = {.R = R, .B = 32, .steps = 1500, .change = 1 << 30, .jitter = 0.15,
+                     .speed0 = v, .speed1 = v, .seed = seed};
+            sim_run(&m);
+            CU_ASSERT(m.decisions > 250);
+            CU_ASSERT_EQUAL(m.moves, 0);
+        }
+}
+
+/* A rank that halves its speed (or doubles it) mid-run: moves follow within
+ * 3 decisions and reach a split within 5% of the best; none before. Among 8
+ * ranks, one that doubles its speed promises only a 7% shorter step, which
+ * the noise bar lets through later (within 25 decisions). */
+static void test_auto_change(void)
+{
+    for (int R = 2; R <= 8; R *= 2)
+        for (int dir = 0; dir < 2; dir++) {
+            double v0[SIM_MAX_R], v1[SIM_MAX_R];
+            for (int r = 0; r < R; r++) {
+                v0[r] = 1000.0;
+                v1[r] = r == 1 ? (dir ? 2000.0 : 500.0) : 1000.0;
+            }
+            sim m = {.R = R, .B = 32, .steps = 400, .change = 201, .jitter = 0.1, .speed0 = v0,
+                     .speed1 = v1, .seed = 7u + R};
+            sim_run(&m);
+            CU_ASSERT(m.first_move > 40); /* none before the change (decision 41) */
+            CU_ASSERT(m.first_move_after_change >= 0 &&
+                      m.first_move_after_change <= (dir && R == 8 ? 25 : 3));
+            CU_ASSERT(m.moves <= 3);
+            CU_ASSERT(sim_excess(&m, v1) < 1.05);
+        }
+}
+
+/* Random speeds that change now and then, 1 to 8 ranks, small B: every
+ * decision sums to S with each rank in [1, cap] (checked in sim_run). */
+static void test_auto_invariants(void)
+{
+    uint64_t s = 99;
+    for (int R = 1; R <= SIM_MAX_R; R++)
+        for (int trial = 0; trial < 4; trial++) {
+            double v0[SIM_MAX_R], v1[SIM_MAX_R];
+            for (int r = 0; r < R; r++) {
+                v0[r] = 100.0 + 4000.0 * sim_uniform(&s);
+                v1[r] = 100.0 + 4000.0 * sim_uniform(&s);
+            }
+            sim m = {.R = R, .B = 1 + trial * 3, .steps = 300, .change = 150, .jitter = 0.3,
+                     .speed0 = v0, .speed1 = v1, .seed = s};
+            sim_run(&m);
+            CU_ASSERT(m.decisions > 50);
+        }
+}
+
 int main(int argc, char **argv)
 {
     CU_pSuite s = testlib_suite("balance");
@@ -163,5 +380,10 @@ int main(int argc, char **argv)
     testlib_add(s, "split cases", test_split_cases);
     testlib_add(s, "auto: when to move", test_choose);
     testlib_add(s, "first stream of a rank", test_first);
+    testlib_add(s, "auto: cadence of decisions", test_auto_cadence);
+    testlib_add(s, "auto: a half-speed rank at the first decision", test_auto_slow_rank);
+    testlib_add(s, "auto: jitter on equal ranks moves nothing", test_auto_noise);
+    testlib_add(s, "auto: a speed change mid-run is followed", test_auto_change);
+    testlib_add(s, "auto: splits sum to S, each rank in [1, cap]", test_auto_invariants);
     return testlib_run(argc, argv);
 }

@@ -65,8 +65,8 @@ typedef struct {
     int allreduce_blocking;       /* 1: one blocking all-reduce after backward */
     int timing;                   /* 1: print per-rank compute/communication/idle times */
     char balance[CONFIG_PATH_MAX];/* --balance: "off" (or ""), "auto", or weights "w0,w1,..." */
-    double balance_min_seconds;   /* auto: compute seconds each rank measures before a
-                                     decision (BALANCE_MIN_SECONDS; tests lower it) */
+    double balance_min_seconds;   /* auto: compute seconds a measuring window lasts after
+                                     the first (BALANCE_WINDOW_SECONDS; tests lower it) */
     double stop_by;               /* cn_now() time by which the run must have stopped with a
                                      checkpoint (--time-limit or Slurm's end), 0 = none */
     double time_margin;           /* fixed part of the margin kept before stop_by, seconds */

@@ -86,13 +86,14 @@ typedef struct {
     void (*state_load)(task *t, const ckpt_data *d, const train_progress *prog,
                        const char *path);
     void (*resume_agree)(task *t, train_progress *prog);
-    /* --balance auto (may be NULL): given this rank's compute seconds over
-     * `steps` steps, move rows between ranks when that makes the step shorter.
-     * Returns -1 when it did not judge (no auto balance, or too little
-     * measured: keep measuring), 0 when it kept the split, 1 when it moved
-     * rows, with the new rows per rank and the measured rows per second
-     * (nranks each) in rows and speed. Collective. */
-    int (*rebalance)(task *t, double compute_seconds, int steps, int *rows, double *speed);
+    /* --balance auto (may be NULL): called after every step with this rank's
+     * compute seconds of it; at the end of a measuring window (balance.h)
+     * moves rows between ranks when that makes the step shorter. Returns -1
+     * when it did not judge (no auto balance, or the window goes on), 0 when
+     * it kept the split, 1 when it moved rows, with the new rows per rank and
+     * the estimated rows per second (nranks each) in rows and speed.
+     * Collective at the windows' ends, which every rank sees at the same step. */
+    int (*rebalance)(task *t, double step_seconds, int *rows, double *speed);
     /* --trace-every (may be NULL): open the traces (rank 0) and record one
      * step while w still holds its forward. 0 or -1. */
     int (*trace_open)(task *t, const model *m, const vocab *voc, const char *dir, int64_t step);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "charnn/balance.h"
@@ -29,6 +30,7 @@ typedef struct {
     batch_plan plan;     /* training streams of this rank */
     batch_plan val_plan; /* validation streams of this rank */
     balance_mode balance;
+    balance_auto bal;    /* --balance auto's estimates */
     int *split;          /* (R) training streams per rank; this rank's is plan.n_streams */
     int stream_cap;      /* the most training streams this rank may hold */
     model_state st;      /* (L, plan.n_streams, H) carried from chunk to chunk */
@@ -40,6 +42,12 @@ typedef struct {
         char path[CONFIG_PATH_MAX + 64];
     } resume;
     trace_probe *probe; /* --trace-every, rank 0 */
+    /* CHARNN_TEST_SLOWDOWN=r:f (bench/stragglers.sh): rank r sleeps before
+     * each training batch f - 1 times what its rows took to compute on the
+     * last step, as on a core 1/f as fast, whatever the machine's own load */
+    struct {
+        double factor, per_row, slept;
+    } slow;
 } lm_task;
 
 static lm_task *lm(const task *t)
@@ -111,11 +119,26 @@ static int lm_open(task *t, run_config *cfg, vocab *voc, int rank, int nranks)
     } else {
         for (int r = 0; r < R; r++)
             k->split[r] = B;
-        /* auto moves up to a quarter of B more streams onto a rank */
-        if (k->balance == BALANCE_AUTO)
-            k->stream_cap = B + (B + 3) / 4;
+        /* auto moves up to half of B more streams onto a rank: enough to
+         * make up for a rank at half speed beside equal ones */
+        if (k->balance == BALANCE_AUTO) {
+            k->stream_cap = B + (B + 1) / 2;
+            balance_auto_init(&k->bal, R, cfg->balance_min_seconds);
+        }
     }
     free(weights);
+    const char *slow = getenv("CHARNN_TEST_SLOWDOWN");
+    if (slow && *slow) {
+        int slow_rank, used = 0;
+        double slow_factor;
+        if (sscanf(slow, "%d:%lf%n", &slow_rank, &slow_factor, &used) != 2 || slow[used] ||
+            !(slow_factor >= 1.0 && slow_factor <= 100.0))
+            return cn_err("CHARNN_TEST_SLOWDOWN '%s': expected RANK:FACTOR with FACTOR in "
+                          "[1, 100]",
+                          slow);
+        if (slow_rank == rank)
+            k->slow.factor = slow_factor;
+    }
     if (plan_streams(t) != 0)
         return cn_err_context("'%s'", cfg->data);
     size_t nval = k->splits.end[SPLIT_VAL] - k->splits.begin[SPLIT_VAL];
@@ -147,6 +170,7 @@ static void lm_close(task *t)
     free(k->win);
     free(k->scratch);
     free(k->split);
+    balance_auto_free(&k->bal);
     if (k->st.h)
         model_state_free(&k->st);
     if (t->has_val)
@@ -172,6 +196,11 @@ static int lm_next_batch(task *t, train_progress *prog, batch *out)
     if (batch_read_window(&k->plan, &k->src, prog->chunk, k->win, k->scratch) != 0)
         return -1;
     prog->chunk++;
+    if (k->slow.factor > 1.0 && k->slow.per_row > 0.0) {
+        k->slow.slept = (k->slow.factor - 1.0) * k->slow.per_row * k->plan.n_streams;
+        const double whole = floor(k->slow.slept);
+        nanosleep(&(struct timespec){(time_t)whole, (long)((k->slow.slept - whole) * 1e9)}, NULL);
+    }
     /* time-major windows of T + 1 tokens: the targets are the inputs one row on */
     *out = (batch){
         .T = k->cfg.seq,
@@ -345,30 +374,27 @@ static void lm_resume_agree(task *t, train_progress *prog)
     k->resume.active = 0;
 }
 
-/* --balance auto: compare the ranks' streams per second of compute (waiting
- * for others excluded) and move streams, with their carried states, when the
- * step is predicted to get shorter. */
-static int lm_rebalance(task *t, double compute_seconds, int steps, int *rows, double *speed)
+/* --balance auto: at the end of each window compare the ranks' smoothed
+ * streams per second of compute (waiting for others excluded) and move
+ * streams, with their carried states, when the step is predicted to get
+ * shorter by more than the estimates' noise explains (balance.h). */
+static int lm_rebalance(task *t, double step_seconds, int *rows, double *speed)
 {
     lm_task *k = lm(t);
     const int R = t->nranks;
-    if (k->balance != BALANCE_AUTO)
+    if (k->slow.factor > 1.0) {
+        k->slow.per_row = (step_seconds - k->slow.slept) / k->plan.n_streams;
+        k->slow.slept = 0.0;
+    }
+    if (k->balance != BALANCE_AUTO || !balance_auto_step(&k->bal, step_seconds))
         return -1;
-    /* speeds of every rank, then their measured seconds */
-    double *all = cn_xcalloc(2 * (size_t)R, sizeof *all);
-    if (compute_seconds > 0.0)
-        all[t->rank] = (double)k->plan.n_streams * steps / compute_seconds;
-    all[R + t->rank] = compute_seconds;
-    dist_allreduce_sum_f64(all, 2 * (size_t)R);
-    for (int r = 0; r < R; r++)
-        if (all[R + r] < k->cfg.balance_min_seconds) { /* too short to judge: measure on */
-            free(all);
-            return -1;
-        }
-    memcpy(speed, all, (size_t)R * sizeof *speed);
-    free(all);
-    int moved = balance_choose(R, k->plan.streams_global, speed, k->split, 1, k->stream_cap,
-                               BALANCE_MIN_GAIN, rows);
+    double *sums = cn_xmalloc(2 * (size_t)R * sizeof *sums);
+    balance_auto_window(&k->bal, t->rank, sums);
+    dist_allreduce_sum_f64(sums, 2 * (size_t)R);
+    int moved = balance_auto_decide(&k->bal, k->plan.streams_global, k->split, 1, k->stream_cap,
+                                    sums, rows);
+    free(sums);
+    memcpy(speed, k->bal.speed, (size_t)R * sizeof *speed);
     if (moved) {
         balance_move_states(&k->st, R, t->rank, k->split, rows);
         memcpy(k->split, rows, (size_t)R * sizeof *rows);

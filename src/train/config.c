@@ -54,7 +54,7 @@ void config_default(run_config *c)
     c->class_weights = CONFIG_CLASS_WEIGHTS_NONE;
     c->balanced_sampling = 0;
     c->progress_bar = -1;
-    c->balance_min_seconds = BALANCE_MIN_SECONDS;
+    c->balance_min_seconds = BALANCE_WINDOW_SECONDS;
     c->stop_by = 0.0;
     c->time_margin = TRAIN_TIME_MARGIN;
 }

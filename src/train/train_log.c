@@ -11,7 +11,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "charnn/balance.h"
 #include "charnn/dist.h"
 #include "charnn/evaluate.h"
 #include "trainer.h"
@@ -261,17 +260,13 @@ int train_log_step(trainer *t, double loss, double gnorm, float lr)
 void train_rebalance(trainer *t)
 {
     const int R = t->nranks;
-    t->clock.bal_steps++;
-    if (!t->task.ops->rebalance || t->prog.step % BALANCE_EVERY != 0)
+    const double step_compute = t->clock.bal_compute;
+    t->clock.bal_compute = 0.0;
+    if (!t->task.ops->rebalance)
         return;
     int *rows = cn_xmalloc((size_t)R * sizeof *rows);
     double *speed = cn_xmalloc((size_t)R * sizeof *speed);
-    int moved = t->task.ops->rebalance(&t->task, t->clock.bal_compute, t->clock.bal_steps, rows,
-                                       speed);
-    if (moved >= 0) {
-        t->clock.bal_compute = 0.0;
-        t->clock.bal_steps = 0;
-    }
+    int moved = t->task.ops->rebalance(&t->task, step_compute, rows, speed);
     if (moved == 1) {
         if (t->log.metrics) {
             fprintf(t->log.metrics, "{\"type\":\"balance\",\"step\":%lld,\"streams\":[",

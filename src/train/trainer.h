@@ -22,8 +22,7 @@
 typedef struct {
     double mark;             /* the last lap's end */
     double compute, comm;    /* this log interval's seconds */
-    double bal_compute;      /* compute seconds since the last balance decision ... */
-    int bal_steps;           /* ... over this many steps */
+    double bal_compute;      /* this step's compute seconds (--balance auto) */
 } train_clock;
 
 /* The log of the run: rank 0's metrics.jsonl, the console and the interval sums. */
@@ -86,7 +85,7 @@ double train_validate(trainer *t, int *improved);
 /* Whether --patience has run out with nothing left to do but stop (no
  * --lr-on-plateau, or the rate already at --min-lr). */
 int train_patience_spent(const trainer *t);
-/* --balance auto every BALANCE_EVERY steps, and --trace-every, after a step. */
+/* --balance auto (after every step), and --trace-every, after a step. */
 void train_rebalance(trainer *t);
 void train_trace_step(trainer *t);
 
