@@ -41,6 +41,8 @@ typedef struct {
                                  trace_streams.h5 in out), 0 = off */
     int trace_probe_chars;    /* length of the probe text those traces run over */
     int max_bad_steps;        /* consecutive non-finite steps before giving up */
+    int precision;            /* kern_precision (kernels.h) of the matrix products:
+                                 KERN_F32 (0, the default) or KERN_BF16 */
     int nranks;               /* ranks of the run that wrote a checkpoint */
     /* this invocation only (not stored in checkpoints) */
     char resume[CONFIG_PATH_MAX]; /* checkpoint path, "auto", or "" */
@@ -62,7 +64,8 @@ enum {
     CONFIG_GIVEN_SEQ = 1u << 4,
     CONFIG_GIVEN_BATCH = 1u << 5,
     CONFIG_GIVEN_OPTIM = 1u << 6,
-    CONFIG_GIVEN_BYTES = 1u << 7
+    CONFIG_GIVEN_BYTES = 1u << 7,
+    CONFIG_GIVEN_PRECISION = 1u << 8
 };
 
 /* Fill with the defaults (char-rnn's where it has one). */

@@ -7,12 +7,14 @@
 #include "charnn/data.h"
 #include "charnn/evaluate.h"
 #include "charnn/flags.h"
+#include "charnn/kernels.h"
 #include "charnn/runtime.h"
 
 int cli_eval(int argc, char **argv)
 {
     eval_options o = {.split = SPLIT_ALL};
     char model_path[CONFIG_PATH_MAX] = "", data[CONFIG_PATH_MAX] = "";
+    int precision = KERN_F32;
     const flag_spec flags[] = {
         FLAG("model", F_PATH, model_path, 0, "model file or checkpoint written by train (required)",
              0, 0),
@@ -22,6 +24,9 @@ int cli_eval(int argc, char **argv)
         FLAG("batch", F_INT, &o.batch, 0, "streams, 0 = the model's (default 0)", 0, 1000000),
         FLAG("seq", F_INT, &o.seq, 0, "chunk length, 0 = the model's (default 0)", 0, 100000),
         FLAG("threads", F_INT, &o.threads, 0, "OpenMP threads (default all cores)", 0, 4096),
+        FLAG_CHOICE("precision", &precision, 0,
+                    "f32 | bf16: the matrix products' operands (default f32)",
+                    cli_precision_choices),
         FLAG("json", F_BOOL, &o.json, 0, "print one JSON object: loss, bpc, perplexity, tokens", 0,
              0),
     };
@@ -36,6 +41,8 @@ int cli_eval(int argc, char **argv)
     o.model_path = model_path;
     o.data_path = data;
     runtime_set_threads(o.threads);
+    if (cli_set_precision(precision) != 0)
+        return CLI_EXIT_ERROR;
     if (eval_run(&o) != 0) {
         fprintf(stderr, "charnn: %s\n", cn_errmsg());
         return CLI_EXIT_ERROR;

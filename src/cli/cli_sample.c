@@ -6,6 +6,7 @@
 
 #include "charnn/config.h"
 #include "charnn/flags.h"
+#include "charnn/kernels.h"
 #include "charnn/sample.h"
 
 int cli_sample(int argc, char **argv)
@@ -13,6 +14,7 @@ int cli_sample(int argc, char **argv)
     sample_options o = {.length = 500, .temperature = 1.0, .top_k = 0, .prime = "", .seed = 123,
                         .threads = 1};
     char model_path[CONFIG_PATH_MAX] = "";
+    int precision = KERN_F32;
     const flag_spec flags[] = {
         FLAG("model", F_PATH, model_path, 0, "model file or checkpoint written by train (required)",
              0, 0),
@@ -24,6 +26,9 @@ int cli_sample(int argc, char **argv)
         FLAG("prime", F_STR, &o.prime, 0, "text to start from (default: a random character)", 0, 0),
         FLAG("seed", F_U64, &o.seed, 0, "random seed (default 123)", RANGE_NONNEG),
         FLAG("threads", F_INT, &o.threads, 0, "OpenMP threads (default 1)", 0, 4096),
+        FLAG_CHOICE("precision", &precision, 0,
+                    "f32 | bf16: the matrix products' operands (default f32)",
+                    cli_precision_choices),
     };
     flag_table t = {"sample", "--model PATH [--length N] [--temperature X] [--top-k K] "
                               "[--prime TEXT] [--seed S]",
@@ -35,6 +40,8 @@ int cli_sample(int argc, char **argv)
     if (!model_path[0])
         return flags_usage_error(&t, "--model is required");
     o.model_path = model_path;
+    if (cli_set_precision(precision) != 0)
+        return CLI_EXIT_ERROR;
     if (sample_run(&o, stdout) != 0) {
         fprintf(stderr, "charnn: %s\n", cn_errmsg());
         return CLI_EXIT_ERROR;

@@ -33,6 +33,7 @@
 #include "charnn/fsio.h"
 #include "charnn/h5compat.h"
 #include "charnn/h5io.h"
+#include "charnn/kernels.h"
 
 #ifndef CHARNN_VERSION
 #define CHARNN_VERSION "unknown"
@@ -55,7 +56,7 @@ typedef struct {
 #define FIELD(name, kind, member, required) {name, kind, offsetof(run_config, member), required}
 
 /* Every stored numeric and path field of run_config. The enum-valued ones
- * (cell, vocab_mode, optimizer, schedule) are stored by name, separately.
+ * (cell, vocab_mode, optimizer, schedule, precision) are stored by name, separately.
  * resume, progress_bar, allreduce_blocking, timing and given belong to one
  * invocation and are not stored. */
 static const config_field config_fields[] = {
@@ -153,7 +154,9 @@ static int write_config_attrs(const char *path, hid_t root, const run_config *cf
     if (h5io_attr_write_str(path, root, "cell", cell_name(cfg->model.cell)) < 0 ||
         h5io_attr_write_str(path, root, "vocab_mode", vocab_mode_name(cfg->vocab_mode)) < 0 ||
         h5io_attr_write_str(path, root, "optimizer", optim_name(cfg->optim.kind)) < 0 ||
-        h5io_attr_write_str(path, root, "schedule", sched_name(cfg->sched.kind)) < 0)
+        h5io_attr_write_str(path, root, "schedule", sched_name(cfg->sched.kind)) < 0 ||
+        h5io_attr_write_str(path, root, "precision",
+                            kern_precision_name((kern_precision)cfg->precision)) < 0)
         return -1;
     return 0;
 }
@@ -523,6 +526,16 @@ static int read_config(const char *path, hid_t root, run_config *cfg)
         return -1;
     if (rc > 0 && sched_parse(s, &cfg->sched.kind) < 0)
         return cn_err("'%s': unknown schedule '%s'", path, s);
+    /* absent in files from before --precision: f32 */
+    rc = h5io_attr_read_str(path, root, "", "precision", s, sizeof s);
+    if (rc < 0)
+        return -1;
+    if (rc > 0) {
+        kern_precision prec;
+        if (kern_precision_parse(s, &prec) < 0)
+            return cn_err("'%s': unknown precision '%s'", path, s);
+        cfg->precision = prec;
+    }
     return 0;
 }
 

@@ -63,6 +63,8 @@ int kern_packed_available(void)
 
 const char *kern_packed_name(void)
 {
+    if (kern_get_precision() == KERN_BF16)
+        return "AVX512_BF16 packed W_hh (bf16 panels)";
     switch (kp_choice()) {
     case 1:
         return "AVX-512 packed W_hh";

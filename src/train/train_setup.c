@@ -41,6 +41,10 @@ static int check_resume_compatible(const trainer *t, const ckpt_data *d, const c
         return cn_err("checkpoint '%s' has a %s vocabulary, this run asks for %s", path,
                       d->voc.mode == VOCAB_BYTES ? "byte" : "code-point",
                       c->vocab_mode == VOCAB_BYTES ? "--bytes" : "code points");
+    if ((c->given & CONFIG_GIVEN_PRECISION) && c->precision != d->cfg.precision)
+        return cn_err("checkpoint '%s' was trained with --precision %s, this run asks for "
+                      "--precision %s", path, kern_precision_name((kern_precision)d->cfg.precision),
+                      kern_precision_name((kern_precision)c->precision));
     if (!d->has_opt)
         return cn_err("checkpoint '%s' holds no optimizer state and cannot be resumed", path);
     return 0;
@@ -73,6 +77,7 @@ static int resume_read(trainer *t, const char *path, ckpt_data *d)
     t->cfg.seq = d->cfg.seq;
     t->cfg.vocab_mode = d->voc.mode;
     t->cfg.optim.kind = d->cfg.optim.kind;
+    t->cfg.precision = d->cfg.precision;
     return vocab_from_symbols(&t->voc, d->voc.mode, d->voc.symbols, d->voc.size);
 }
 
@@ -96,6 +101,8 @@ static int setup(trainer *t, const run_config *cfg)
     if (resume_path(t, path, sizeof path) != 0)
         return -1;
     if (path[0] && resume_read(t, path, &d) != 0)
+        goto done;
+    if (kern_set_precision((kern_precision)t->cfg.precision) != 0)
         goto done;
     t->task.ops = task_find("lm");
     if (t->task.ops->open(&t->task, &t->cfg, &t->voc, t->rank, t->nranks) != 0)
@@ -158,6 +165,10 @@ static void print_header(const trainer *t)
     if (note)
         train_say(t, "%s\n", note);
     train_say(t, "recurrent step products: %s\n", kern_packed_name());
+    train_say(t, "precision: %s\n",
+              c->precision == KERN_BF16
+                  ? "bf16 (bf16 operands, FP32 sums; weights, optimizer, gates, loss FP32)"
+                  : "f32");
 }
 
 int train_start(trainer *t, const run_config *cfg)
