@@ -159,10 +159,11 @@ static void report(const char *what, const check *ck)
 
 static void test_gemm(void)
 {
-    /* K across the k-blocks (256) and odd; N across the column blocks (256)
-     * and not a multiple of 32; M not a multiple of 8 */
+    /* K odd and across the k-blocks (1024); M not a multiple of 8 and across
+     * the row blocks (64); N not a multiple of 32 */
     static const int shapes[][3] = {{1, 1, 1},   {7, 33, 5},    {9, 31, 64},  {17, 65, 257},
-                                    {64, 300, 33}, {13, 40, 600}, {8, 256, 512}, {3, 5, 2}};
+                                    {64, 300, 33}, {13, 40, 600}, {8, 256, 512}, {3, 5, 2},
+                                    {130, 45, 1031}};
     check ck = {0};
     unsigned seed = 100;
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
@@ -208,7 +209,8 @@ static void test_gemm_dispatch(void)
 /* The recurrent step products: panels packed in bf16 precision. */
 static void test_gemm_packed(void)
 {
-    static const int Ms[] = {1, 3, 8, 9, 15, 64}, Ns[] = {1, 31, 33, 100}, Ks[] = {1, 7, 64, 300};
+    static const int Ms[] = {1, 3, 8, 9, 15, 64}, Ns[] = {1, 31, 33, 100},
+                     Ks[] = {1, 7, 64, 300, 1100};
     check ck = {0};
     unsigned seed = 500;
     CU_ASSERT_FATAL(kern_set_precision(KERN_BF16) == 0);

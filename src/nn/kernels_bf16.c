@@ -11,9 +11,9 @@
  *   A block:  up to 8 rows of op(A), per row and k-pair one lane (A[r][2p], A[r][2p+1]).
  * The micro-kernel keeps an 8 x 32 block of C in 16 registers, as the FP32 one.
  *
- * kern_gemm_bf16 packs B a block of KB_KC x KB_NC at a time into a buffer on the
- * calling thread's stack, and the threads split the rows of C; kern_gemm_packed_bf16
- * takes W_hh's panels packed once per chunk (kern_pack_bf16) and the threads
+ * kern_gemm_bf16 packs B one block of KB_KC k's at a time into a buffer it keeps
+ * (grown to the largest product), and the threads split the rows of C;
+ * kern_gemm_packed_bf16 takes W_hh's panels packed once per chunk (kern_pack_bf16) and the threads
  * split the panels, as the FP32 step products do. Either way every element of C
  * is summed in one fixed order (k-blocks in order, pairs in order within one),
  * whatever the thread count, so runs are reproducible and resume is exact.
@@ -36,8 +36,8 @@
 enum {
     KB_W = 32,   /* panel width (columns of C per micro-kernel call) */
     KB_MR = 8,   /* rows of C per micro-kernel call */
-    KB_KC = 256, /* k per block of kern_gemm_bf16 (even) */
-    KB_NC = 256  /* columns per block of kern_gemm_bf16 (a multiple of KB_W) */
+    KB_KC = 1024, /* k per block (even) */
+    KB_MC = 64    /* rows of C per block of kern_gemm_bf16 (a multiple of KB_MR) */
 };
 
 /* ---- CPU and precision -------------------------------------------------- */
@@ -236,6 +236,56 @@ KB_TARGET static void kb_convert_a(uint32_t *blk, int ldp, int trans, const floa
     }
 }
 
+/* kb_pack_panel for B not transposed (B (K, N) row-major): the pairs of 16
+ * columns come from 16 contiguous floats of two rows, as in kb_convert_at. */
+KB_TARGET static void kb_pack_panel_rows(uint32_t *out, const float *w, int ldw, int K, int n0,
+                                         int ncols, int p0, int kp)
+{
+    for (int p = 0; p < kp; p++) {
+        const int k = 2 * (p0 + p);
+        const float *lo_row = w + (size_t)k * ldw + n0;
+        const float *hi_row = k + 1 < K ? lo_row + ldw : NULL;
+        uint32_t *o = out + (size_t)p * KB_W;
+        for (int c = 0; c < KB_W; c += 16) {
+            const int n = ncols - c < 0 ? 0 : ncols - c < 16 ? ncols - c : 16;
+            const __mmask16 m = (__mmask16)((1u << n) - 1u);
+            const __m512 lo = _mm512_maskz_loadu_ps(m, lo_row + c);
+            const __m512 hi = hi_row ? _mm512_maskz_loadu_ps(m, hi_row + c) : _mm512_setzero_ps();
+            const __m256i l = (__m256i)_mm512_cvtneps_pbh(lo), h = (__m256i)_mm512_cvtneps_pbh(hi);
+            const __m256i u0 = _mm256_unpacklo_epi16(l, h), u1 = _mm256_unpackhi_epi16(l, h);
+            _mm256_store_si256((__m256i *)(o + c), _mm256_permute2x128_si256(u0, u1, 0x20));
+            _mm256_store_si256((__m256i *)(o + c + 8), _mm256_permute2x128_si256(u0, u1, 0x31));
+        }
+    }
+}
+
+/* kb_convert_a's transposed case for up to KB_MC rows at once: rows
+ * [i0, i0 + mrows) of op(A) = columns of A, read 16 contiguous floats at a time
+ * from two rows of A (one k-pair), so that a block touches each row of A once. */
+KB_TARGET static void kb_convert_at(uint32_t *ab, int ldp, const float *A, int lda, int i0,
+                                    int mrows, int k0, int kc)
+{
+    const int kp = (kc + 1) / 2;
+    for (int p = 0; p < kp; p++) {
+        const float *lo_row = A + (size_t)(k0 + 2 * p) * lda + i0;
+        const float *hi_row = 2 * p + 1 < kc ? lo_row + lda : NULL;
+        for (int c = 0; c < mrows; c += 16) {
+            const int n = mrows - c < 16 ? mrows - c : 16;
+            const __mmask16 m = (__mmask16)((1u << n) - 1u);
+            const __m512 lo = _mm512_maskz_loadu_ps(m, lo_row + c);
+            const __m512 hi = hi_row ? _mm512_maskz_loadu_ps(m, hi_row + c) : _mm512_setzero_ps();
+            const __m256i l = (__m256i)_mm512_cvtneps_pbh(lo), h = (__m256i)_mm512_cvtneps_pbh(hi);
+            /* per 128-bit lane: u0 = rows 0-3 | 8-11, u1 = rows 4-7 | 12-15 */
+            const __m256i u0 = _mm256_unpacklo_epi16(l, h), u1 = _mm256_unpackhi_epi16(l, h);
+            uint32_t w[16];
+            _mm256_storeu_si256((__m256i *)w, _mm256_permute2x128_si256(u0, u1, 0x20));
+            _mm256_storeu_si256((__m256i *)(w + 8), _mm256_permute2x128_si256(u0, u1, 0x31));
+            for (int q = 0; q < n; q++)
+                ab[(size_t)(c + q) * ldp + p] = w[q];
+        }
+    }
+}
+
 /* C block (R, 32) = alpha * A block (R rows of kp pairs, row stride ldp) x panel
  * (kp x 32 words) + beta * C, beta 0 (C not read) or not. Columns past cols are
  * neither read nor written. Each row sums its pairs in order, whatever R. */
@@ -319,37 +369,68 @@ KB_TARGET static void kb_gemm_panels(int M, const float *A, int lda, const kern_
     }
 }
 
-/* The general product: per block of KB_NC columns and KB_KC k's, B's panels
- * packed once (threads split the panels), then the threads split the rows. */
+/* The packing buffer of kern_gemm_bf16, grown to the largest product and kept
+ * (so that a step does not fault pages in again): B's panels for one k-block,
+ * then per thread KB_MC rows of A. Products run one at a time, from outside
+ * any parallel region (asserted). */
+static uint32_t *kb_buf;
+static size_t kb_buf_words;
+
+static uint32_t *kb_scratch(size_t words)
+{
+    if (words > kb_buf_words) {
+        free(kb_buf);
+        kb_buf = cn_xaligned_alloc(64, words * sizeof(uint32_t));
+        kb_buf_words = words;
+    }
+    return kb_buf;
+}
+
+/* The general product, blocked as GotoBLAS does: per block of KB_KC k's, all
+ * of B's panels for it are packed once (the threads split the panels); then
+ * the threads take KB_MC rows of C at a time, convert those rows of A once,
+ * and run every panel over them, so that a panel is reused from cache
+ * KB_MC / 8 times and C is passed over once per k-block. */
 KB_TARGET static void kb_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
                               const float *A, int lda, const float *B, int ldb, float beta,
                               float *C, int ldc)
 {
-    _Alignas(64) uint32_t bp[(KB_KC / 2) * KB_NC];
-    const int nib = (M + KB_MR - 1) / KB_MR;
-    for (int n0 = 0; n0 < N; n0 += KB_NC) {
-        const int nc = N - n0 < KB_NC ? N - n0 : KB_NC, np = (nc + KB_W - 1) / KB_W;
-        for (int k0 = 0; k0 < K; k0 += KB_KC) {
-            const int kc = K - k0 < KB_KC ? K - k0 : KB_KC, kp = (kc + 1) / 2;
-            const float b = k0 == 0 ? beta : 1.0f;
+    CHARNN_ASSERT(!omp_in_parallel());
+    const int np = (N + KB_W - 1) / KB_W, kc_max = K < KB_KC ? K : KB_KC;
+    const int kp_max = (kc_max + 1) / 2, nthreads = omp_get_max_threads();
+    const size_t bwords = (size_t)np * kp_max * KB_W, awords = (size_t)KB_MC * kp_max;
+    uint32_t *bp = kb_scratch(bwords + (size_t)nthreads * awords);
+    const int nmb = (M + KB_MC - 1) / KB_MC;
+    for (int k0 = 0; k0 < K; k0 += KB_KC) {
+        const int kc = K - k0 < KB_KC ? K - k0 : KB_KC, kp = (kc + 1) / 2;
+        const float b = k0 == 0 ? beta : 1.0f;
 #pragma omp parallel
-            {
+        {
 #pragma omp for schedule(static)
+            for (int j = 0; j < np; j++) {
+                const int c0 = j * KB_W, cols = N - c0 < KB_W ? N - c0 : KB_W;
+                if (trans_b)
+                    kb_pack_panel(bp + (size_t)j * kp * KB_W, B, ldb, 1, K, c0, cols, k0 / 2, kp);
+                else
+                    kb_pack_panel_rows(bp + (size_t)j * kp * KB_W, B, ldb, K, c0, cols, k0 / 2,
+                                       kp);
+            }
+            uint32_t *ab = bp + bwords + (size_t)omp_get_thread_num() * awords;
+#pragma omp for schedule(static)
+            for (int mb = 0; mb < nmb; mb++) {
+                const int i0 = mb * KB_MC, mrows = M - i0 < KB_MC ? M - i0 : KB_MC;
+                if (trans_a)
+                    kb_convert_at(ab, kp, A, lda, i0, mrows, k0, kc);
+                else
+                    for (int i = 0; i < mrows; i += KB_MR)
+                        kb_convert_a(ab + (size_t)i * kp, kp, 0, A, lda, i0 + i,
+                                     mrows - i < KB_MR ? mrows - i : KB_MR, k0, kc, K);
                 for (int j = 0; j < np; j++) {
-                    const int c0 = n0 + j * KB_W, cols = N - c0 < KB_W ? N - c0 : KB_W;
-                    kb_pack_panel(bp + (size_t)j * kp * KB_W, B, ldb, trans_b, K, c0, cols,
-                                  k0 / 2, kp);
-                }
-                _Alignas(64) uint32_t blk[KB_MR * (KB_KC / 2)];
-#pragma omp for schedule(static)
-                for (int ib = 0; ib < nib; ib++) {
-                    const int i = ib * KB_MR, rows = M - i < KB_MR ? M - i : KB_MR;
-                    kb_convert_a(blk, KB_KC / 2, trans_a, A, lda, i, rows, k0, kc, K);
-                    for (int j = 0; j < np; j++) {
-                        const int c0 = n0 + j * KB_W, cols = N - c0 < KB_W ? N - c0 : KB_W;
-                        kb_rows(rows, blk, KB_KC / 2, bp + (size_t)j * kp * KB_W, kp,
-                                C + (size_t)i * ldc + c0, ldc, cols, alpha, b);
-                    }
+                    const int c0 = j * KB_W, cols = N - c0 < KB_W ? N - c0 : KB_W;
+                    for (int i = 0; i < mrows; i += KB_MR)
+                        kb_rows(mrows - i < KB_MR ? mrows - i : KB_MR, ab + (size_t)i * kp, kp,
+                                bp + (size_t)j * kp * KB_W, kp, C + (size_t)(i0 + i) * ldc + c0,
+                                ldc, cols, alpha, b);
                 }
             }
         }
