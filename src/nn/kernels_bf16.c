@@ -195,102 +195,53 @@ void kern_pack_bf16(kern_packed *p, const float *w, int N, int K, int trans, flo
 }
 
 #ifdef KB_X86
-/* Rows [i, i + R) and k in [k0, k0 + kc) of op(A) into blk: word r * ldp + p is
- * (op(A)[i+r][k0+2p], op(A)[i+r][k0+2p+1]); rows past R and the odd k's partner
- * are zero. op(A)[m][k] = A[k * lda + m] when trans, else A[m * lda + k]. */
-KB_TARGET static void kb_convert_a(uint32_t *blk, int ldp, int trans, const float *A, int lda,
-                                   int i, int R, int k0, int kc, int K)
+/* Rows [i, i + R) and k in [k0, k0 + kc) of A (M, K) row-major into blk: word
+ * r * ldp + p is (A[i+r][k0+2p], A[i+r][k0+2p+1]); rows past R (up to 8) and the
+ * odd k's partner are zero. */
+KB_TARGET static void kb_convert_a(uint32_t *blk, int ldp, const float *A, int lda, int i, int R,
+                                   int k0, int kc)
 {
     const int kp = (kc + 1) / 2;
-    if (!trans) {
-        for (int r = 0; r < KB_MR; r++) {
-            uint32_t *o = blk + (size_t)r * ldp;
-            if (r >= R) {
-                memset(o, 0, (size_t)kp * sizeof *o);
-                continue;
-            }
-            const float *a = A + (size_t)(i + r) * lda + k0;
-            int k = 0;
-            for (; k + 32 <= kc; k += 32) {
-                __m512 lo = _mm512_loadu_ps(a + k), hi = _mm512_loadu_ps(a + k + 16);
-                _mm512_storeu_si512(o + k / 2, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
-            }
-            for (; k < kc; k += 2)
-                o[k / 2] = kb_pair(a[k], k + 1 < kc ? a[k + 1] : 0.0f);
+    for (int r = 0; r < KB_MR; r++) {
+        uint32_t *o = blk + (size_t)r * ldp;
+        if (r >= R) {
+            memset(o, 0, (size_t)kp * sizeof *o);
+            continue;
         }
-        return;
-    }
-    const __mmask8 m = (__mmask8)((1u << R) - 1u);
-    uint32_t col[KB_MR];
-    for (int p = 0; p < kp; p++) {
-        const int k = k0 + 2 * p;
-        const __m256 lo = _mm256_maskz_loadu_ps(m, A + (size_t)k * lda + i);
-        const __m256 hi = k + 1 < K && 2 * p + 1 < kc
-                              ? _mm256_maskz_loadu_ps(m, A + (size_t)(k + 1) * lda + i)
-                              : _mm256_setzero_ps();
-        const __m128i l = (__m128i)_mm256_cvtneps_pbh(lo), h = (__m128i)_mm256_cvtneps_pbh(hi);
-        _mm_storeu_si128((__m128i *)col, _mm_unpacklo_epi16(l, h));
-        _mm_storeu_si128((__m128i *)(col + 4), _mm_unpackhi_epi16(l, h));
-        for (int r = 0; r < KB_MR; r++)
-            blk[(size_t)r * ldp + p] = col[r];
+        const float *a = A + (size_t)(i + r) * lda + k0;
+        int k = 0;
+        for (; k + 32 <= kc; k += 32) {
+            __m512 lo = _mm512_loadu_ps(a + k), hi = _mm512_loadu_ps(a + k + 16);
+            _mm512_storeu_si512(o + k / 2, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+        }
+        for (; k < kc; k += 2)
+            o[k / 2] = kb_pair(a[k], k + 1 < kc ? a[k + 1] : 0.0f);
     }
 }
 
-/* kb_pack_panel for B not transposed (B (K, N) row-major): the pairs of 16
- * columns come from 16 contiguous floats of two rows, as in kb_convert_at. */
-KB_TARGET static void kb_pack_panel_rows(uint32_t *out, const float *w, int ldw, int K, int n0,
-                                         int ncols, int p0, int kp)
+/* Pairs of two rows of a row-major matrix X, 16 columns at a time:
+ * out[c] = (X[k][c0 + c], X[k + 1][c0 + c]) for c < n (n <= 16), the second zero
+ * without row k + 1 (hi NULL). */
+KB_TARGET static inline void kb_pairs16(uint32_t *out, const float *lo_row, const float *hi_row,
+                                        int n)
 {
-    for (int p = 0; p < kp; p++) {
-        const int k = 2 * (p0 + p);
-        const float *lo_row = w + (size_t)k * ldw + n0;
-        const float *hi_row = k + 1 < K ? lo_row + ldw : NULL;
-        uint32_t *o = out + (size_t)p * KB_W;
-        for (int c = 0; c < KB_W; c += 16) {
-            const int n = ncols - c < 0 ? 0 : ncols - c < 16 ? ncols - c : 16;
-            const __mmask16 m = (__mmask16)((1u << n) - 1u);
-            const __m512 lo = _mm512_maskz_loadu_ps(m, lo_row + c);
-            const __m512 hi = hi_row ? _mm512_maskz_loadu_ps(m, hi_row + c) : _mm512_setzero_ps();
-            const __m256i l = (__m256i)_mm512_cvtneps_pbh(lo), h = (__m256i)_mm512_cvtneps_pbh(hi);
-            const __m256i u0 = _mm256_unpacklo_epi16(l, h), u1 = _mm256_unpackhi_epi16(l, h);
-            _mm256_store_si256((__m256i *)(o + c), _mm256_permute2x128_si256(u0, u1, 0x20));
-            _mm256_store_si256((__m256i *)(o + c + 8), _mm256_permute2x128_si256(u0, u1, 0x31));
-        }
-    }
+    const __mmask16 m = (__mmask16)((1u << n) - 1u);
+    const __m512 lo = _mm512_maskz_loadu_ps(m, lo_row);
+    const __m512 hi = hi_row ? _mm512_maskz_loadu_ps(m, hi_row) : _mm512_setzero_ps();
+    const __m256i l = (__m256i)_mm512_cvtneps_pbh(lo), h = (__m256i)_mm512_cvtneps_pbh(hi);
+    /* per 128-bit lane: u0 = columns 0-3 | 8-11, u1 = 4-7 | 12-15 */
+    const __m256i u0 = _mm256_unpacklo_epi16(l, h), u1 = _mm256_unpackhi_epi16(l, h);
+    _mm256_storeu_si256((__m256i *)out, _mm256_permute2x128_si256(u0, u1, 0x20));
+    _mm256_storeu_si256((__m256i *)(out + 8), _mm256_permute2x128_si256(u0, u1, 0x31));
 }
 
-/* kb_convert_a's transposed case for up to KB_MC rows at once: rows
- * [i0, i0 + mrows) of op(A) = columns of A, read 16 contiguous floats at a time
- * from two rows of A (one k-pair), so that a block touches each row of A once. */
-KB_TARGET static void kb_convert_at(uint32_t *ab, int ldp, const float *A, int lda, int i0,
-                                    int mrows, int k0, int kc)
-{
-    const int kp = (kc + 1) / 2;
-    for (int p = 0; p < kp; p++) {
-        const float *lo_row = A + (size_t)(k0 + 2 * p) * lda + i0;
-        const float *hi_row = 2 * p + 1 < kc ? lo_row + lda : NULL;
-        for (int c = 0; c < mrows; c += 16) {
-            const int n = mrows - c < 16 ? mrows - c : 16;
-            const __mmask16 m = (__mmask16)((1u << n) - 1u);
-            const __m512 lo = _mm512_maskz_loadu_ps(m, lo_row + c);
-            const __m512 hi = hi_row ? _mm512_maskz_loadu_ps(m, hi_row + c) : _mm512_setzero_ps();
-            const __m256i l = (__m256i)_mm512_cvtneps_pbh(lo), h = (__m256i)_mm512_cvtneps_pbh(hi);
-            /* per 128-bit lane: u0 = rows 0-3 | 8-11, u1 = rows 4-7 | 12-15 */
-            const __m256i u0 = _mm256_unpacklo_epi16(l, h), u1 = _mm256_unpackhi_epi16(l, h);
-            uint32_t w[16];
-            _mm256_storeu_si256((__m256i *)w, _mm256_permute2x128_si256(u0, u1, 0x20));
-            _mm256_storeu_si256((__m256i *)(w + 8), _mm256_permute2x128_si256(u0, u1, 0x31));
-            for (int q = 0; q < n; q++)
-                ab[(size_t)(c + q) * ldp + p] = w[q];
-        }
-    }
-}
-
-/* C block (R, 32) = alpha * A block (R rows of kp pairs, row stride ldp) x panel
+/* C block (R, 32) = alpha * A block (R rows of kp pairs; pair p of row r at
+ * A[r * sr + p * sp]) x panel
  * (kp x 32 words) + beta * C, beta 0 (C not read) or not. Columns past cols are
  * neither read nor written. Each row sums its pairs in order, whatever R. */
 KB_TARGET __attribute__((always_inline)) static inline void
-kb_block(const int R, const uint32_t *A, int ldp, const uint32_t *P, int kp, float *C, int ldc,
+kb_block(const int R, const uint32_t *A, size_t sr, size_t sp, const uint32_t *P, int kp,
+         float *C, int ldc,
          int cols, float alpha, float beta)
 {
     __m512 acc[KB_MR][2];
@@ -302,7 +253,7 @@ kb_block(const int R, const uint32_t *A, int ldp, const uint32_t *P, int kp, flo
         const __m512bh b1 = (__m512bh)_mm512_load_si512(P + (size_t)p * KB_W + 16);
 #pragma GCC unroll 8
         for (int r = 0; r < R; r++) {
-            const __m512bh x = (__m512bh)_mm512_set1_epi32((int)A[(size_t)r * ldp + p]);
+            const __m512bh x = (__m512bh)_mm512_set1_epi32((int)A[r * sr + (size_t)p * sp]);
             acc[r][0] = _mm512_dpbf16_ps(acc[r][0], x, b0);
             acc[r][1] = _mm512_dpbf16_ps(acc[r][1], x, b1);
         }
@@ -324,18 +275,19 @@ kb_block(const int R, const uint32_t *A, int ldp, const uint32_t *P, int kp, flo
 }
 
 /* kb_block for 1 <= rows <= 8, one specialised copy per row count. */
-KB_TARGET static void kb_rows(int rows, const uint32_t *A, int ldp, const uint32_t *P, int kp,
+KB_TARGET static void kb_rows(int rows, const uint32_t *A, size_t sr, size_t sp,
+                              const uint32_t *P, int kp,
                               float *C, int ldc, int cols, float alpha, float beta)
 {
     switch (rows) {
-    case 8: kb_block(8, A, ldp, P, kp, C, ldc, cols, alpha, beta); break;
-    case 7: kb_block(7, A, ldp, P, kp, C, ldc, cols, alpha, beta); break;
-    case 6: kb_block(6, A, ldp, P, kp, C, ldc, cols, alpha, beta); break;
-    case 5: kb_block(5, A, ldp, P, kp, C, ldc, cols, alpha, beta); break;
-    case 4: kb_block(4, A, ldp, P, kp, C, ldc, cols, alpha, beta); break;
-    case 3: kb_block(3, A, ldp, P, kp, C, ldc, cols, alpha, beta); break;
-    case 2: kb_block(2, A, ldp, P, kp, C, ldc, cols, alpha, beta); break;
-    case 1: kb_block(1, A, ldp, P, kp, C, ldc, cols, alpha, beta); break;
+    case 8: kb_block(8, A, sr, sp, P, kp, C, ldc, cols, alpha, beta); break;
+    case 7: kb_block(7, A, sr, sp, P, kp, C, ldc, cols, alpha, beta); break;
+    case 6: kb_block(6, A, sr, sp, P, kp, C, ldc, cols, alpha, beta); break;
+    case 5: kb_block(5, A, sr, sp, P, kp, C, ldc, cols, alpha, beta); break;
+    case 4: kb_block(4, A, sr, sp, P, kp, C, ldc, cols, alpha, beta); break;
+    case 3: kb_block(3, A, sr, sp, P, kp, C, ldc, cols, alpha, beta); break;
+    case 2: kb_block(2, A, sr, sp, P, kp, C, ldc, cols, alpha, beta); break;
+    case 1: kb_block(1, A, sr, sp, P, kp, C, ldc, cols, alpha, beta); break;
     default: CHARNN_ASSERT(0);
     }
 }
@@ -357,11 +309,11 @@ KB_TARGET static void kb_gemm_panels(int M, const float *A, int lda, const kern_
             const int rows = M - i < KB_MR ? M - i : KB_MR;
             for (int k0 = 0; k0 < K; k0 += KB_KC) {
                 const int kc = K - k0 < KB_KC ? K - k0 : KB_KC, kp = (kc + 1) / 2;
-                kb_convert_a(blk, KB_KC / 2, 0, A, lda, i, rows, k0, kc, K);
+                kb_convert_a(blk, KB_KC / 2, A, lda, i, rows, k0, kc);
                 const float b = k0 == 0 ? beta : 1.0f;
                 for (int j = j0; j < j1; j++) {
                     const int n0 = j * KB_W, cols = N - n0 < KB_W ? N - n0 : KB_W;
-                    kb_rows(rows, blk, KB_KC / 2, panels + ((size_t)j * kpall + k0 / 2) * KB_W,
+                    kb_rows(rows, blk, KB_KC / 2, 1, panels + ((size_t)j * kpall + k0 / 2) * KB_W,
                             kp, C + (size_t)i * ldc + n0, ldc, cols, 1.0f, b);
                 }
             }
@@ -398,39 +350,67 @@ KB_TARGET static void kb_gemm(int trans_a, int trans_b, int M, int N, int K, flo
     CHARNN_ASSERT(!omp_in_parallel());
     const int np = (N + KB_W - 1) / KB_W, kc_max = K < KB_KC ? K : KB_KC;
     const int kp_max = (kc_max + 1) / 2, nthreads = omp_get_max_threads();
-    const size_t bwords = (size_t)np * kp_max * KB_W, awords = (size_t)KB_MC * kp_max;
-    uint32_t *bp = kb_scratch(bwords + (size_t)nthreads * awords);
+    const int mpad = (M + 15) / 16 * 16;
+    const size_t bwords = (size_t)np * kp_max * KB_W;
+    /* per thread KB_MC rows of A, or with A transposed all M rows, shared */
+    const size_t awords = trans_a ? (size_t)mpad * kp_max : (size_t)KB_MC * kp_max;
+    uint32_t *bp = kb_scratch(bwords + (trans_a ? 1 : (size_t)nthreads) * awords);
+    uint32_t *at = bp + bwords;
     const int nmb = (M + KB_MC - 1) / KB_MC;
     for (int k0 = 0; k0 < K; k0 += KB_KC) {
         const int kc = K - k0 < KB_KC ? K - k0 : KB_KC, kp = (kc + 1) / 2;
         const float b = k0 == 0 ? beta : 1.0f;
 #pragma omp parallel
         {
+            if (trans_b) {
 #pragma omp for schedule(static)
-            for (int j = 0; j < np; j++) {
-                const int c0 = j * KB_W, cols = N - c0 < KB_W ? N - c0 : KB_W;
-                if (trans_b)
+                for (int j = 0; j < np; j++) {
+                    const int c0 = j * KB_W, cols = N - c0 < KB_W ? N - c0 : KB_W;
                     kb_pack_panel(bp + (size_t)j * kp * KB_W, B, ldb, 1, K, c0, cols, k0 / 2, kp);
-                else
-                    kb_pack_panel_rows(bp + (size_t)j * kp * KB_W, B, ldb, K, c0, cols, k0 / 2,
-                                       kp);
+                }
+            } else { /* B (K, N) row-major: each pair of rows read once, whole */
+                uint32_t tail[16];
+#pragma omp for schedule(static)
+                for (int p = 0; p < kp; p++) {
+                    const float *lo = B + (size_t)(k0 + 2 * p) * ldb;
+                    const float *hi = 2 * p + 1 < kc ? lo + ldb : NULL;
+                    for (int c = 0; c < np * KB_W; c += 16) {
+                        uint32_t *o = bp + ((size_t)(c / KB_W) * kp + p) * KB_W + c % KB_W;
+                        const int n = N - c <= 0 ? 0 : N - c < 16 ? N - c : 16;
+                        kb_pairs16(n == 16 ? o : tail, lo + c, hi ? hi + c : NULL, n);
+                        if (n < 16)
+                            for (int q = 0; q < 16; q++)
+                                o[q] = q < n ? tail[q] : 0;
+                    }
+                }
             }
-            uint32_t *ab = bp + bwords + (size_t)omp_get_thread_num() * awords;
+            if (trans_a) { /* op(A) = A^T: A's rows k0.. read once, whole, into at[p][m] */
+#pragma omp for schedule(static)
+                for (int p = 0; p < kp; p++) {
+                    const float *lo = A + (size_t)(k0 + 2 * p) * lda;
+                    const float *hi = 2 * p + 1 < kc ? lo + lda : NULL;
+                    uint32_t *o = at + (size_t)p * mpad;
+                    for (int c = 0; c < M; c += 16)
+                        kb_pairs16(o + c, lo + c, hi ? hi + c : NULL, M - c < 16 ? M - c : 16);
+                }
+            }
+            uint32_t *ab = trans_a ? NULL : at + (size_t)omp_get_thread_num() * awords;
 #pragma omp for schedule(static)
             for (int mb = 0; mb < nmb; mb++) {
                 const int i0 = mb * KB_MC, mrows = M - i0 < KB_MC ? M - i0 : KB_MC;
-                if (trans_a)
-                    kb_convert_at(ab, kp, A, lda, i0, mrows, k0, kc);
-                else
+                /* pair p of row i0 + i: ab[i * kp + p], or at[p * mpad + i0 + i] */
+                const uint32_t *a0 = trans_a ? at + i0 : ab;
+                const size_t sr = trans_a ? 1 : (size_t)kp, sp = trans_a ? (size_t)mpad : 1;
+                if (!trans_a)
                     for (int i = 0; i < mrows; i += KB_MR)
-                        kb_convert_a(ab + (size_t)i * kp, kp, 0, A, lda, i0 + i,
-                                     mrows - i < KB_MR ? mrows - i : KB_MR, k0, kc, K);
+                        kb_convert_a(ab + (size_t)i * kp, kp, A, lda, i0 + i,
+                                     mrows - i < KB_MR ? mrows - i : KB_MR, k0, kc);
                 for (int j = 0; j < np; j++) {
                     const int c0 = j * KB_W, cols = N - c0 < KB_W ? N - c0 : KB_W;
                     for (int i = 0; i < mrows; i += KB_MR)
-                        kb_rows(mrows - i < KB_MR ? mrows - i : KB_MR, ab + (size_t)i * kp, kp,
-                                bp + (size_t)j * kp * KB_W, kp, C + (size_t)(i0 + i) * ldc + c0,
-                                ldc, cols, alpha, b);
+                        kb_rows(mrows - i < KB_MR ? mrows - i : KB_MR, a0 + (size_t)i * sr, sr,
+                                sp, bp + (size_t)j * kp * KB_W, kp,
+                                C + (size_t)(i0 + i) * ldc + c0, ldc, cols, alpha, b);
                 }
             }
         }
