@@ -4,6 +4,7 @@
 # bit, every cell, 1 and 2 ranks); a resumed run keeps its checkpoint's
 # precision and refuses a different --precision; bf16 really changes the
 # numbers (not a silent FP32 run); eval, sample and trace take --precision;
+# the checkpoint stays FP32 and loads into PyTorch;
 # on a CPU without AVX512_BF16 (hidden with CHARNN_AVX512_BF16=0) every
 # command fails with one line naming the missing instruction set.
 #
@@ -138,6 +139,20 @@ if [ $HAVE_BF16 = 1 ]; then
     # the checkpoint stays FP32
     dt=$(h5dump -H -d /model/weight_hh_l0 "$M" 2>/dev/null | grep -c H5T_IEEE_F32LE)
     check "the bf16 run's weights are stored as FP32" [ "$dt" -ge 1 ]
+    # ... and PyTorch loads it: torch.nn.LSTM reproduces charnn's FP32 eval loss
+    if /usr/bin/python3 -c "import torch, h5py" 2>/dev/null; then
+        head -c 3000 "$DATA" >"$WORK/eval.txt"
+        ours=$("$CHARNN" eval --model "$M" --data "$WORK/eval.txt" --batch 1 --seq 64 --json \
+            --threads 1 2>&1)
+        theirs=$(/usr/bin/python3 "$SRC/tests/pytorch_interop.py" "$M" "$WORK/eval.txt" 2>&1)
+        check "torch reproduces charnn's eval loss of the bf16-trained model ($ours / $theirs)" \
+            /usr/bin/python3 -c "
+import json
+a = json.loads('''$ours'''); b = json.loads('''$theirs''')
+assert a['tokens'] == b['tokens'] and abs(a['loss'] - b['loss']) <= 1e-4 * abs(b['loss'])"
+    else
+        echo "# no torch/h5py: the PyTorch load is not checked here (cli_pytorch.sh covers the format)"
+    fi
     # eval, sample, trace without the instruction set
     for cmd in "eval --model $M --data $DATA" "sample --model $M --length 5" \
         "trace --model $M --data $DATA --max-chars 5 --out $WORK/t2.h5"; do
