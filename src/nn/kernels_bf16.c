@@ -174,26 +174,6 @@ static void kb_pack_panel(uint32_t *out, const float *w, int ldw, int trans, int
     }
 }
 
-void kern_pack_bf16(kern_packed *p, const float *w, int N, int K, int trans, float *panels)
-{
-    CHARNN_ASSERT(panels != NULL && ((uintptr_t)panels & 63) == 0);
-    p->w = w;
-    p->n = N;
-    p->k = K;
-    p->trans = trans;
-    p->panels = panels;
-    p->packed = 1;
-    p->bf16 = 1;
-    uint32_t *out = (uint32_t *)(void *)panels;
-    const int np = (N + KB_W - 1) / KB_W, kp = (K + 1) / 2;
-#pragma omp parallel for schedule(static)
-    for (int j = 0; j < np; j++) {
-        const int cols = N - j * KB_W < KB_W ? N - j * KB_W : KB_W;
-        kb_pack_panel(out + (size_t)j * kp * KB_W, w, trans ? K : N, trans, K, j * KB_W, cols, 0,
-                      kp);
-    }
-}
-
 #ifdef KB_X86
 /* Rows [i, i + R) and k in [k0, k0 + kc) of A (M, K) row-major into blk: word
  * r * ldp + p is (A[i+r][k0+2p], A[i+r][k0+2p+1]); rows past R (up to 8) and the
@@ -233,6 +213,33 @@ KB_TARGET static inline void kb_pairs16(uint32_t *out, const float *lo_row, cons
     const __m256i u0 = _mm256_unpacklo_epi16(l, h), u1 = _mm256_unpackhi_epi16(l, h);
     _mm256_storeu_si256((__m256i *)out, _mm256_permute2x128_si256(u0, u1, 0x20));
     _mm256_storeu_si256((__m256i *)(out + 8), _mm256_permute2x128_si256(u0, u1, 0x31));
+}
+
+/* kb_pack_panel for B = W^T (W (N, K) row-major): pairs (W[n][k], W[n][k+1])
+ * are adjacent, so each column of the panel converts 32 contiguous floats of a
+ * row of W at a time. */
+KB_TARGET static void kb_pack_panel_t(uint32_t *out, const float *w, int ldw, int K, int n0,
+                                      int ncols, int p0, int kp)
+{
+    const int kend = K - 2 * p0 < 2 * kp ? K - 2 * p0 : 2 * kp;
+    for (int c = 0; c < KB_W; c++) {
+        if (c >= ncols) {
+            for (int p = 0; p < kp; p++)
+                out[(size_t)p * KB_W + c] = 0;
+            continue;
+        }
+        const float *row = w + (size_t)(n0 + c) * ldw + 2 * p0;
+        int p = 0;
+        for (; 2 * p + 32 <= kend; p += 16) {
+            uint32_t t[16];
+            const __m512 lo = _mm512_loadu_ps(row + 2 * p), hi = _mm512_loadu_ps(row + 2 * p + 16);
+            _mm512_storeu_si512(t, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+            for (int q = 0; q < 16; q++)
+                out[(size_t)(p + q) * KB_W + c] = t[q];
+        }
+        for (; p < kp; p++)
+            out[(size_t)p * KB_W + c] = kb_pair(row[2 * p], 2 * p + 1 < kend ? row[2 * p + 1] : 0.0f);
+    }
 }
 
 /* C block (R, 32) = alpha * A block (R rows of kp pairs; pair p of row r at
@@ -366,7 +373,7 @@ KB_TARGET static void kb_gemm(int trans_a, int trans_b, int M, int N, int K, flo
 #pragma omp for schedule(static)
                 for (int j = 0; j < np; j++) {
                     const int c0 = j * KB_W, cols = N - c0 < KB_W ? N - c0 : KB_W;
-                    kb_pack_panel(bp + (size_t)j * kp * KB_W, B, ldb, 1, K, c0, cols, k0 / 2, kp);
+                    kb_pack_panel_t(bp + (size_t)j * kp * KB_W, B, ldb, K, c0, cols, k0 / 2, kp);
                 }
             } else { /* B (K, N) row-major: each pair of rows read once, whole */
                 uint32_t tail[16];
@@ -417,6 +424,32 @@ KB_TARGET static void kb_gemm(int trans_a, int trans_b, int M, int N, int K, flo
     }
 }
 #endif
+
+void kern_pack_bf16(kern_packed *p, const float *w, int N, int K, int trans, float *panels)
+{
+    CHARNN_ASSERT(panels != NULL && ((uintptr_t)panels & 63) == 0);
+    p->w = w;
+    p->n = N;
+    p->k = K;
+    p->trans = trans;
+    p->panels = panels;
+    p->packed = 1;
+    p->bf16 = 1;
+    uint32_t *out = (uint32_t *)(void *)panels;
+    const int np = (N + KB_W - 1) / KB_W, kp = (K + 1) / 2;
+#pragma omp parallel for schedule(static)
+    for (int j = 0; j < np; j++) {
+        const int cols = N - j * KB_W < KB_W ? N - j * KB_W : KB_W;
+#ifdef KB_X86
+        if (trans) {
+            kb_pack_panel_t(out + (size_t)j * kp * KB_W, w, K, K, j * KB_W, cols, 0, kp);
+            continue;
+        }
+#endif
+        kb_pack_panel(out + (size_t)j * kp * KB_W, w, trans ? K : N, trans, K, j * KB_W, cols, 0,
+                      kp);
+    }
+}
 
 void kern_gemm_bf16(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
                     int lda, const float *B, int ldb, float beta, float *C, int ldc)
