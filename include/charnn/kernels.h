@@ -4,7 +4,7 @@
  * Matrices are row-major float arrays; shapes are given as (rows, cols).
  * Fast kernels use CBLAS for products and OpenMP for elementwise loops; every
  * reduction runs in a fixed order so results do not depend on the thread count.
- * Nothing here allocates.
+ * Nothing here allocates, except kern_gemm_bf16's packing buffer (below).
  *
  * Precision: the model's products (kern_gemm, kern_gemm_packed) run in FP32 or,
  * after kern_set_precision(KERN_BF16), with bf16 operands and FP32 accumulation
@@ -86,8 +86,10 @@ kern_precision kern_get_precision(void);
 float kern_bf16_round(float x);
 /* kern_gemm with both operands rounded to bf16 and FP32 sums; each element of
  * C summed in one fixed order for any thread count. Needs the CPU
- * (kern_bf16_missing() == NULL). Keeps a 128 KiB block of B on the caller's
- * stack. */
+ * (kern_bf16_missing() == NULL); not from inside a parallel region. Packs
+ * into one buffer kept for the process, allocated on first use and grown to
+ * the largest product: B's panels for 1024 k's (1024 x N bf16) and the rows of
+ * A for them (64 x 1024 per thread, or all M x 1024 when trans_a). */
 void kern_gemm_bf16(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
                     int lda, const float *B, int ldb, float beta, float *C, int ldc);
 /* 32-bit words of bf16 panels for B (K, N): fewer than kern_pack_floats(N, K). */
