@@ -6,12 +6,18 @@
  * two 256-bit halves, so the two agree there). Enough chains to cover the FMA
  * latency times the number of FMA pipes. One FMA = 2 FLOPs per lane.
  *
+ * With AVX512_BF16 (-march=native on such a CPU) the bf16 peak is measured the
+ * same way: NACC chains acc = vdpbf16ps(acc, a, b), each instruction 16 lanes
+ * x 2 bf16 products added into FP32 = 64 FLOPs (--precision bf16's products).
+ *
  * Build: gcc -std=gnu11 -O3 -march=native -mfma -fopenmp fma_peak.c -o fma_peak
  * Prints one JSON line:
- *   {"peak_gflops_1":..., "peak_gflops_all":..., "threads":..., ...}
+ *   {"peak_gflops_1":..., "peak_gflops_all":..., "threads":..., ...,
+ *    "bf16_gflops_1":..., "bf16_gflops_all":...}  (0 without AVX512_BF16)
  * peak_gflops_1 = one thread, peak_gflops_all = all OpenMP threads together
  * (best of a few repetitions each, ~0.5 s per repetition).
  */
+#include <immintrin.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +58,25 @@ static double now(void) {
 KERNEL(kernel8, v8, 8)
 #ifdef __AVX512F__
 KERNEL(kernel16, v16, 16)
+#endif
+
+#ifdef __AVX512BF16__
+/* NACC chains of vdpbf16ps: 32 multiply-adds per instruction. The products
+ * are tiny, so the accumulators stay finite. */
+static float kernel_bf16(long iters, float seed) {
+    __m512 acc[NACC];
+    __m512bh a = _mm512_cvtne2ps_pbh(_mm512_set1_ps(1e-3f), _mm512_set1_ps(1e-3f));
+    __m512bh b = _mm512_cvtne2ps_pbh(_mm512_set1_ps(1e-4f), _mm512_set1_ps(1e-4f));
+    for (int i = 0; i < NACC; i++) acc[i] = _mm512_set1_ps(seed + 0.001f * i);
+    for (long it = 0; it < iters; it++) {
+        _Pragma("GCC unroll 16")
+        for (int i = 0; i < NACC; i++) acc[i] = _mm512_dpbf16_ps(acc[i], a, b);
+        __asm__ volatile("" : "+v"(a));
+    }
+    float s = 0;
+    for (int i = 0; i < NACC; i++) s += _mm512_reduce_add_ps(acc[i]);
+    return s;
+}
 #endif
 
 typedef float (*kernel_fn)(long, float);
@@ -100,11 +125,18 @@ int main(void) {
     g16_1 = best(kernel16, 16, 1, &sink);
     g16_all = best(kernel16, 16, nth, &sink);
 #endif
+    double gb_1 = 0, gb_all = 0;
+#ifdef __AVX512BF16__
+    /* 64 FLOPs per instruction and accumulator: "lanes" 32 x 2 */
+    gb_1 = best(kernel_bf16, 32, 1, &sink);
+    gb_all = best(kernel_bf16, 32, nth, &sink);
+#endif
     double p1 = g8_1 > g16_1 ? g8_1 : g16_1;
     double pall = g8_all > g16_all ? g8_all : g16_all;
     printf("{\"peak_gflops_1\": %.1f, \"peak_gflops_all\": %.1f, \"threads\": %d, "
            "\"avx2_gflops_1\": %.1f, \"avx2_gflops_all\": %.1f, "
-           "\"avx512_gflops_1\": %.1f, \"avx512_gflops_all\": %.1f, \"checksum\": %g}\n",
-           p1, pall, nth, g8_1, g8_all, g16_1, g16_all, (double)sink);
+           "\"avx512_gflops_1\": %.1f, \"avx512_gflops_all\": %.1f, "
+           "\"bf16_gflops_1\": %.1f, \"bf16_gflops_all\": %.1f, \"checksum\": %g}\n",
+           p1, pall, nth, g8_1, g8_all, g16_1, g16_all, gb_1, gb_all, (double)sink);
     return 0;
 }

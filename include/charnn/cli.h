@@ -45,6 +45,11 @@ int cli_report(int argc, char **argv);
 
 /* The names of data.h's SPLIT_* for --split. */
 extern const flag_choice cli_split_choices[];
+/* The names of kernels.h's kern_precision for --precision. */
+extern const flag_choice cli_precision_choices[];
+/* Let the model's products run in `precision` (a kern_precision): 0, or the
+ * one-line error on stderr and CLI_EXIT_ERROR (a CPU without AVX512_BF16). */
+int cli_set_precision(int precision);
 
 int cli_train(int argc, char **argv);
 int cli_eval(int argc, char **argv);

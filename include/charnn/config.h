@@ -47,6 +47,8 @@ typedef struct {
                                  before multiplying the rate by lr_on_plateau; 0 = off */
     double lr_on_plateau;     /* factor in (0, 1) applied on a plateau down to sched.min_lr,
                                  0 = off (then --patience stops the run) */
+    int precision;            /* kern_precision (kernels.h) of the matrix products:
+                                 KERN_F32 (0, the default) or KERN_BF16 */
     int nranks;               /* ranks of the run that wrote a checkpoint */
     /* fine-tuning: read at step 0 of a fresh run only; stored as a record */
     char init_from[CONFIG_PATH_MAX]; /* --init-from: the model a fresh run's parameters start
@@ -91,7 +93,8 @@ enum {
     CONFIG_GIVEN_BUCKET = 1u << 11,
     CONFIG_GIVEN_CLASS_WEIGHTS = 1u << 12,
     CONFIG_GIVEN_BALANCED_SAMPLING = 1u << 13,
-    CONFIG_GIVEN_FREEZE = 1u << 14
+    CONFIG_GIVEN_FREEZE = 1u << 14,
+    CONFIG_GIVEN_PRECISION = 1u << 15
 };
 
 enum { CONFIG_CLASS_WEIGHTS_NONE = 0, CONFIG_CLASS_WEIGHTS_BALANCED = 1 };

@@ -4,7 +4,13 @@
  * Matrices are row-major float arrays; shapes are given as (rows, cols).
  * Fast kernels use CBLAS for products and OpenMP for elementwise loops; every
  * reduction runs in a fixed order so results do not depend on the thread count.
- * Nothing here allocates.
+ * Nothing here allocates, except kern_gemm_bf16's packing buffer (below).
+ *
+ * Precision: the model's products (kern_gemm, kern_gemm_packed) run in FP32 or,
+ * after kern_set_precision(KERN_BF16), with bf16 operands and FP32 accumulation
+ * (kernels_bf16.c, AVX512_BF16). The setting is process-wide, set once before
+ * any product (the CLI's --precision); everything else stays FP32. The _naive
+ * references are always FP32.
  */
 #ifndef CHARNN_KERNELS_H
 #define CHARNN_KERNELS_H
@@ -43,6 +49,7 @@ void kern_scatter_add_rows_naive(float *dtable, const float *dout, const int32_t
 typedef struct {
     const float *w;
     int n, k, trans, packed;
+    int bf16; /* the panels hold bf16 pairs (kern_pack_bf16) */
     float *panels;
 } kern_packed;
 size_t kern_pack_floats(int N, int K);
@@ -58,6 +65,41 @@ void kern_pack(kern_packed *p, const float *w, int N, int K, int trans, float *p
  * what OpenBLAS gives. */
 void kern_gemm_packed(int M, const float *A, int lda, const kern_packed *p, float beta, float *C,
                       int ldc);
+
+/* ---- bf16 (kernels_bf16.c) ---- */
+typedef enum { KERN_F32 = 0, KERN_BF16 = 1 } kern_precision;
+/* "f32", "bf16" */
+const char *kern_precision_name(kern_precision p);
+/* 0 and *out set, or -1 for an unknown name. */
+int kern_precision_parse(const char *name, kern_precision *out);
+/* NULL when this CPU runs the bf16 products, else the name of the first
+ * instruction set it lacks ("avx512f", "avx512bw", "avx512vl", "avx512_bf16").
+ * CHARNN_AVX512_BF16=0 in the environment hides avx512_bf16 (a test hook). */
+const char *kern_bf16_missing(void);
+/* The precision of the model's products from now on: 0, or -1 with the
+ * message (cn_err) "--precision bf16 needs a CPU with AVX512_BF16 (this one has
+ * no ...)". Nothing falls back: bf16 runs in bf16 or not at all. */
+int kern_set_precision(kern_precision p);
+kern_precision kern_get_precision(void);
+/* x rounded to bf16 (nearest even, denormals to zero) and back: what the
+ * products see of an operand. */
+float kern_bf16_round(float x);
+/* kern_gemm with both operands rounded to bf16 and FP32 sums; each element of
+ * C summed in one fixed order for any thread count. Needs the CPU
+ * (kern_bf16_missing() == NULL); not from inside a parallel region. Packs
+ * into one buffer kept for the process, allocated on first use and grown to
+ * the largest product: B's panels for 1024 k's (1024 x N bf16) and the rows of
+ * A for them (64 x 1024 per thread, or all M x 1024 when trans_a). */
+void kern_gemm_bf16(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
+                    int lda, const float *B, int ldb, float beta, float *C, int ldc);
+/* 32-bit words of bf16 panels for B (K, N): fewer than kern_pack_floats(N, K). */
+size_t kern_pack_bf16_words(int N, int K);
+/* kern_pack into bf16 panels (panels: 64-byte aligned, kern_pack_floats(N, K)
+ * floats); kern_pack does this itself in bf16 precision. */
+void kern_pack_bf16(kern_packed *p, const float *w, int N, int K, int trans, float *panels);
+/* kern_gemm_packed on bf16 panels. */
+void kern_gemm_packed_bf16(int M, const float *A, int lda, const kern_packed *p, float beta,
+                           float *C, int ldc);
 
 /* y (N, D) += bias (D) on every row. */
 void kern_add_bias(float *y, const float *bias, size_t N, int D);

@@ -8,6 +8,7 @@
 #include "charnn/data.h"
 #include "charnn/dist.h"
 #include "charnn/flags.h"
+#include "charnn/kernels.h"
 #include "charnn/runtime.h"
 
 /* The commands in the order of the usage screen. Only commands that may run
@@ -46,6 +47,17 @@ const flag_choice cli_split_choices[] = {{"train", SPLIT_TRAIN},
                                          {"test", SPLIT_TEST},
                                          {"all", SPLIT_ALL},
                                          {NULL, 0}};
+
+const flag_choice cli_precision_choices[] = {{"f32", KERN_F32}, {"bf16", KERN_BF16}, {NULL, 0}};
+
+int cli_set_precision(int precision)
+{
+    if (kern_set_precision((kern_precision)precision) != 0) {
+        fprintf(stderr, "charnn: %s\n", cn_errmsg());
+        return CLI_EXIT_ERROR;
+    }
+    return 0;
+}
 
 static void print_main_usage(FILE *f)
 {

@@ -8,6 +8,7 @@
 #include "charnn/dist.h"
 #include "charnn/evaluate.h"
 #include "charnn/flags.h"
+#include "charnn/kernels.h"
 #include "charnn/runtime.h"
 #include "charnn/translate.h"
 
@@ -18,6 +19,7 @@ int cli_eval(int argc, char **argv)
     /* a translation model's options */
     translate_eval_options to = {.beam = 1, .rows = 64, .samples = 20};
     enum { GIVEN_SPLIT = 1u << 0 };
+    int precision = KERN_F32;
     const flag_spec flags[] = {
         FLAG("model", F_PATH, model_path, 0, "model file or checkpoint written by train (required)",
              0, 0),
@@ -31,6 +33,9 @@ int cli_eval(int argc, char **argv)
              "model's (default 0)", 0, 1000000),
         FLAG("seq", F_INT, &o.seq, 0, "chunk length, 0 = the model's (default 0)", 0, 100000),
         FLAG("threads", F_INT, &o.threads, 0, "OpenMP threads (default all cores)", 0, 4096),
+        FLAG_CHOICE("precision", &precision, 0,
+                    "f32 | bf16: the matrix products' operands (default f32)",
+                    cli_precision_choices),
         FLAG("json", F_BOOL, &o.json, 0,
              "print one JSON object: loss, bpc, perplexity, tokens (classifier: loss, accuracy, "
              "macro-F1, per-class numbers, confusion matrix; translation: loss, exact match, chrF)",
@@ -59,6 +64,8 @@ int cli_eval(int argc, char **argv)
     o.data_path = data;
     o.html_path = html[0] ? html : NULL;
     runtime_set_threads(o.threads);
+    if (cli_set_precision(precision) != 0)
+        return CLI_EXIT_ERROR;
     if (translate_is_model(model_path) == 1) {
         /* one process does it all; other ranks of an MPI launch have nothing to add */
         if (dist_rank() != 0)

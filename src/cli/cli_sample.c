@@ -6,6 +6,7 @@
 
 #include "charnn/config.h"
 #include "charnn/flags.h"
+#include "charnn/kernels.h"
 #include "charnn/sample.h"
 
 int cli_sample(int argc, char **argv)
@@ -15,6 +16,7 @@ int cli_sample(int argc, char **argv)
     sample_stats stats;
     int timing = 0;
     char model_path[CONFIG_PATH_MAX] = "";
+    int precision = KERN_F32;
     const flag_spec flags[] = {
         FLAG("model", F_PATH, model_path, 0, "model file or checkpoint written by train (required)",
              0, 0),
@@ -33,6 +35,9 @@ int cli_sample(int argc, char **argv)
              "one JSON line per sample: {\"sample\":i,\"seed\":S,\"text\":\"...\"}", 0, 0),
         FLAG("timing", F_BOOL, &timing, 0,
              "print the generation speed (characters per second, all samples) to stderr", 0, 0),
+        FLAG_CHOICE("precision", &precision, 0,
+                    "f32 | bf16: the matrix products' operands (default f32)",
+                    cli_precision_choices),
     };
     flag_table t = {"sample", "--model PATH [--length N] [--temperature X] [--top-k K] "
                               "[--prime TEXT] [--seed S] [--count N] [--json]",
@@ -45,6 +50,8 @@ int cli_sample(int argc, char **argv)
         return flags_usage_error(&t, "--model is required");
     o.model_path = model_path;
     o.stats = timing ? &stats : NULL;
+    if (cli_set_precision(precision) != 0)
+        return CLI_EXIT_ERROR;
     if (sample_run(&o, stdout) != 0) {
         fprintf(stderr, "charnn: %s\n", cn_errmsg());
         return CLI_EXIT_ERROR;

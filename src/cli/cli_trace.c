@@ -7,6 +7,7 @@
 
 #include "charnn/data.h"
 #include "charnn/flags.h"
+#include "charnn/kernels.h"
 #include "charnn/runtime.h"
 #include "charnn/trace.h"
 #include "charnn/translate.h"
@@ -27,7 +28,7 @@ int cli_trace(int argc, char **argv)
     o.block = 1000;
     o.grad_len = 100;
     o.grad_chunks = 20;
-    int threads = 0;
+    int threads = 0, precision = KERN_F32;
     enum { GIVEN_SPLIT = 1u << 0, GIVEN_GRAD_SHAPE = 1u << 1 };
     const flag_spec flags[] = {
         FLAG("model", F_PATH, o.model, 0, "model file or checkpoint written by train (required)", 0,
@@ -53,6 +54,9 @@ int cli_trace(int argc, char **argv)
         FLAG("lstmvis", F_BOOL, &o.lstmvis, 0, "also write an LSTMVis project beside the trace", 0,
              0),
         FLAG("threads", F_INT, &threads, 0, "OpenMP threads (default all cores)", 0, 4096),
+        FLAG_CHOICE("precision", &precision, 0,
+                    "f32 | bf16: the matrix products' operands (default f32)",
+                    cli_precision_choices),
     };
     flag_table t = {"trace", "--model PATH (--data FILE | --split S) --out trace.h5 [flags]",
                     flags, (int)(sizeof flags / sizeof flags[0]), NULL, 0, NULL};
@@ -74,6 +78,8 @@ int cli_trace(int argc, char **argv)
     if (same_file(o.out, o.model) || (o.data[0] && same_file(o.out, o.data)))
         return flags_usage_error(&t, "--out '%s' would overwrite an input", o.out);
     runtime_set_threads(threads);
+    if (cli_set_precision(precision) != 0)
+        return CLI_EXIT_ERROR;
     if (translate_is_model(o.model) == 1) {
         /* a translation model: per pair, encoder and decoder states and attention */
         if (!o.data[0] || o.grads || o.lstmvis)

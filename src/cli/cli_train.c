@@ -203,6 +203,11 @@ int cli_train(int argc, char **argv)
              "(default 0)", RANGE_NONNEG),
         FLAG("trace-probe-chars", F_INT, &c.trace_probe_chars, 0,
              "characters of validation text the probe trace runs over (default 500)", 1, 100000000),
+        FLAG_CHOICE("precision", &c.precision, CONFIG_GIVEN_PRECISION,
+                    "f32 | bf16: the matrix products' operands; bf16 needs AVX512_BF16, sums, "
+                    "weights and optimizer state stay FP32 (default f32; a resumed run keeps "
+                    "its checkpoint's)",
+                    cli_precision_choices),
         FLAG("max-bad-steps", F_INT, &c.max_bad_steps, 0,
              "non-finite steps in a row before giving up (default 5)", 1, 1000000),
         FLAG("patience", F_INT, &c.patience, 0,

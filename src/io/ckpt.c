@@ -35,6 +35,7 @@
 #include "charnn/h5io.h"
 #include "charnn/head.h"
 #include "charnn/seq2seq.h"
+#include "charnn/kernels.h"
 
 #ifndef CHARNN_VERSION
 #define CHARNN_VERSION "unknown"
@@ -57,7 +58,7 @@ typedef struct {
 #define FIELD(name, kind, member, required) {name, kind, offsetof(run_config, member), required}
 
 /* Every stored numeric and path field of run_config. The enum-valued ones
- * (cell, vocab_mode, optimizer, schedule) are stored by name, separately.
+ * (cell, vocab_mode, optimizer, schedule, precision) are stored by name, separately.
  * resume, progress_bar, allreduce_blocking, timing and given belong to one
  * invocation and are not stored. */
 static const config_field config_fields[] = {
@@ -168,7 +169,9 @@ static int write_config_attrs(const char *path, hid_t root, const run_config *cf
         h5io_attr_write_str(path, root, "head_pool", head_pool_name(cfg->model.head.pool)) < 0 ||
         (cfg->model.head.kind == HEAD_SEQ2SEQ &&
          h5io_attr_write_str(path, root, "attention",
-                             seq2seq_attention_name(cfg->model.head.attention)) < 0))
+                             seq2seq_attention_name(cfg->model.head.attention)) < 0) ||
+        h5io_attr_write_str(path, root, "precision",
+                            kern_precision_name((kern_precision)cfg->precision)) < 0)
         return -1;
     return 0;
 }
@@ -564,6 +567,16 @@ static int read_config(const char *path, hid_t root, run_config *cfg)
         if (attention < 0)
             return cn_err("'%s': unknown attention '%s'", path, s);
         cfg->model.head.attention = attention;
+    }
+    /* absent in files from before --precision: f32 */
+    rc = h5io_attr_read_str(path, root, "", "precision", s, sizeof s);
+    if (rc < 0)
+        return -1;
+    if (rc > 0) {
+        kern_precision prec;
+        if (kern_precision_parse(s, &prec) < 0)
+            return cn_err("'%s': unknown precision '%s'", path, s);
+        cfg->precision = prec;
     }
     return 0;
 }

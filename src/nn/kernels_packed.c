@@ -63,6 +63,8 @@ int kern_packed_available(void)
 
 const char *kern_packed_name(void)
 {
+    if (kern_get_precision() == KERN_BF16)
+        return "AVX512_BF16 packed W_hh (bf16 panels)";
     switch (kp_choice()) {
     case 1:
         return "AVX-512 packed W_hh";
@@ -80,6 +82,11 @@ void kern_pack(kern_packed *p, const float *w, int N, int K, int trans, float *p
     p->k = K;
     p->trans = trans;
     p->panels = panels;
+    p->bf16 = 0;
+    if (panels != NULL && kern_get_precision() == KERN_BF16) {
+        kern_pack_bf16(p, w, N, K, trans, panels);
+        return;
+    }
     p->packed = panels != NULL && kern_packed_available();
     if (!p->packed)
         return;
@@ -165,6 +172,10 @@ void kern_gemm_packed(int M, const float *A, int lda, const kern_packed *p, floa
 {
     CHARNN_ASSERT(beta == 0.0f || beta == 1.0f);
     const int N = p->n, K = p->k;
+    if (p->bf16) {
+        kern_gemm_packed_bf16(M, A, lda, p, beta, C, ldc);
+        return;
+    }
     if (!p->packed) {
         kern_gemm(0, p->trans, M, N, K, 1.0f, A, lda, p->w, p->trans ? K : N, beta, C, ldc);
         return;

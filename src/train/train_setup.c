@@ -56,6 +56,10 @@ static int check_resume_compatible(const trainer *t, const ckpt_data *d, const c
     if ((c->given & CONFIG_GIVEN_POOL) && c->model.head.pool != a->head.pool)
         return cn_err("checkpoint '%s' pools with %s, this run asks for --pool %s", path,
                       head_pool_name(a->head.pool), head_pool_name(c->model.head.pool));
+    if ((c->given & CONFIG_GIVEN_PRECISION) && c->precision != d->cfg.precision)
+        return cn_err("checkpoint '%s' was trained with --precision %s, this run asks for "
+                      "--precision %s", path, kern_precision_name((kern_precision)d->cfg.precision),
+                      kern_precision_name((kern_precision)c->precision));
     if (!d->has_opt)
         return cn_err("checkpoint '%s' holds no optimizer state and cannot be resumed", path);
     return 0;
@@ -106,6 +110,7 @@ static int resume_read(trainer *t, const char *path, ckpt_data *d)
         t->cfg.class_weights = was->class_weights;
     if (!(t->cfg.given & CONFIG_GIVEN_BALANCED_SAMPLING))
         t->cfg.balanced_sampling = was->balanced_sampling;
+    t->cfg.precision = d->cfg.precision;
     return vocab_from_symbols(&t->voc, d->voc.mode, d->voc.symbols, d->voc.size);
 }
 
@@ -132,6 +137,8 @@ static int setup(trainer *t, const run_config *cfg)
         return -1;
     const int from_init = !path[0] && t->cfg.init_from[0];
     if (path[0] && resume_read(t, path, &d) != 0)
+        goto done;
+    if (kern_set_precision((kern_precision)t->cfg.precision) != 0)
         goto done;
     if (from_init && train_init_read(t, &init) != 0)
         goto done;
@@ -210,6 +217,10 @@ static void print_header(const trainer *t)
     if (c->freeze_stack > 0)
         train_say(t, "--freeze-stack %lld: the head trains alone for %lld updates, then all\n",
                   (long long)c->freeze_stack, (long long)c->freeze_stack);
+    train_say(t, "precision: %s\n",
+              c->precision == KERN_BF16
+                  ? "bf16 (bf16 operands, FP32 sums; weights, optimizer, gates, loss FP32)"
+                  : "f32");
 }
 
 int train_start(trainer *t, const run_config *cfg)
