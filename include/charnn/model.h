@@ -33,7 +33,8 @@
 #define MODEL_MAX_LAYERS 16
 #define HEAD_MAX_TENSORS 4
 #define HEAD_MAX_BUFFERS 4
-#define MODEL_MAX_TENSORS (4 * MODEL_MAX_LAYERS + 1 + HEAD_MAX_TENSORS)
+/* per layer: 4 stack tensors and up to 4 condition tensors (cond.h) */
+#define MODEL_MAX_TENSORS (8 * MODEL_MAX_LAYERS + 2 + HEAD_MAX_TENSORS)
 
 typedef enum { HEAD_LM = 0, HEAD_CLASSIFY = 1 } head_kind;
 typedef enum { HEAD_POOL_LAST = 0, HEAD_POOL_MEAN = 1, HEAD_POOL_MAX = 2 } head_pool;
@@ -45,6 +46,15 @@ typedef struct {
     head_pool pool; /* classify: how the top states of a row become one vector */
 } head_config;
 
+/* How a condition vector enters the stack (cond.h); COND_NONE, the default,
+ * is an unconditioned model. */
+typedef enum { COND_NONE = 0, COND_INIT = 1, COND_INPUT = 2, COND_EVERY = 3 } cond_mode;
+
+typedef struct {
+    cond_mode mode;
+    int dim; /* D: the condition's width, > 0 with a mode */
+} cond_config;
+
 typedef struct {
     cell_kind cell;
     int vocab;        /* V */
@@ -53,9 +63,19 @@ typedef struct {
     int embed;        /* E; 0 = one-hot input */
     float dropout;    /* drop probability on the outputs of layers 0..L-2, training only */
     head_config head; /* what sits on top (default: the language model's decoder) */
+    cond_config cond; /* conditioning (default: none) */
 } model_config;
 
 typedef struct head_ops head_ops; /* head.h */
+
+/* The condition's tensors (cond.h), NULL where the mode has none. */
+typedef struct {
+    float *w_h[MODEL_MAX_LAYERS]; /* init: (H, D) */
+    float *b_h[MODEL_MAX_LAYERS]; /* init: (H) */
+    float *w_c[MODEL_MAX_LAYERS]; /* init, LSTM: (H, D) */
+    float *b_c[MODEL_MAX_LAYERS]; /* init, LSTM: (H) */
+    float *w_in;                  /* input, every: (G*H, D) */
+} model_cond;
 
 typedef struct {
     char name[32];  /* PyTorch state_dict name, e.g. "weight_ih_l0", "decoder.weight" */
@@ -84,6 +104,7 @@ typedef struct {
     model_layer layer[MODEL_MAX_LAYERS];  /* views into params */
     model_layer glayer[MODEL_MAX_LAYERS]; /* the same views into grads */
     float *embed, *gembed; /* (V, E), NULL with one-hot input */
+    model_cond cond, gcond; /* views into params / grads; all NULL without a condition */
     struct {
         const head_ops *ops;
         int outputs;                       /* K: the size of the output distribution */
@@ -142,7 +163,8 @@ typedef struct {
                                             positions add nothing to any gradient; x there
                                             must still be valid ids (NULL: all T steps) */
     float *dh0;                          /* (L, B, H) receives dL/dh0, the gradient of the state
-                                            the chunk started from (NULL: not wanted) */
+                                            the chunk started from (NULL: not wanted); zero
+                                            when cond init replaced that state */
     float *dc0;                          /* (L, B, H) LSTM: receives dL/dc0 */
     const float *dh_final;               /* (L, B, H) in: dL/d(state after the chunk), i.e. of
                                             the state at each row's length, e.g. a decoder's
@@ -150,14 +172,24 @@ typedef struct {
     const float *dc_final;               /* (L, B, H) LSTM: dL/d(cell state after the chunk) */
     float *dh_record[MODEL_MAX_LAYERS];  /* (T, B, H) receives dL/dh_t of layer l */
     float *dc_record[MODEL_MAX_LAYERS];  /* (T, B, H) receives dL/dc_t of layer l (LSTM) */
+    const float *cond;                   /* (B, D) the condition of each row (cond.h), NULL:
+                                            none */
+    int cond_first;                      /* 1: this chunk starts the rows' sequences (init
+                                            sets the state from cond, input adds it at step
+                                            0); 0: it continues them (only every adds it) */
     void (*progress)(void *ctx);         /* called now and then during backward */
     void *progress_ctx;
+    /* the condition's (cond.h), allocated for conditional models only: */
+    int cond_on;                         /* the cond_mode the last forward applied */
+    float *cond_proj;                    /* (B, G*H) input/every: c W^T; backward: the summed
+                                            gate gradients */
+    float *cond_dh0, *cond_dc0;          /* (L, B, H) init: dL/d(state set from c) */
     /* every buffer above that model_work_init allocated, with its length */
     int n_owned;
     struct {
         float *p;
         size_t n;
-    } owned[5 * MODEL_MAX_LAYERS + 8 + HEAD_MAX_BUFFERS];
+    } owned[5 * MODEL_MAX_LAYERS + 11 + HEAD_MAX_BUFFERS];
 } model_work;
 
 /* Called when the gradients of `bucket` are final during model_backward. */
@@ -184,6 +216,8 @@ void model_state_free(model_state *s);
 /* For heads: append a tensor of (rows, cols) (cols 0: a vector) to the table,
  * in bucket 0, recorded as the head's next tensor. */
 void model_head_add_tensor(model *m, const char *name, int rows, int cols, int is_bias);
+/* For cond.c: the same in any bucket, not recorded as the head's. */
+void model_add_tensor(model *m, const char *name, int rows, int cols, int is_bias, int bucket);
 
 void model_work_init(model_work *w, const model *m, int T, int B);
 /* For heads: a zeroed buffer of n floats owned (and released, freed) by w. */

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "charnn/common.h"
+#include "charnn/cond.h"
 #include "charnn/head.h"
 #include "charnn/kernels.h"
 #include "charnn/stack.h"
@@ -31,6 +32,8 @@ int model_config_check(const model_config *cfg)
         return cn_err("--dropout must be in [0, 1), got %g", (double)cfg->dropout);
     if (cfg->cell != CELL_RNN && cfg->cell != CELL_LSTM && cfg->cell != CELL_GRU)
         return cn_err("unknown cell kind %d", (int)cfg->cell);
+    if (cond_config_check(cfg) < 0)
+        return -1;
     const head_ops *head = head_for(cfg->head.kind);
     if (!head)
         return cn_err("unknown head kind %d", (int)cfg->head.kind);
@@ -71,6 +74,11 @@ void model_head_add_tensor(model *m, const char *name, int rows, int cols, int i
     add_tensor(m, name, rows, cols, 0, is_bias, 0);
 }
 
+void model_add_tensor(model *m, const char *name, int rows, int cols, int is_bias, int bucket)
+{
+    add_tensor(m, name, rows, cols, 0, is_bias, bucket);
+}
+
 void model_build(model *m, const model_config *cfg)
 {
     CHARNN_ASSERT(model_config_check(cfg) == 0);
@@ -104,6 +112,8 @@ void model_build(model *m, const model_config *cfg)
         off[l][3] = add_tensor(m, name, GH, 0, 0, 1, bucket);
         if (l == 0 && E > 0)
             off_emb = add_tensor(m, "embedding.weight", V, E, 0, 0, bucket);
+        if (l == 0)
+            cond_declare(m, bucket);
         m->bucket_size[bucket] = m->n_params - m->bucket_offset[bucket];
     }
 
@@ -118,6 +128,7 @@ void model_build(model *m, const model_config *cfg)
         m->embed = m->params + off_emb;
         m->gembed = m->grads + off_emb;
     }
+    cond_bind(m);
     for (int l = 0; l < L; l++) {
         m->layer[l] = (model_layer){m->params + off[l][0], m->params + off[l][1],
                                     m->params + off[l][2], m->params + off[l][3]};
@@ -233,6 +244,7 @@ void model_work_init(model_work *w, const model *m, int T, int B)
         w->dh_b = model_work_alloc(w, N * dw);
     w->dh_next = model_work_alloc(w, (size_t)B * H);
     w->dc_next = model_work_alloc(w, (size_t)B * H);
+    cond_work_init(w, m, B);
     w->head.K = m->head.outputs;
     m->head.ops->work_init(w, m, T, B);
 }
