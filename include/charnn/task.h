@@ -106,6 +106,14 @@ struct task {
 };
 
 extern const task_ops task_lm_ops;
+/* Conditional generation (src/tasks/task_generate.c, generate.h). */
+extern const task_ops task_generate_ops;
+/* A generator's loss over a split (SPLIT_*) of its examples, all ranks: out,
+ * and per class (class_loss and class_targets hold the file's classes; NULL:
+ * not wanted). Collective. 0 or -1. */
+int task_generate_evaluate(task *t, const model *m, model_work *w, int split,
+                           int64_t max_batches, eval_result *out, double *class_loss,
+                           int64_t *class_targets);
 /* "lm" -> its ops, or NULL. */
 const task_ops *task_find(const char *name);
 /* The task names, "lm | ...", for usage text and errors. */

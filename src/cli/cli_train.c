@@ -34,6 +34,8 @@ static int parse_task(const char *value, void *dst)
     return 0;
 }
 
+static const flag_choice cond_choices[] = {
+    {"init", COND_INIT}, {"input", COND_INPUT}, {"every", COND_EVERY}, {NULL, 0}};
 static const flag_choice allreduce_choices[] = {{"overlap", 0}, {"blocking", 1}, {NULL, 0}};
 
 /* --balance into run_config.balance (char[CONFIG_PATH_MAX]), checked against
@@ -59,14 +61,23 @@ int cli_train(int argc, char **argv)
     config_default(&c);
     snprintf(c.out, sizeof c.out, "%s", "runs/charnn");
     int bytes = 0, no_progress = 0, progress = 0;
+    int cond_id = COND_NONE;
     int cell_id = c.model.cell, optim_id = c.optim.kind, sched_id = c.sched.kind;
     /* bits of this file's own, above the CONFIG_GIVEN_* bits of run_config.given */
     enum { GIVEN_STEPS = 1u << 16, GIVEN_EPOCHS = 1u << 17 };
     const flag_spec flags[] = {
         FLAG_CUSTOM("task", c.task, CONFIG_GIVEN_TASK,
-                    "what to learn: lm, the next character (default); a resumed run keeps "
-                    "its checkpoint's",
+                    "what to learn: lm, the next character (default); generate, texts from "
+                    "a condition (an examples file's class or --cond-vectors); a resumed run "
+                    "keeps its checkpoint's",
                     parse_task),
+        FLAG_CHOICE("cond-mode", &cond_id, 0,
+                    "generate: init | input | every: the condition sets h0 (and c0), enters "
+                    "the first step's input, or every step's (default init)",
+                    cond_choices),
+        FLAG("cond-vectors", F_PATH, c.cond_vectors, 0,
+             "generate: HDF5 file whose /features (N, D) float32 row i conditions example i "
+             "(default: the example's class)", 0, 0),
         FLAG("data", F_PATH, c.data, 0, "text file or prepared corpus (required)", 0, 0),
         FLAG("out", F_PATH, c.out, 0,
              "run directory for model.h5, checkpoints, metrics.jsonl (default runs/charnn)", 0, 0),
@@ -169,6 +180,9 @@ int cli_train(int argc, char **argv)
         return flags_usage_error(&t, "--val-frac + --test-frac must be below 1");
     c.given = given & ~(unsigned)(GIVEN_STEPS | GIVEN_EPOCHS);
     c.model.cell = (cell_kind)cell_id;
+    c.model.cond.mode = (cond_mode)cond_id;
+    if ((c.model.cond.mode != COND_NONE || c.cond_vectors[0]) && strcmp(c.task, "generate") != 0)
+        return flags_usage_error(&t, "--cond-mode and --cond-vectors need --task generate");
     c.optim.kind = (optim_kind)optim_id;
     c.sched.kind = (sched_kind)sched_id;
     c.vocab_mode = bytes ? VOCAB_BYTES : VOCAB_CODEPOINTS;
