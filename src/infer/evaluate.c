@@ -17,6 +17,11 @@ double eval_mean(const eval_result *r)
     return r->tokens > 0 ? r->loss_sum / (double)r->tokens : NAN;
 }
 
+double eval_accuracy(const eval_result *r)
+{
+    return r->correct >= 0 && r->tokens > 0 ? (double)r->correct / (double)r->tokens : NAN;
+}
+
 double eval_bpc(const eval_result *r)
 {
     return eval_mean(r) / log(2.0);
@@ -56,6 +61,7 @@ int eval_plan(const model *m, model_work *w, model_state *s, const batch_plan *p
     dist_allreduce_sum_f64(local, 2);
     out->loss_sum = local[0];
     out->tokens = (int64_t)local[1];
+    out->correct = -1;
     return 0;
 }
 
