@@ -49,6 +49,7 @@ typedef struct {
     int seq;     /* chunk length, 0 = the model's */
     int threads;
     int json;    /* print one JSON object instead of text */
+    const char *cond_vectors; /* a generator's --cond-vectors file (NULL: none) */
 } eval_options;
 
 /* Prints the result (rank 0). 0, or -1 with a message. Collective. */

@@ -40,4 +40,43 @@ int gen_features_read(const char *path, size_t n, const char *what, int *dim, fl
  * must hold exactly dim of them. 0 or -1 with a message. */
 int gen_vector_read_text(const char *path, int dim, float *out);
 
+
+/* ---- evaluating a generator (charnn eval on a generate model) ---------- */
+
+#include "charnn/ckpt.h"
+#include "charnn/evaluate.h"
+
+/* The held-out loss per character (BOS excluded, EOS included) of d, read
+ * from o->model_path, on o->split of the examples file o->data_path: overall
+ * and per class of the file; text or o->json. Collective. 0 or -1. */
+int eval_generate_run(const eval_options *o, const ckpt_data *d);
+
 #endif
+
+/* ---- sampling from a generator (charnn sample on a generate model) ------ */
+
+#include <stdio.h>
+
+typedef struct {
+    const char *model_path;
+    const char *cond;        /* a class name of the model's /labels, or NULL */
+    const char *cond_vector; /* a text file of D numbers, or NULL */
+    int count;               /* samples to print (>= 1) */
+    int unique;              /* redraw a sample equal to one printed before */
+    int novel;               /* redraw a sample that is a training text */
+    const char *data;        /* examples file for novel (NULL: the model's training data) */
+    int64_t length;          /* most characters of a sample (EOS ends it before) */
+    double temperature;
+    int top_k;
+    const char *prime;       /* every sample starts with it ("" none) */
+    uint64_t seed;           /* draw j uses cn_hash64(seed, j), draw 0 seed itself */
+    int threads;
+    FILE *report;            /* counts of redraws and training texts (NULL: none) */
+} gen_sample_options;
+
+/* Print o->count samples, one a line, drawn in batches of the samples still
+ * wanted. Unknown classes, a class for a vector model (and the reverse), a
+ * vector of the wrong width are errors naming what the model knows. Gives up
+ * (an error) after 100 x count + 1000 draws without enough unique or novel
+ * ones. 0 or -1 with a message. */
+int gen_sample_run(const gen_sample_options *o, FILE *out);

@@ -119,6 +119,10 @@ extern const task_ops task_generate_ops;
 int task_generate_evaluate(task *t, const model *m, model_work *w, int split,
                            int64_t max_batches, eval_result *out, double *class_loss,
                            int64_t *class_targets);
+/* The classes of the generator's examples file (its labels, whether or not
+ * they are the condition) and their names. */
+int task_generate_classes(const task *t);
+const char *const *task_generate_class_names(const task *t);
 /* "lm" -> its ops, or NULL. */
 const task_ops *task_find(const char *name);
 /* The task names, "lm | ...", for usage text and errors. */

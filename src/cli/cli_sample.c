@@ -6,6 +6,7 @@
 
 #include "charnn/config.h"
 #include "charnn/flags.h"
+#include "charnn/generate.h"
 #include "charnn/sample.h"
 
 int cli_sample(int argc, char **argv)
@@ -13,6 +14,10 @@ int cli_sample(int argc, char **argv)
     sample_options o = {.length = 500, .temperature = 1.0, .top_k = 0, .prime = "", .seed = 123,
                         .threads = 1};
     char model_path[CONFIG_PATH_MAX] = "";
+    /* a conditional generator's (generate.h) */
+    char cond_vector[CONFIG_PATH_MAX] = "", data[CONFIG_PATH_MAX] = "";
+    const char *cond = NULL;
+    int count = 1, unique = 0, novel = 0;
     const flag_spec flags[] = {
         FLAG("model", F_PATH, model_path, 0, "model file or checkpoint written by train (required)",
              0, 0),
@@ -24,6 +29,18 @@ int cli_sample(int argc, char **argv)
         FLAG("prime", F_STR, &o.prime, 0, "text to start from (default: a random character)", 0, 0),
         FLAG("seed", F_U64, &o.seed, 0, "random seed (default 123)", RANGE_NONNEG),
         FLAG("threads", F_INT, &o.threads, 0, "OpenMP threads (default 1)", 0, 4096),
+        FLAG("cond", F_STR, &cond, 0, "generator: the class to generate from, e.g. Russian", 0,
+             0),
+        FLAG("cond-vector", F_PATH, cond_vector, 0,
+             "generator: a text file of the condition's D numbers", 0, 0),
+        FLAG("count", F_INT, &count, 0, "generator: samples, one a line (default 1)", 1,
+             1000000),
+        FLAG("unique", F_BOOL, &unique, 0, "generator: no sample twice", 0, 0),
+        FLAG("novel", F_BOOL, &novel, 0,
+             "generator: no training text (redrawn, and counted on stderr)", 0, 0),
+        FLAG("data", F_PATH, data, 0,
+             "generator: the examples file --novel reads (default: the model's training data)",
+             0, 0),
     };
     flag_table t = {"sample", "--model PATH [--length N] [--temperature X] [--top-k K] "
                               "[--prime TEXT] [--seed S]",
@@ -35,6 +52,29 @@ int cli_sample(int argc, char **argv)
     if (!model_path[0])
         return flags_usage_error(&t, "--model is required");
     o.model_path = model_path;
+    if (cond || cond_vector[0] || unique || novel || count > 1) {
+        gen_sample_options g = {
+            .model_path = model_path,
+            .cond = cond,
+            .cond_vector = cond_vector[0] ? cond_vector : NULL,
+            .count = count,
+            .unique = unique,
+            .novel = novel,
+            .data = data[0] ? data : NULL,
+            .length = o.length,
+            .temperature = o.temperature,
+            .top_k = o.top_k,
+            .prime = o.prime,
+            .seed = o.seed,
+            .threads = o.threads,
+            .report = stderr,
+        };
+        if (gen_sample_run(&g, stdout) != 0) {
+            fprintf(stderr, "charnn: %s\n", cn_errmsg());
+            return CLI_EXIT_ERROR;
+        }
+        return CLI_EXIT_OK;
+    }
     if (sample_run(&o, stdout) != 0) {
         fprintf(stderr, "charnn: %s\n", cn_errmsg());
         return CLI_EXIT_ERROR;

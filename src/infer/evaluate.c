@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "charnn/ckpt.h"
+#include "charnn/generate.h"
 #include "charnn/corpus.h"
 #include "charnn/dist.h"
 #include "charnn/memplan.h"
@@ -70,6 +71,11 @@ int eval_run(const eval_options *o)
     ckpt_data d;
     if (ckpt_read(o->model_path, &d) != 0)
         return -1;
+    if (strcmp(d.task.task, "generate") == 0) {
+        int grc = eval_generate_run(o, &d);
+        ckpt_data_free(&d);
+        return grc;
+    }
     if (ckpt_require_task(&d, o->model_path, CKPT_TASK_LM, "eval") != 0) {
         ckpt_data_free(&d);
         return -1;

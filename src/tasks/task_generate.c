@@ -7,13 +7,12 @@
  * and normalised by the count of target characters of the whole global batch,
  * so N ranks x B rows give the same step as 1 rank x N*B rows.
  *
- * Order: each epoch is a seeded shuffle of the training split (from --seed and
- * the epoch alone), cut into global batches of R*B rows; rank r takes rows
- * [r*B, r*B+B) of each. The cursor is the batch index within the epoch
- * (train_progress.chunk), so a resumed run continues the same order exactly;
- * with another R*B the position is re-derived from the rows already seen.
- * (h/classify's shared example order, exorder.h, with length buckets, is to
- * replace this plain shuffle once merged.) See task.h. */
+ * Order: exorder.h (h/classify's): a seeded permutation per epoch, length
+ * buckets of --bucket global batches (padding stays small), global batches of
+ * R*B rows of which rank r takes rows [r*B, r*B+B). The cursor is (epoch,
+ * batch) in train_progress, so a resumed run continues the same order
+ * exactly; with another R*B the position is re-derived from the rows seen.
+ * Validation reads the split in index order. See task.h. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -23,6 +22,7 @@
 #include "charnn/cond.h"
 #include "charnn/dist.h"
 #include "charnn/examples.h"
+#include "charnn/exorder.h"
 #include "charnn/generate.h"
 #include "charnn/runtime.h"
 #include "charnn/task.h"
@@ -37,8 +37,8 @@ typedef struct {
     int D;              /* condition width */
     float *features;    /* (N, D) vector conditions, NULL: one-hot classes */
     size_t n_train;
-    size_t *order;      /* (n_train) the shuffled training split of order_epoch */
-    int64_t order_epoch;
+    exorder order;      /* the training split's, indices from its first example */
+    int order_open;
     int B;              /* rows per rank */
     uint64_t n_batches; /* per epoch */
     size_t *idx;        /* (B) this rank's examples of a batch */
@@ -130,7 +130,6 @@ static int gen_open(task *t, run_config *cfg, vocab *voc, int rank, int nranks)
     t->rank = rank;
     t->nranks = nranks;
     k->cfg = *cfg;
-    k->order_epoch = -1;
     if (examples_open(&k->ex, cfg->data, &k->exvoc) != 0)
         return -1;
     k->ex_open = 1;
@@ -148,15 +147,24 @@ static int gen_open(task *t, run_config *cfg, vocab *voc, int rank, int nranks)
     if (k->n_train == 0)
         return cn_err("'%s' has no training examples", cfg->data);
     k->B = cfg->batch;
-    const uint64_t rows = (uint64_t)nranks * (uint64_t)k->B;
-    k->n_batches = (k->n_train + rows - 1) / rows;
+    const size_t first = k->ex.split_begin[SPLIT_TRAIN];
+    uint32_t *lengths = cn_xmalloc(k->n_train * sizeof *lengths);
+    for (size_t i = 0; i < k->n_train; i++)
+        lengths[i] = (uint32_t)examples_length(&k->ex, first + i) + 1;
+    int rc = exorder_init(&k->order, k->n_train, lengths, nranks * k->B, cfg->bucket_batches, 1,
+                          cfg->seed);
+    free(lengths);
+    if (rc != 0)
+        return -1;
+    k->order_open = 1;
+    k->n_batches = k->order.batches_per_epoch;
     t->has_val = k->ex.split_end[SPLIT_VAL] > k->ex.split_begin[SPLIT_VAL];
+    t->eval_split = SPLIT_VAL;
     if (!t->has_val)
         say(t, "warning: '%s' has no validation split; no validation loss\n", cfg->data);
     t->T = (int)k->ex.max_len + 1;
     t->rows_cap = k->B;
     const size_t TB = (size_t)t->T * k->B;
-    k->order = cn_xmalloc(k->n_train * sizeof *k->order);
     k->idx = cn_xmalloc((size_t)k->B * sizeof *k->idx);
     k->ids = cn_xmalloc(((size_t)k->B * k->ex.max_len + 1) * sizeof *k->ids);
     k->x = cn_xmalloc(TB * sizeof *k->x);
@@ -180,7 +188,8 @@ static void gen_close(task *t)
     t->n_labels = 0;
     if (k->st.h)
         model_state_free(&k->st);
-    free(k->order);
+    if (k->order_open)
+        exorder_free(&k->order);
     free(k->idx);
     free(k->ids);
     free(k->x);
@@ -200,25 +209,6 @@ static void gen_close(task *t)
 static uint64_t gen_batches_per_epoch(const task *t)
 {
     return gen(t)->n_batches;
-}
-
-/* The training split in the seeded order of epoch e. */
-static void order_epoch(gen_task *k, int64_t e)
-{
-    if (k->order_epoch == e)
-        return;
-    const size_t n = k->n_train, first = k->ex.split_begin[SPLIT_TRAIN];
-    for (size_t i = 0; i < n; i++)
-        k->order[i] = first + i;
-    cn_rng r;
-    cn_rng_seed(&r, cn_hash64(k->cfg.seed, 0x67656e00u + (uint64_t)e));
-    for (size_t i = n - 1; i > 0; i--) {
-        size_t j = (size_t)(cn_rng_next(&r) % (uint64_t)(i + 1));
-        size_t tmp = k->order[i];
-        k->order[i] = k->order[j];
-        k->order[j] = tmp;
-    }
-    k->order_epoch = e;
 }
 
 /* Rows idx[0..nb) (B - nb empty rows after them) into the batch buffers with
@@ -272,45 +262,46 @@ static int fill_rows(gen_task *k, int nb, int T, batch *out)
     return 0;
 }
 
-/* Global rows [g0, g1) of a list: T (the longest + 1) and the target count
- * of all of them, and this rank's share into k->idx; returns its count. */
-static int take_rows(const task *t, gen_task *k, const size_t *list, size_t g0, size_t g1, int *T,
+/* Global rows list[0..G) (EXORDER_NONE: padding) of examples base + list[i]:
+ * T (the longest + 1) and the target count of all of them, and this rank's
+ * share into k->idx; returns its count. */
+static int take_rows(const task *t, gen_task *k, const size_t *list, int G, size_t base, int *T,
                      int64_t *targets)
 {
     size_t longest = 0;
     *targets = 0;
-    for (size_t g = g0; g < g1; g++) {
-        size_t n = examples_length(&k->ex, list[g]);
+    for (int g = 0; g < G; g++) {
+        if (list[g] == EXORDER_NONE)
+            continue;
+        size_t n = examples_length(&k->ex, base + list[g]);
         longest = n > longest ? n : longest;
         *targets += (int64_t)n + 1;
     }
     *T = (int)longest + 1;
     int nb = 0;
-    for (size_t g = g0 + (size_t)t->rank * k->B; g < g1 && nb < k->B; g++)
-        k->idx[nb++] = list[g];
+    for (int g = t->rank * k->B; g < (t->rank + 1) * k->B && g < G; g++)
+        if (list[g] != EXORDER_NONE)
+            k->idx[nb++] = base + list[g];
     return nb;
 }
 
 static int gen_next_batch(task *t, train_progress *prog, batch *out)
 {
     gen_task *k = gen(t);
-    if (prog->chunk >= k->n_batches) {
-        prog->epoch++;
-        prog->chunk = 0;
-    }
-    order_epoch(k, prog->epoch);
-    const size_t rows = (size_t)t->nranks * k->B, g0 = (size_t)prog->chunk * rows;
-    const size_t g1 = g0 + rows < k->n_train ? g0 + rows : k->n_train;
+    exorder_cursor c = {prog->epoch, prog->chunk};
+    const size_t *rows = exorder_next(&k->order, &c);
+    prog->epoch = c.epoch;
+    prog->chunk = c.batch;
     int T;
     int64_t targets;
-    int nb = take_rows(t, k, k->order, g0, g1, &T, &targets);
+    const int G = t->nranks * k->B;
+    int nb = take_rows(t, k, rows, G, k->ex.split_begin[SPLIT_TRAIN], &T, &targets);
     if (fill_rows(k, nb, T, out) != 0)
         return -1;
     out->first_row = t->rank * k->B;
-    out->rows_global = (int)rows;
+    out->rows_global = G;
     k->targets += targets;
     k->last_targets = targets;
-    prog->chunk++;
     return 0;
 }
 
@@ -337,25 +328,24 @@ int task_generate_evaluate(task *t, const model *m, model_work *w, int split,
 {
     gen_task *k = gen(t);
     const size_t first = k->ex.split_begin[split], n = k->ex.split_end[split] - first;
-    const size_t rows = (size_t)t->nranks * k->B;
+    const int G = t->nranks * k->B;
     const int C = k->ex.n_classes;
-    size_t *list = cn_xmalloc((n + 1) * sizeof *list);
-    for (size_t i = 0; i < n; i++)
-        list[i] = first + i;
+    size_t *list = cn_xmalloc((size_t)G * sizeof *list);
     /* sums of this rank, then of all: loss, targets, then per class */
     const size_t nsum = 2 + (class_loss ? 2 * (size_t)C : 0);
     double *sum = cn_xcalloc(nsum, sizeof *sum);
     const int keep_B = w->B;
     int rc = 0;
-    uint64_t batches = (n + rows - 1) / rows;
+    uint64_t batches = (n + (size_t)G - 1) / (size_t)G;
     if (max_batches > 0 && (uint64_t)max_batches < batches)
         batches = (uint64_t)max_batches;
     for (uint64_t c = 0; c < batches && rc == 0; c++) {
-        const size_t g0 = c * rows, g1 = g0 + rows < n ? g0 + rows : n;
+        for (int g = 0; g < G; g++)
+            list[g] = c * (size_t)G + (size_t)g < n ? c * (size_t)G + (size_t)g : EXORDER_NONE;
         int T;
         int64_t targets;
         batch b;
-        int nb = take_rows(t, k, list, g0, g1, &T, &targets);
+        int nb = take_rows(t, k, list, G, first, &T, &targets);
         if (fill_rows(k, nb, T, &b) != 0) {
             rc = -1;
             break;
@@ -392,6 +382,7 @@ int task_generate_evaluate(task *t, const model *m, model_work *w, int split,
     dist_allreduce_sum_f64(sum, nsum);
     out->loss_sum = sum[0];
     out->tokens = (int64_t)sum[1];
+    out->correct = -1;
     for (int c = 0; class_loss && c < C; c++) {
         class_loss[c] = sum[2 + c];
         class_targets[c] = (int64_t)sum[2 + C + c];
@@ -401,10 +392,20 @@ int task_generate_evaluate(task *t, const model *m, model_work *w, int split,
     return 0;
 }
 
+int task_generate_classes(const task *t)
+{
+    return gen(t)->ex.n_classes;
+}
+
+const char *const *task_generate_class_names(const task *t)
+{
+    return (const char *const *)gen(t)->ex.class_names;
+}
+
 static int gen_evaluate(task *t, const model *m, model_work *w, int64_t max_batches,
                         eval_result *out)
 {
-    return task_generate_evaluate(t, m, w, SPLIT_VAL, max_batches, out, NULL, NULL);
+    return task_generate_evaluate(t, m, w, t->eval_split, max_batches, out, NULL, NULL);
 }
 
 /* A record: the next batch (rows per rank, the cursor) and a zero state of
