@@ -19,6 +19,9 @@
  * embedding): init: cond.weight_h_l{k} (H, D), cond.bias_h_l{k} (H), and for
  * the LSTM cond.weight_c_l{k} (H, D), cond.bias_c_l{k} (H); input and every:
  * cond.weight_ih (G*H, D). docs/pytorch.md shows a torch module using them.
+ * With cond.standardize the maps read (c - mean) / std instead of c, with
+ * features.mean and features.std (D) in the slab, set by the task from its
+ * training data and never trained (their gradient is zero; no decay).
  *
  * Per chunk the caller sets model_work.cond (B, D) and cond_first: 1 when the
  * chunk starts the rows' sequences (init replaces the carried state, input

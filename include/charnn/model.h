@@ -34,7 +34,7 @@
 #define HEAD_MAX_TENSORS 4
 #define HEAD_MAX_BUFFERS 4
 /* per layer: 4 stack tensors and up to 4 condition tensors (cond.h) */
-#define MODEL_MAX_TENSORS (8 * MODEL_MAX_LAYERS + 2 + HEAD_MAX_TENSORS)
+#define MODEL_MAX_TENSORS (8 * MODEL_MAX_LAYERS + 4 + HEAD_MAX_TENSORS)
 
 typedef enum { HEAD_LM = 0, HEAD_CLASSIFY = 1 } head_kind;
 typedef enum { HEAD_POOL_LAST = 0, HEAD_POOL_MEAN = 1, HEAD_POOL_MAX = 2 } head_pool;
@@ -53,6 +53,8 @@ typedef enum { COND_NONE = 0, COND_INIT = 1, COND_INPUT = 2, COND_EVERY = 3 } co
 typedef struct {
     cond_mode mode;
     int dim; /* D: the condition's width, > 0 with a mode */
+    int standardize; /* 1: c is first standardised by the tensors features.mean and
+                        features.std (D), set from the data, never trained */
 } cond_config;
 
 typedef struct {
@@ -75,6 +77,7 @@ typedef struct {
     float *w_c[MODEL_MAX_LAYERS]; /* init, LSTM: (H, D) */
     float *b_c[MODEL_MAX_LAYERS]; /* init, LSTM: (H) */
     float *w_in;                  /* input, every: (G*H, D) */
+    float *mean, *std;            /* standardize: (D) each */
 } model_cond;
 
 typedef struct {
@@ -184,12 +187,13 @@ typedef struct {
     float *cond_proj;                    /* (B, G*H) input/every: c W^T; backward: the summed
                                             gate gradients */
     float *cond_dh0, *cond_dc0;          /* (L, B, H) init: dL/d(state set from c) */
+    float *cond_std;                     /* (B, D) standardize: the standardised condition */
     /* every buffer above that model_work_init allocated, with its length */
     int n_owned;
     struct {
         float *p;
         size_t n;
-    } owned[5 * MODEL_MAX_LAYERS + 11 + HEAD_MAX_BUFFERS];
+    } owned[5 * MODEL_MAX_LAYERS + 12 + HEAD_MAX_BUFFERS];
 } model_work;
 
 /* Called when the gradients of `bucket` are final during model_backward. */

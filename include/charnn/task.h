@@ -92,6 +92,9 @@ typedef struct {
     int (*trace_open)(task *t, const model *m, const vocab *voc, const char *dir, int64_t step);
     int (*trace_step)(task *t, const model *m, const model_work *w, const char *dir,
                       int64_t step);
+    /* A fresh run (may be NULL): set what the model takes from the data after
+     * its random init (the feature standardisation of classify --features). */
+    void (*model_init)(const task *t, model *m);
     /* Rank 0: the header line about the data and the batches. */
     void (*print_header)(const task *t, int64_t total_steps);
 } task_ops;
@@ -110,6 +113,8 @@ struct task {
 };
 
 extern const task_ops task_lm_ops;
+/* One-to-one: classify --features, a vector per example (task_features.c). */
+extern const task_ops task_features_ops;
 extern const task_ops task_classify_ops;
 /* Conditional generation (src/tasks/task_generate.c, generate.h). */
 extern const task_ops task_generate_ops;

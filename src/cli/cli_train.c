@@ -84,6 +84,9 @@ int cli_train(int argc, char **argv)
         FLAG("cond-vectors", F_PATH, c.cond_vectors, 0,
              "generate: HDF5 file whose /features (N, D) float32 row i conditions example i "
              "(default: the example's class)", 0, 0),
+        FLAG("features", F_PATH, c.features, 0,
+             "classify: one numeric vector per example, no sequence: HDF5 /features (N, D) + "
+             "/labels (N), or a CSV with a 'label' column (then --data is not needed)", 0, 0),
         FLAG("data", F_PATH, c.data, 0,
              "text file or prepared corpus; classify, generate: examples file (classify also a "
              "small TSV/CSV/JSON lines file or class folder) (required)",
@@ -195,6 +198,14 @@ int cli_train(int argc, char **argv)
     int status;
     if (flags_parse_or_exit(&t, argc, argv, &given, &status))
         return status;
+    if (c.features[0]) {
+        if (strcmp(c.task, "classify") != 0 && strcmp(c.task, "classify_features") != 0)
+            return flags_usage_error(&t, "--features needs --task classify");
+        /* the one-to-one classifier is a task of its own (task_features.c) */
+        snprintf(c.task, sizeof c.task, "%s", "classify_features");
+        if (!c.data[0])
+            snprintf(c.data, sizeof c.data, "%s", c.features);
+    }
     if (!c.data[0])
         return flags_usage_error(&t, "--data is required");
     if ((given & GIVEN_STEPS) && (given & GIVEN_EPOCHS))

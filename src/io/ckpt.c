@@ -166,7 +166,8 @@ static int write_config_attrs(const char *path, hid_t root, const run_config *cf
      * model's file is the same as before conditioning existed */
     if (cfg->model.cond.mode != COND_NONE &&
         (h5io_attr_write_str(path, root, "cond_mode", cond_mode_name(cfg->model.cond.mode)) < 0 ||
-         h5io_attr_write_i64(path, root, "cond_dim", cfg->model.cond.dim) < 0))
+         h5io_attr_write_i64(path, root, "cond_dim", cfg->model.cond.dim) < 0 ||
+         h5io_attr_write_i64(path, root, "cond_standardize", cfg->model.cond.standardize) < 0))
         return -1;
     return 0;
 }
@@ -563,6 +564,12 @@ static int read_config(const char *path, hid_t root, run_config *cfg)
         if (dim < 1 || dim > 65536)
             return cn_err("'%s' is damaged: attribute cond_dim is %lld", path, (long long)dim);
         cfg->model.cond.dim = (int)dim;
+        int64_t standardize = 0;
+        rc = h5io_attr_read_num(path, root, "", "cond_standardize", H5T_NATIVE_INT64, 1,
+                                &standardize);
+        if (rc < 0)
+            return -1;
+        cfg->model.cond.standardize = standardize != 0;
     }
     return 0;
 }

@@ -71,6 +71,12 @@ void cond_declare(model *m, int bucket)
     } else if (c->mode == COND_INPUT || c->mode == COND_EVERY) {
         model_add_tensor(m, "cond.weight_ih", m->gates * H, D, 0, bucket);
     }
+    /* never trained: their gradient stays zero, and as biases they get no
+     * weight decay, so every optimizer leaves them as the data set them */
+    if (c->mode != COND_NONE && c->standardize) {
+        model_add_tensor(m, "features.mean", D, 0, 1, bucket);
+        model_add_tensor(m, "features.std", D, 0, 1, bucket);
+    }
 }
 
 static void bind_views(model_cond *v, float *slab, const model *m)
@@ -92,6 +98,10 @@ static void bind_views(model_cond *v, float *slab, const model *m)
         }
     } else if (m->cfg.cond.mode != COND_NONE) {
         v->w_in = tensor_view(slab, m, "cond.weight_ih");
+    }
+    if (m->cfg.cond.mode != COND_NONE && m->cfg.cond.standardize) {
+        v->mean = tensor_view(slab, m, "features.mean");
+        v->std = tensor_view(slab, m, "features.std");
     }
 }
 
@@ -117,6 +127,21 @@ void cond_work_init(model_work *w, const model *m, int B)
     case COND_NONE:
         break;
     }
+    if (m->cfg.cond.mode != COND_NONE && m->cfg.cond.standardize)
+        w->cond_std = model_work_alloc(w, (size_t)B * m->cfg.cond.dim);
+}
+
+/* The condition the maps read: w->cond, or its standardised copy. */
+static const float *cond_input(const model *m, model_work *w)
+{
+    if (!m->cfg.cond.standardize)
+        return w->cond;
+    const int D = m->cfg.cond.dim;
+    for (int b = 0; b < w->B; b++)
+        for (int d = 0; d < D; d++)
+            w->cond_std[(size_t)b * D + d] =
+                (w->cond[(size_t)b * D + d] - m->cond.mean[d]) / m->cond.std[d];
+    return w->cond_std;
 }
 
 cond_mode cond_active(const model *m, const model_work *w)
@@ -152,10 +177,11 @@ void cond_forward_state(const model *m, model_work *w, model_state *s)
 {
     const int B = w->B, H = m->cfg.hidden, D = m->cfg.cond.dim;
     const size_t BH = (size_t)B * H;
+    const float *c = cond_input(m, w);
     for (int l = 0; l < m->cfg.layers; l++) {
-        project(s->h + l * BH, w->cond, m->cond.w_h[l], m->cond.b_h[l], B, H, D);
+        project(s->h + l * BH, c, m->cond.w_h[l], m->cond.b_h[l], B, H, D);
         if (m->cfg.cell == CELL_LSTM)
-            project(s->c + l * BH, w->cond, m->cond.w_c[l], m->cond.b_c[l], B, H, D);
+            project(s->c + l * BH, c, m->cond.w_c[l], m->cond.b_c[l], B, H, D);
     }
 }
 
@@ -163,7 +189,7 @@ void cond_forward_input(const model *m, model_work *w, float *gates0, int T)
 {
     const int B = w->B, GH = m->gates * m->cfg.hidden;
     const size_t BG = (size_t)B * GH;
-    project(w->cond_proj, w->cond, m->cond.w_in, NULL, B, GH, m->cfg.cond.dim);
+    project(w->cond_proj, cond_input(m, w), m->cond.w_in, NULL, B, GH, m->cfg.cond.dim);
     const int steps = w->cond_on == COND_EVERY ? T : 1;
 #pragma omp parallel for schedule(static)
     for (int t = 0; t < steps; t++)
@@ -175,13 +201,14 @@ void cond_backward(model *m, model_work *w, const float *gates0, int T)
 {
     const int B = w->B, H = m->cfg.hidden, GH = m->gates * H, D = m->cfg.cond.dim;
     const size_t BG = (size_t)B * GH, BH = (size_t)B * H;
+    /* forward left the standardised condition in cond_std */
+    const float *c = m->cfg.cond.standardize ? w->cond_std : w->cond;
     if (w->cond_on == COND_INIT) {
         for (int l = 0; l < m->cfg.layers; l++) {
-            project_backward(m->gcond.w_h[l], m->gcond.b_h[l], w->cond_dh0 + l * BH, w->cond, B,
-                             H, D);
+            project_backward(m->gcond.w_h[l], m->gcond.b_h[l], w->cond_dh0 + l * BH, c, B, H, D);
             if (m->cfg.cell == CELL_LSTM)
-                project_backward(m->gcond.w_c[l], m->gcond.b_c[l], w->cond_dc0 + l * BH,
-                                 w->cond, B, H, D);
+                project_backward(m->gcond.w_c[l], m->gcond.b_c[l], w->cond_dc0 + l * BH, c, B,
+                                 H, D);
         }
         return;
     }
@@ -198,7 +225,7 @@ void cond_backward(model *m, model_work *w, const float *gates0, int T)
         }
         dproj = sum;
     }
-    project_backward(m->gcond.w_in, NULL, dproj, w->cond, B, GH, D);
+    project_backward(m->gcond.w_in, NULL, dproj, c, B, GH, D);
 }
 
 void cond_project_naive(float *y, const float *c, const float *W, const float *bias, int B,
