@@ -12,6 +12,8 @@
  *    same outputs as with no condition); every adds c W^T at every step (a
  *    continuing chunk too); init's tensor gradients equal the naive
  *    dL/dh0^T c;
+ *  - the same with the condition standardised by features.mean/std, whose
+ *    gradient must stay exactly zero (data, never trained);
  *  - a model with mode none has no condition tensors and the same slab as
  *    before conditioning existed.
  *
@@ -34,6 +36,7 @@ enum { V = 5, T = 4, B = 3, D = 3, HID = 4 };
 #define NAIVE_TOL 1e-5
 
 static const int32_t row_len[B] = {4, 2, 0};
+static int standardize; /* the next case_init's cond.standardize */
 
 typedef struct {
     model m;
@@ -48,10 +51,16 @@ static void case_init(cond_case *k, cell_kind cell, int layers, int embed, cond_
 {
     memset(k, 0, sizeof *k);
     model_config cfg = {.cell = cell, .vocab = V, .layers = layers, .hidden = HID,
-                        .embed = embed, .cond = {mode, mode == COND_NONE ? 0 : D}};
+                        .embed = embed,
+                        .cond = {mode, mode == COND_NONE ? 0 : D, mode != COND_NONE && standardize}};
     CU_ASSERT_FATAL(model_config_check(&cfg) == 0);
     model_build(&k->m, &cfg);
     model_init_uniform(&k->m, 0.5f, 11, NAN);
+    if (cfg.cond.standardize)
+        for (int d = 0; d < D; d++) {
+            k->m.cond.mean[d] = 0.3f * (float)(d - 1);
+            k->m.cond.std[d] = 0.5f + 0.4f * (float)d;
+        }
     model_work_init(&k->w, &k->m, T, B);
     model_state_init(&k->s0, &cfg, B);
     model_state_init(&k->s, &cfg, B);
@@ -124,9 +133,17 @@ static double gradcheck_cond(cell_kind cell, int layers, int embed, cond_mode mo
     for (size_t i = first->offset; i < k.m.n_params; i++)
         *cond_mag = fmax(*cond_mag, fabs(k.m.grads[i]));
 
+    /* features.mean and .std are data, never trained: zero gradient, no check */
+    size_t frozen_begin = k.m.n_params;
+    const model_tensor *fm = model_find_tensor(&k.m, "features.mean");
+    if (fm) {
+        frozen_begin = fm->offset;
+        for (size_t i = frozen_begin; i < k.m.n_params; i++)
+            CU_ASSERT(k.m.grads[i] == 0.0f);
+    }
     double worst = 0.0;
     const float step = 1e-2f;
-    for (size_t i = 0; i < k.m.n_params; i++) {
+    for (size_t i = 0; i < frozen_begin; i++) {
         float keep = k.m.params[i];
         k.m.params[i] = keep + step;
         double lp = eval_loss(&k);
@@ -160,6 +177,22 @@ static void test_gradcheck_modes(void)
                 /* init replaced the carried state: nothing flows into it */
                 CU_ASSERT(modes[mi] == COND_INIT ? dmag == 0.0 : dmag > 1e-3);
             }
+}
+
+/* The standardised condition (c - mean) / std: finite differences for every
+ * mode with mean and std away from 0 and 1, for the LSTM and the GRU. */
+static void test_gradcheck_standardized(void)
+{
+    const cond_mode modes[] = {COND_INIT, COND_INPUT, COND_EVERY};
+    standardize = 1;
+    for (int mi = 0; mi < 3; mi++)
+        for (int ci = 0; ci < 2; ci++) {
+            double cmag, dmag;
+            double worst = gradcheck_cond(ci ? CELL_GRU : CELL_LSTM, 1, 0, modes[mi], &cmag, &dmag);
+            CU_ASSERT(worst < FD_BOUND);
+            CU_ASSERT(cmag > 1e-3);
+        }
+    standardize = 0;
 }
 
 /* init's starting state and its tensor gradients against the naive loops. */
@@ -275,6 +308,7 @@ int main(int argc, char **argv)
 {
     CU_pSuite s = testlib_suite("cond");
     testlib_add(s, "gradcheck init/input/every x rnn/lstm/gru", test_gradcheck_modes);
+    testlib_add(s, "standardised conditions: gradcheck", test_gradcheck_standardized);
     testlib_add(s, "init state and gradients against naive", test_init_naive);
     testlib_add(s, "input at step 0 only, every at every step", test_input_every_steps);
     testlib_add(s, "mode none adds nothing", test_none_unchanged);
