@@ -63,6 +63,30 @@ check "HDF5: validation accuracy $acc >= 0.95" "$PY" -c "import sys; sys.exit(no
 "$CHARNN" train "${RUN[@]}" --features bp.h5 --out half --steps 600 --resume auto >/dev/null 2>&1
 check "300 + 300 resumed steps equal 600 bit for bit" h5diff -q h5/model.h5 half/model.h5 /model /model
 
+if "$PY" -c 'import torch' 2>/dev/null; then
+    # the model in PyTorch as docs/pytorch.md says: a formula that is wrong anywhere guesses
+    check "PyTorch, from the checkpoint's tensors, classifies as well (>= 0.95 of all)" "$PY" - <<'PY'
+import h5py, numpy as np, sys, torch
+f = h5py.File("csv/model.h5", "r")
+T = {k: torch.from_numpy(f["model"][k][:]).double() for k in f["model"]}
+labels = [s.decode() for s in f["labels"][:]]
+H = int(f.attrs["hidden"])
+rnn = torch.nn.LSTM(1 + 3, H, 1).double()
+w = {k: T[k] for k in rnn.state_dict()}
+w["weight_ih_l0"] = torch.cat([T["weight_ih_l0"], T["cond.weight_ih"]], 1)
+rnn.load_state_dict(w)
+x = torch.from_numpy(np.loadtxt("bp.csv", delimiter=",", skiprows=1, usecols=(0, 1, 2)))
+y = [l.strip().rsplit(",", 1)[1] for l in open("bp.csv").readlines()[1:]]
+inp = torch.cat([torch.ones(len(x), 1, dtype=torch.float64), (x - T["features.mean"]) / T["features.std"]], 1)
+with torch.no_grad():
+    top, _ = rnn(inp.unsqueeze(0))
+    pred = (top[0] @ T["classifier.weight"].T + T["classifier.bias"]).argmax(1)
+acc = np.mean([labels[p] == t for p, t in zip(pred.tolist(), y)])
+print(f"    # PyTorch accuracy {acc:.4f}")
+sys.exit(not acc >= 0.95)
+PY
+fi
+
 sed '3s/^[0-9.]*/heavy/' bp.csv >bad.csv
 "$CHARNN" train "${RUN[@]}" --features bad.csv --out bad --steps 5 >bad.out 2>&1
 status=$?
