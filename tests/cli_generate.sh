@@ -71,6 +71,10 @@ fi
 check "eval --json reports both classes" \
     "$PY" -c 'import json; d = json.load(open("eval.json")); assert set(d["classes"]) == {"Soft", "Hard"} and d["tokens"] == sum(c["tokens"] for c in d["classes"].values())'
 
+"$CHARNN" eval --model full_init/model.h5 --data ex.h5 --split val --html page.html >/dev/null
+check "eval --html writes a row of 10 samples per class" \
+    test "$(grep -c '^<tr><td>\(Hard\|Soft\)</td><td>[0-9.]*</td><td>' page.html)" -eq 2
+
 # vector conditions: 3 features per example, the first the class
 "$PY" - <<'PY'
 import h5py, numpy as np

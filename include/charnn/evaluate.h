@@ -50,6 +50,7 @@ typedef struct {
     int threads;
     int json;    /* print one JSON object instead of text */
     const char *cond_vectors; /* a generator's --cond-vectors file (NULL: none) */
+    const char *html;         /* a generator's page of samples per class (NULL: none) */
 } eval_options;
 
 /* Prints the result (rank 0). 0, or -1 with a message. Collective. */

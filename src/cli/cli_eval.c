@@ -13,7 +13,7 @@ int cli_eval(int argc, char **argv)
 {
     eval_options o = {.split = SPLIT_ALL};
     char model_path[CONFIG_PATH_MAX] = "", data[CONFIG_PATH_MAX] = "";
-    char cond_vectors[CONFIG_PATH_MAX] = "";
+    char cond_vectors[CONFIG_PATH_MAX] = "", html[CONFIG_PATH_MAX] = "";
     const flag_spec flags[] = {
         FLAG("model", F_PATH, model_path, 0, "model file or checkpoint written by train (required)",
              0, 0),
@@ -27,6 +27,8 @@ int cli_eval(int argc, char **argv)
              0),
         FLAG("cond-vectors", F_PATH, cond_vectors, 0,
              "generator on vectors: the HDF5 file of /features for --data's examples", 0, 0),
+        FLAG("html", F_PATH, html, 0,
+             "generator on classes: write a page of the loss and 10 samples per class", 0, 0),
     };
     flag_table t = {"eval", "--model PATH --data PATH [--split S] [--json]", flags,
                     (int)(sizeof flags / sizeof flags[0]), NULL, 0, NULL};
@@ -39,6 +41,7 @@ int cli_eval(int argc, char **argv)
     o.model_path = model_path;
     o.data_path = data;
     o.cond_vectors = cond_vectors[0] ? cond_vectors : NULL;
+    o.html = html[0] ? html : NULL;
     runtime_set_threads(o.threads);
     if (eval_run(&o) != 0) {
         fprintf(stderr, "charnn: %s\n", cn_errmsg());

@@ -1,5 +1,7 @@
 /* `charnn eval` on a conditional generator: the task's own evaluation over a
  * split of an examples file, overall and per class. See generate.h. */
+#define _POSIX_C_SOURCE 200809L /* open_memstream */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +15,70 @@ static const char *split_name(int split)
 {
     static const char *const names[] = {"train", "val", "test", "all"};
     return names[split];
+}
+
+static void html_text(FILE *f, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '<')
+            fputs("&lt;", f);
+        else if (*s == '>')
+            fputs("&gt;", f);
+        else if (*s == '&')
+            fputs("&amp;", f);
+        else
+            fputc(*s, f);
+    }
+}
+
+/* A page: per class its held-out loss and 10 samples (temperature 0.8, seed
+ * 1), written to o->html. Rank 0. */
+static int write_html(const eval_options *o, const ckpt_data *d, const char *const *names,
+                      const double *closs, const int64_t *ctok, int C)
+{
+    FILE *f = fopen(o->html, "w");
+    if (!f)
+        return cn_err("cannot write '%s': %s", o->html, strerror(errno));
+    fputs("<!doctype html><meta charset=\"utf-8\"><title>charnn generator</title>\n"
+          "<style>body{font-family:sans-serif}td{padding:2px 10px;vertical-align:top}"
+          "</style>\n<h1>",
+          f);
+    html_text(f, o->model_path);
+    fputs("</h1>\n<table><tr><th>class</th><th>held-out nats/char</th><th>samples "
+          "(temperature 0.8)</th></tr>\n",
+          f);
+    int rc = 0;
+    for (int c = 0; c < d->task.n_labels && rc == 0; c++) {
+        int k = 0;
+        while (k < C && strcmp(names[k], d->task.labels[c]) != 0)
+            k++;
+        char *buf = NULL;
+        size_t n = 0;
+        FILE *mem = open_memstream(&buf, &n);
+        if (!mem)
+            return cn_err("cannot allocate the samples");
+        gen_sample_options g = {.model_path = o->model_path, .cond = d->task.labels[c],
+                                .count = 10, .length = 200, .temperature = 0.8, .prime = "",
+                                .seed = 1};
+        rc = gen_sample_run(&g, mem);
+        fclose(mem);
+        fputs("<tr><td>", f);
+        html_text(f, d->task.labels[c]);
+        if (k < C && ctok[k] > 0)
+            fprintf(f, "</td><td>%.4f</td><td>", closs[k] / ctok[k]);
+        else
+            fputs("</td><td>-</td><td>", f);
+        for (char *line = buf ? strtok(buf, "\n") : NULL; line; line = strtok(NULL, "\n")) {
+            html_text(f, line);
+            fputs("<br>", f);
+        }
+        fputs("</td></tr>\n", f);
+        free(buf);
+    }
+    fputs("</table>\n", f);
+    if (fclose(f) != 0 && rc == 0)
+        rc = cn_err("cannot write '%s': %s", o->html, strerror(errno));
+    return rc;
 }
 
 int eval_generate_run(const eval_options *o, const ckpt_data *d)
@@ -96,6 +162,12 @@ int eval_generate_run(const eval_options *o, const ckpt_data *d)
                            closs[c] / ctok[c], closs[c] / ctok[c] / ln2);
         }
         fflush(stdout);
+        if (o->html && d->task.n_labels == 0) {
+            cn_err("--html needs a model conditioned on classes");
+            goto done;
+        }
+        if (o->html && write_html(o, d, names, closs, ctok, C) != 0)
+            goto done;
     }
     rc = 0;
 done:
