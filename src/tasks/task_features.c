@@ -292,6 +292,10 @@ static int feat_open(task *t, run_config *cfg, vocab *voc, int rank, int nranks)
     }
     if (cfg->batch < 1)
         return cn_err("--batch must be at least 1");
+    if (cfg->trace_every > 0)
+        return cn_err("--trace-every is not available for --task classify --features yet");
+    if (cfg->balance[0] && strcmp(cfg->balance, "off") != 0)
+        return cn_err("--balance is not available for --task classify --features: its rows are split evenly");
     k->B = cfg->batch;
     uint32_t *ones = cn_xmalloc(k->n_train * sizeof *ones);
     for (size_t i = 0; i < k->n_train; i++)

@@ -142,6 +142,10 @@ static int gen_open(task *t, run_config *cfg, vocab *voc, int rank, int nranks)
         return -1;
     if (cfg->batch < 1)
         return cn_err("--batch must be at least 1");
+    if (cfg->trace_every > 0)
+        return cn_err("--trace-every is not available for --task generate yet");
+    if (cfg->balance[0] && strcmp(cfg->balance, "off") != 0)
+        return cn_err("--balance is not available for --task generate: its rows are split evenly");
     k->cfg = *cfg;
     k->n_train = k->ex.split_end[SPLIT_TRAIN] - k->ex.split_begin[SPLIT_TRAIN];
     if (k->n_train == 0)
