@@ -20,6 +20,10 @@ typedef struct {
     char out[CONFIG_PATH_MAX];  /* run directory: model.h5, checkpoints, metrics.jsonl */
     vocab_mode vocab_mode;
     double val_frac, test_frac;
+    char cond_vectors[CONFIG_PATH_MAX]; /* generate: HDF5 file of /features (N, D), the
+                                           condition of each example; "": its class */
+    char features[CONFIG_PATH_MAX];     /* classify --features: HDF5 /features + /labels, or a
+                                           CSV of numeric columns and a label column */
     /* model */
     model_config model; /* model.vocab is filled from the data */
     float init_scale;   /* uniform init range, default 0.08 */

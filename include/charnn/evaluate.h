@@ -51,6 +51,7 @@ typedef struct {
     int json;    /* print one JSON object instead of text */
     const char *html_path; /* classifier: also write the page here (NULL: none) */
     int max_len; /* classifier: steps an example is cut to, 0 = the model's */
+    const char *cond_vectors; /* a generator's --cond-vectors file (NULL: none) */
 } eval_options;
 
 /* Prints the result (rank 0). 0, or -1 with a message. Collective. */

@@ -34,7 +34,8 @@
 /* the seq2seq head holds a whole decoder stack, attention and its output */
 #define HEAD_MAX_TENSORS (4 * MODEL_MAX_LAYERS + 12)
 #define HEAD_MAX_BUFFERS 4
-#define MODEL_MAX_TENSORS (4 * MODEL_MAX_LAYERS + 1 + HEAD_MAX_TENSORS)
+/* per layer: 4 stack tensors and up to 4 condition tensors (cond.h) */
+#define MODEL_MAX_TENSORS (8 * MODEL_MAX_LAYERS + 4 + HEAD_MAX_TENSORS)
 
 typedef enum { HEAD_LM = 0, HEAD_CLASSIFY = 1, HEAD_SEQ2SEQ = 2 } head_kind;
 typedef enum { HEAD_POOL_LAST = 0, HEAD_POOL_MEAN = 1, HEAD_POOL_MAX = 2 } head_pool;
@@ -48,6 +49,17 @@ typedef struct {
                        target vocabulary, BOS/EOS included */
 } head_config;
 
+/* How a condition vector enters the stack (cond.h); COND_NONE, the default,
+ * is an unconditioned model. */
+typedef enum { COND_NONE = 0, COND_INIT = 1, COND_INPUT = 2, COND_EVERY = 3 } cond_mode;
+
+typedef struct {
+    cond_mode mode;
+    int dim; /* D: the condition's width, > 0 with a mode */
+    int standardize; /* 1: c is first standardised by the tensors features.mean and
+                        features.std (D), set from the data, never trained */
+} cond_config;
+
 typedef struct {
     cell_kind cell;
     int vocab;        /* V */
@@ -56,9 +68,20 @@ typedef struct {
     int embed;        /* E; 0 = one-hot input */
     float dropout;    /* drop probability on the outputs of layers 0..L-2, training only */
     head_config head; /* what sits on top (default: the language model's decoder) */
+    cond_config cond; /* conditioning (default: none) */
 } model_config;
 
 typedef struct head_ops head_ops; /* head.h */
+
+/* The condition's tensors (cond.h), NULL where the mode has none. */
+typedef struct {
+    float *w_h[MODEL_MAX_LAYERS]; /* init: (H, D) */
+    float *b_h[MODEL_MAX_LAYERS]; /* init: (H) */
+    float *w_c[MODEL_MAX_LAYERS]; /* init, LSTM: (H, D) */
+    float *b_c[MODEL_MAX_LAYERS]; /* init, LSTM: (H) */
+    float *w_in;                  /* input, every: (G*H, D) */
+    float *mean, *std;            /* standardize: (D) each */
+} model_cond;
 
 typedef struct {
     char name[32];  /* PyTorch state_dict name, e.g. "weight_ih_l0", "decoder.weight" */
@@ -87,6 +110,7 @@ typedef struct {
     model_layer layer[MODEL_MAX_LAYERS];  /* views into params */
     model_layer glayer[MODEL_MAX_LAYERS]; /* the same views into grads */
     float *embed, *gembed; /* (V, E), NULL with one-hot input */
+    model_cond cond, gcond; /* views into params / grads; all NULL without a condition */
     struct {
         const head_ops *ops;
         int outputs;                       /* K: the size of the output distribution */
@@ -145,7 +169,8 @@ typedef struct {
                                             positions add nothing to any gradient; x there
                                             must still be valid ids (NULL: all T steps) */
     float *dh0;                          /* (L, B, H) receives dL/dh0, the gradient of the state
-                                            the chunk started from (NULL: not wanted) */
+                                            the chunk started from (NULL: not wanted); zero
+                                            when cond init replaced that state */
     float *dc0;                          /* (L, B, H) LSTM: receives dL/dc0 */
     const float *dh_final;               /* (L, B, H) in: dL/d(state after the chunk), i.e. of
                                             the state at each row's length, e.g. a decoder's
@@ -153,16 +178,27 @@ typedef struct {
     const float *dc_final;               /* (L, B, H) LSTM: dL/d(cell state after the chunk) */
     float *dh_record[MODEL_MAX_LAYERS];  /* (T, B, H) receives dL/dh_t of layer l */
     float *dc_record[MODEL_MAX_LAYERS];  /* (T, B, H) receives dL/dc_t of layer l (LSTM) */
+    const float *cond;                   /* (B, D) the condition of each row (cond.h), NULL:
+                                            none */
+    int cond_first;                      /* 1: this chunk starts the rows' sequences (init
+                                            sets the state from cond, input adds it at step
+                                            0); 0: it continues them (only every adds it) */
     void (*progress)(void *ctx);         /* called now and then during backward */
     void *progress_ctx;
     void *head_ctx;                      /* a head's own state (seq2seq's decoder), malloc'd;
                                             freed by model_work_free */
+    /* the condition's (cond.h), allocated for conditional models only: */
+    int cond_on;                         /* the cond_mode the last forward applied */
+    float *cond_proj;                    /* (B, G*H) input/every: c W^T; backward: the summed
+                                            gate gradients */
+    float *cond_dh0, *cond_dc0;          /* (L, B, H) init: dL/d(state set from c) */
+    float *cond_std;                     /* (B, D) standardize: the standardised condition */
     /* every buffer above that model_work_init allocated, with its length */
     int n_owned;
     struct {
         float *p;
         size_t n;
-    } owned[2 * (5 * MODEL_MAX_LAYERS + 8) + 24 + HEAD_MAX_BUFFERS];
+    } owned[2 * (5 * MODEL_MAX_LAYERS + 8) + 24 + 4 + HEAD_MAX_BUFFERS];
 } model_work;
 
 /* Called when the gradients of `bucket` are final during model_backward. */
@@ -193,6 +229,8 @@ void model_head_add_tensor(model *m, const char *name, int rows, int cols, int i
 /* The same for a (rows, cols) weight stored transposed, (cols, rows), as layer
  * 0's one-hot input weights are (a decoder stack's). */
 void model_head_add_transposed(model *m, const char *name, int rows, int cols);
+/* For cond.c: the same in any bucket, not recorded as the head's. */
+void model_add_tensor(model *m, const char *name, int rows, int cols, int is_bias, int bucket);
 
 void model_work_init(model_work *w, const model *m, int T, int B);
 /* For heads holding a second stack (seq2seq's decoder): the stack's buffers

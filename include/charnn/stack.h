@@ -1,7 +1,10 @@
 /* stack: the recurrent part of the model, independent of what sits on top:
  * input (one-hot gather or embedding) -> L layers -> top hidden states.
  * An output head (head.h: the language model's, the classifier's; seq2seq later)
- * consumes the top states and hands back their gradient. */
+ * consumes the top states and hands back their gradient. A conditional model
+ * (cond.h) takes its condition from model_work.cond: stack_forward sets the
+ * starting state from it or adds it to layer 0's input, stack_backward adds
+ * the condition tensors' gradients before layer 0's bucket is reported. */
 #ifndef CHARNN_STACK_H
 #define CHARNN_STACK_H
 

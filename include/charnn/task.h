@@ -99,6 +99,9 @@ typedef struct {
     int (*trace_open)(task *t, const model *m, const vocab *voc, const char *dir, int64_t step);
     int (*trace_step)(task *t, const model *m, const model_work *w, const char *dir,
                       int64_t step);
+    /* A fresh run (may be NULL): set what the model takes from the data after
+     * its random init (the feature standardisation of classify --features). */
+    void (*model_init)(const task *t, model *m);
     /* Rank 0: the header line about the data and the batches. */
     void (*print_header)(const task *t, int64_t total_steps);
 } task_ops;
@@ -117,8 +120,22 @@ struct task {
 };
 
 extern const task_ops task_lm_ops;
+/* One-to-one: classify --features, a vector per example (task_features.c). */
+extern const task_ops task_features_ops;
 extern const task_ops task_classify_ops;
 extern const task_ops task_seq2seq_ops; /* src/tasks/task_seq2seq.c */
+/* Conditional generation (src/tasks/task_generate.c, generate.h). */
+extern const task_ops task_generate_ops;
+/* A generator's loss over a split (SPLIT_*) of its examples, all ranks: out,
+ * and per class (class_loss and class_targets hold the file's classes; NULL:
+ * not wanted). Collective. 0 or -1. */
+int task_generate_evaluate(task *t, const model *m, model_work *w, int split,
+                           int64_t max_batches, eval_result *out, double *class_loss,
+                           int64_t *class_targets);
+/* The classes of the generator's examples file (its labels, whether or not
+ * they are the condition) and their names. */
+int task_generate_classes(const task *t);
+const char *const *task_generate_class_names(const task *t);
 /* "lm" -> its ops, or NULL. */
 const task_ops *task_find(const char *name);
 /* The task names, "lm | ...", for usage text and errors. */

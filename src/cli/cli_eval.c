@@ -20,6 +20,7 @@ int cli_eval(int argc, char **argv)
     translate_eval_options to = {.beam = 1, .rows = 64, .samples = 20};
     enum { GIVEN_SPLIT = 1u << 0 };
     int precision = KERN_F32;
+    char cond_vectors[CONFIG_PATH_MAX] = "";
     const flag_spec flags[] = {
         FLAG("model", F_PATH, model_path, 0, "model file or checkpoint written by train (required)",
              0, 0),
@@ -42,7 +43,8 @@ int cli_eval(int argc, char **argv)
              0, 0),
         FLAG("html", F_PATH, html, 0,
              "classifier: also write a page with the confusion-matrix heatmap here; translation: "
-             "a page of sample translations with attention heatmaps", 0, 0),
+             "a page of sample translations with attention heatmaps; generator on classes: the "
+             "loss and 10 samples per class", 0, 0),
         FLAG("max-len", F_INT, &o.max_len, 0,
              "classifier: cut examples to this many characters, 0 = the model's; translation: "
              "symbols per translation at most, 0 = 2 x source + 10 (default 0)", 0, 100000000),
@@ -51,6 +53,8 @@ int cli_eval(int argc, char **argv)
              "translation: beam length penalty alpha (default 0)", 0, 10),
         FLAG("samples", F_INT, &to.samples, 0, "translation: pairs on the page (default 20)", 1,
              100000),
+        FLAG("cond-vectors", F_PATH, cond_vectors, 0,
+             "generator on vectors: the HDF5 file of /features for --data's examples", 0, 0),
     };
     flag_table t = {"eval", "--model PATH --data PATH [--split S] [--json] [--html OUT]", flags,
                     (int)(sizeof flags / sizeof flags[0]), NULL, 0, NULL};
@@ -63,6 +67,7 @@ int cli_eval(int argc, char **argv)
     o.model_path = model_path;
     o.data_path = data;
     o.html_path = html[0] ? html : NULL;
+    o.cond_vectors = cond_vectors[0] ? cond_vectors : NULL;
     runtime_set_threads(o.threads);
     if (cli_set_precision(precision) != 0)
         return CLI_EXIT_ERROR;

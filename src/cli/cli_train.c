@@ -38,6 +38,8 @@ static int parse_task(const char *value, void *dst)
     return 0;
 }
 
+static const flag_choice cond_choices[] = {
+    {"init", COND_INIT}, {"input", COND_INPUT}, {"every", COND_EVERY}, {NULL, 0}};
 static const flag_choice pool_choices[] = {
     {"last", HEAD_POOL_LAST}, {"mean", HEAD_POOL_MEAN}, {"max", HEAD_POOL_MAX}, {NULL, 0}};
 static const flag_choice class_weight_choices[] = {
@@ -100,6 +102,7 @@ int cli_train(int argc, char **argv)
     snprintf(c.out, sizeof c.out, "%s", "runs/charnn");
     int bytes = 0, no_progress = 0, progress = 0;
     double time_limit = 0.0;
+    int cond_id = COND_NONE;
     int cell_id = c.model.cell, optim_id = c.optim.kind, sched_id = c.sched.kind;
     int pool_id = c.model.head.pool;
     /* bits of this file's own, above the CONFIG_GIVEN_* bits of run_config.given */
@@ -107,15 +110,26 @@ int cli_train(int argc, char **argv)
     const flag_spec flags[] = {
         FLAG_CUSTOM("task", c.task, CONFIG_GIVEN_TASK,
                     "what to learn: lm, the next character (default); classify, the class of "
-                    "each labelled example; seq2seq, translation of prepared pairs; a resumed "
-                    "run keeps its checkpoint's",
+                    "each labelled example; seq2seq, translation of prepared pairs; generate, "
+                    "texts from a condition (an examples file's class or --cond-vectors); a "
+                    "resumed run keeps its checkpoint's",
                     parse_task),
         FLAG_CHOICE("attention", &c.model.head.attention, GIVEN_ATTENTION,
                     "seq2seq: none | dot | general (Luong) | additive (Bahdanau) (default none)",
                     attention_choices),
+        FLAG_CHOICE("cond-mode", &cond_id, 0,
+                    "generate: init | input | every: the condition sets h0 (and c0), enters "
+                    "the first step's input, or every step's (default init)",
+                    cond_choices),
+        FLAG("cond-vectors", F_PATH, c.cond_vectors, 0,
+             "generate: HDF5 file whose /features (N, D) float32 row i conditions example i "
+             "(default: the example's class)", 0, 0),
+        FLAG("features", F_PATH, c.features, 0,
+             "classify: one numeric vector per example, no sequence: HDF5 /features (N, D) + "
+             "/labels (N), or a CSV with a 'label' column (then --data is not needed)", 0, 0),
         FLAG("data", F_PATH, c.data, 0,
-             "text file or prepared corpus; classify: examples file, or a small TSV/CSV/JSON "
-             "lines file or class folder; seq2seq: pairs file (required)",
+             "text file or prepared corpus; classify, generate: examples file (classify also a "
+             "small TSV/CSV/JSON lines file or class folder); seq2seq: pairs file (required)",
              0, 0),
         FLAG("out", F_PATH, c.out, 0,
              "run directory for model.h5, checkpoints, metrics.jsonl (default runs/charnn)", 0, 0),
@@ -251,6 +265,14 @@ int cli_train(int argc, char **argv)
     int status;
     if (flags_parse_or_exit(&t, argc, argv, &given, &status))
         return status;
+    if (c.features[0]) {
+        if (strcmp(c.task, "classify") != 0 && strcmp(c.task, "classify_features") != 0)
+            return flags_usage_error(&t, "--features needs --task classify");
+        /* the one-to-one classifier is a task of its own (task_features.c) */
+        snprintf(c.task, sizeof c.task, "%s", "classify_features");
+        if (!c.data[0])
+            snprintf(c.data, sizeof c.data, "%s", c.features);
+    }
     if (!c.data[0])
         return flags_usage_error(&t, "--data is required");
     if ((given & GIVEN_STEPS) && (given & GIVEN_EPOCHS))
@@ -277,6 +299,9 @@ int cli_train(int argc, char **argv)
         return flags_usage_error(&t, "--extend-vocab needs --init-from");
     c.given = given & ~(unsigned)(GIVEN_STEPS | GIVEN_EPOCHS);
     c.model.cell = (cell_kind)cell_id;
+    c.model.cond.mode = (cond_mode)cond_id;
+    if ((c.model.cond.mode != COND_NONE || c.cond_vectors[0]) && strcmp(c.task, "generate") != 0)
+        return flags_usage_error(&t, "--cond-mode and --cond-vectors need --task generate");
     c.optim.kind = (optim_kind)optim_id;
     c.sched.kind = (sched_kind)sched_id;
     c.model.head.pool = (head_pool)pool_id;

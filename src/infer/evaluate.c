@@ -9,6 +9,7 @@
 
 #include "charnn/ckpt.h"
 #include "charnn/classeval.h"
+#include "charnn/generate.h"
 #include "charnn/corpus.h"
 #include "charnn/dist.h"
 #include "charnn/memplan.h"
@@ -151,8 +152,14 @@ int eval_run(const eval_options *o)
         ckpt_data_free(&d);
         return crc;
     }
+    if (strcmp(d.task.task, "generate") == 0) {
+        int grc = eval_generate_run(o, &d);
+        ckpt_data_free(&d);
+        return grc;
+    }
     if (o->html_path) {
-        cn_err("--html is for classifiers; '%s' is a %s model", o->model_path, d.task.task);
+        cn_err("--html is for classifiers, generators and translation models; '%s' is a %s "
+               "model", o->model_path, d.task.task);
         ckpt_data_free(&d);
         return -1;
     }

@@ -170,6 +170,12 @@ int sample_run(const sample_options *o, FILE *out)
         ckpt_data_free(&d);
         return -1;
     }
+    if (d.m.cfg.cond.mode != COND_NONE) {
+        cn_err("'%s' is a conditional generator: give --cond NAME or --cond-vector FILE",
+               o->model_path);
+        ckpt_data_free(&d);
+        return -1;
+    }
     size_t plen = strlen(o->prime);
     int32_t *prime_ids = cn_xmalloc((plen + 1) * sizeof(int32_t));
     size_t nprime = 0;

@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "charnn/cond.h"
 #include "charnn/fsio.h"
 #include "charnn/h5compat.h"
 #include "charnn/h5io.h"
@@ -172,6 +173,13 @@ static int write_config_attrs(const char *path, hid_t root, const run_config *cf
                              seq2seq_attention_name(cfg->model.head.attention)) < 0) ||
         h5io_attr_write_str(path, root, "precision",
                             kern_precision_name((kern_precision)cfg->precision)) < 0)
+        return -1;
+    /* only conditional models carry the condition (cond.h): an unconditioned
+     * model's file is the same as before conditioning existed */
+    if (cfg->model.cond.mode != COND_NONE &&
+        (h5io_attr_write_str(path, root, "cond_mode", cond_mode_name(cfg->model.cond.mode)) < 0 ||
+         h5io_attr_write_i64(path, root, "cond_dim", cfg->model.cond.dim) < 0 ||
+         h5io_attr_write_i64(path, root, "cond_standardize", cfg->model.cond.standardize) < 0))
         return -1;
     return 0;
 }
@@ -577,6 +585,27 @@ static int read_config(const char *path, hid_t root, run_config *cfg)
         if (kern_precision_parse(s, &prec) < 0)
             return cn_err("'%s': unknown precision '%s'", path, s);
         cfg->precision = prec;
+    }
+    rc = h5io_attr_read_str(path, root, "", "cond_mode", s, sizeof s);
+    if (rc < 0)
+        return -1;
+    if (rc > 0) {
+        int mode = cond_mode_parse(s);
+        if (mode < 0)
+            return cn_err("'%s': unknown cond_mode '%s'", path, s);
+        cfg->model.cond.mode = (cond_mode)mode;
+        int64_t dim = 0;
+        if (root_i64(path, root, "cond_dim", &dim) < 0)
+            return -1;
+        if (dim < 1 || dim > 65536)
+            return cn_err("'%s' is damaged: attribute cond_dim is %lld", path, (long long)dim);
+        cfg->model.cond.dim = (int)dim;
+        int64_t standardize = 0;
+        rc = h5io_attr_read_num(path, root, "", "cond_standardize", H5T_NATIVE_INT64, 1,
+                                &standardize);
+        if (rc < 0)
+            return -1;
+        cfg->model.cond.standardize = standardize != 0;
     }
     return 0;
 }

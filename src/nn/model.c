@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "charnn/common.h"
+#include "charnn/cond.h"
 #include "charnn/head.h"
 #include "charnn/kernels.h"
 #include "charnn/stack.h"
@@ -31,6 +32,8 @@ int model_config_check(const model_config *cfg)
         return cn_err("--dropout must be in [0, 1), got %g", (double)cfg->dropout);
     if (cfg->cell != CELL_RNN && cfg->cell != CELL_LSTM && cfg->cell != CELL_GRU)
         return cn_err("unknown cell kind %d", (int)cfg->cell);
+    if (cond_config_check(cfg) < 0)
+        return -1;
     const head_ops *head = head_for(cfg->head.kind);
     if (!head)
         return cn_err("unknown head kind %d", (int)cfg->head.kind);
@@ -78,6 +81,11 @@ void model_head_add_transposed(model *m, const char *name, int rows, int cols)
     add_tensor(m, name, rows, cols, 1, 0, 0);
 }
 
+void model_add_tensor(model *m, const char *name, int rows, int cols, int is_bias, int bucket)
+{
+    add_tensor(m, name, rows, cols, 0, is_bias, bucket);
+}
+
 void model_build(model *m, const model_config *cfg)
 {
     CHARNN_ASSERT(model_config_check(cfg) == 0);
@@ -116,6 +124,8 @@ void model_build(model *m, const model_config *cfg)
             off_emb = add_tensor(m, m->head.ops->embed_name ? m->head.ops->embed_name
                                                             : "embedding.weight",
                                  V, E, 0, 0, bucket);
+        if (l == 0)
+            cond_declare(m, bucket);
         m->bucket_size[bucket] = m->n_params - m->bucket_offset[bucket];
     }
 
@@ -130,6 +140,7 @@ void model_build(model *m, const model_config *cfg)
         m->embed = m->params + off_emb;
         m->gembed = m->grads + off_emb;
     }
+    cond_bind(m);
     for (int l = 0; l < L; l++) {
         m->layer[l] = (model_layer){m->params + off[l][0], m->params + off[l][1],
                                     m->params + off[l][2], m->params + off[l][3]};
@@ -255,6 +266,7 @@ void model_work_init(model_work *w, const model *m, int T, int B)
 {
     memset(w, 0, sizeof *w);
     model_work_init_stack(w, w, m, T, B);
+    cond_work_init(w, m, B);
     w->head.K = m->head.outputs;
     m->head.ops->work_init(w, m, T, B);
 }

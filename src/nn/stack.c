@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "charnn/common.h"
+#include "charnn/cond.h"
 #include "charnn/kernels.h"
 
 static void fill_rows(float *y, const float *row, size_t N, int D)
@@ -58,6 +59,9 @@ const float *stack_forward(const model *m, model_work *w, model_state *s, const 
             CHARNN_ASSERT(w->len[b] >= 0 && w->len[b] <= T);
     w->t_used = T;
     w->dropout_on = train && m->cfg.dropout > 0.0f && L > 1;
+    w->cond_on = cond_active(m, w);
+    if (w->cond_on == COND_INIT)
+        cond_forward_state(m, w, s);
     if (E > 0)
         kern_gather_rows(w->emb, m->embed, x, N, E, NULL);
     for (int l = 0; l < L; l++) {
@@ -70,6 +74,8 @@ const float *stack_forward(const model *m, model_work *w, model_state *s, const 
             kern_gemm(0, 1, (int)N, GH, D, 1.0f, layer_input(m, w, l), D, p->w_ih, D, 1.0f,
                       w->gates[l], GH);
         }
+        if (l == 0 && (w->cond_on == COND_INPUT || w->cond_on == COND_EVERY))
+            cond_forward_input(m, w, w->gates[0], T);
         memcpy(w->hs[l], s->h + l * BH, BH * sizeof(float));
         if (m->cfg.cell == CELL_LSTM)
             memcpy(w->cs[l], s->c + l * BH, BH * sizeof(float));
@@ -121,6 +127,13 @@ void stack_backward(model *m, model_work *w, const int32_t *x, float *dtop,
     const size_t N = (size_t)T * B, BH = (size_t)B * H;
     float *dh = dtop;
     float *bsum = w->hproj; /* (GH) column sums of the gate gradients */
+    /* cond init replaced the starting state: its gradient goes to the maps */
+    const int cond_init = w->cond_on == COND_INIT;
+    float *dh0 = cond_init ? w->cond_dh0 : w->dh0, *dc0 = cond_init ? w->cond_dc0 : w->dc0;
+    if (cond_init && w->dh0)
+        memset(w->dh0, 0, (size_t)L * BH * sizeof(float));
+    if (cond_init && w->dc0 && m->cfg.cell == CELL_LSTM)
+        memset(w->dc0, 0, (size_t)L * BH * sizeof(float));
     for (int l = L - 1; l >= 0; l--) {
         const model_layer *p = &m->layer[l];
         model_layer *gp = &m->glayer[l];
@@ -134,8 +147,8 @@ void stack_backward(model *m, model_work *w, const int32_t *x, float *dtop,
             .dc_record = w->dc_record[l],
             .dh_final = w->dh_final ? w->dh_final + l * BH : NULL,
             .dc_final = w->dc_final && m->cfg.cell == CELL_LSTM ? w->dc_final + l * BH : NULL,
-            .dh0 = w->dh0 ? w->dh0 + l * BH : NULL,
-            .dc0 = w->dc0 && m->cfg.cell == CELL_LSTM ? w->dc0 + l * BH : NULL,
+            .dh0 = dh0 ? dh0 + l * BH : NULL,
+            .dc0 = dc0 && m->cfg.cell == CELL_LSTM ? dc0 + l * BH : NULL,
             .progress = w->progress,
             .progress_ctx = w->progress_ctx,
         };
@@ -176,6 +189,8 @@ void stack_backward(model *m, model_work *w, const int32_t *x, float *dtop,
             kern_gemm(0, 0, (int)N, E, GH, 1.0f, dgx, GH, p->w_ih, E, 0.0f, demb, E);
             kern_scatter_add_rows(m->gembed, demb, x, N, E);
         }
+        if (l == 0 && w->cond_on != COND_NONE)
+            cond_backward(m, w, dgx, T);
         if (on_bucket)
             on_bucket(ctx, 1 + (L - 1 - l));
         if (w->progress)

@@ -28,6 +28,9 @@ static double forward(trainer *t, const batch *b)
     t->w.B = b->B;
     t->w.mask = b->mask;
     t->w.len = b->len;
+    /* a batch with a condition holds whole rows: they start here */
+    t->w.cond = b->cond;
+    t->w.cond_first = 1;
     return model_forward(&t->m, &t->w, b->carry, b->x, b->y, b->T, 1, cn_rng_next(&t->rng));
 }
 

@@ -168,6 +168,8 @@ static int setup(trainer *t, const run_config *cfg)
         model_init_uniform(&t->m, t->cfg.init_scale, t->cfg.seed, t->cfg.forget_bias);
         if (from_init)
             train_init_copy(t, &init);
+        if (t->task.ops->model_init)
+            t->task.ops->model_init(&t->task, &t->m);
     }
     t->decay_mask = cn_xmalloc(t->m.n_params);
     model_fill_decay_mask(&t->m, t->decay_mask);
