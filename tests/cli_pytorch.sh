@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # PyTorch interop: a charnn checkpoint loads into torch.nn.RNN/LSTM/GRU through
 # h5py (tests/pytorch_interop.py, the snippet of docs/pytorch.md) and
-# reproduces `charnn eval`'s loss. Skipped (exit 77) without Debian's
+# reproduces `charnn eval`'s loss: language models, and classifiers (nn.Linear
+# "classifier" over the pooled top states, every pooling, --max-len) to 1e-5. Skipped (exit 77) without Debian's
 # python3-torch and python3-h5py.
 set -u
 charnn=$1
@@ -40,6 +41,36 @@ import json,sys
 a=json.loads('''$ours'''); b=json.loads('''$theirs''')
 assert a['tokens']==b['tokens'], (a['tokens'], b['tokens'])
 assert abs(a['loss']-b['loss']) <= 1e-4*abs(b['loss']), (a['loss'], b['loss'])"
+done
+# classifiers: "more a than b" examples, each pooling, one-hot and embedded input
+$py -c "
+import random
+r = random.Random(5)
+print('text\tlabel')
+for i in range(400):
+    s = ''.join(r.choice('aabbcd ') for _ in range(r.randint(4, 40)))
+    a, b = s.count('a'), s.count('b')
+    print(s + ('a' if a == b else '') + '\t' + ('more_a' if a >= b else 'more_b'))" > ab.tsv
+"$charnn" prepare --task classify ab.tsv --out ab.h5 --val-frac 0.1 --test-frac 0.2 > prepare.log 2>&1
+check "classify: the examples prepare" test $? = 0
+for spec in "lstm last 0 0" "gru mean 0 0" "rnn max 0 0" "lstm mean 8 25" "gru max 8 0"; do
+  set -- $spec
+  cell=$1 pool=$2 embed=$3 maxlen=$4
+  out=cls_${cell}_${pool}_$embed
+  "$charnn" train --task classify --data ab.h5 --out "$out" --cell "$cell" --pool "$pool" \
+    --embed "$embed" --max-len "$maxlen" --layers 2 --hidden 16 --batch 8 --steps 40 --lr 0.01 \
+    --threads 1 --no-progress --eval-every 0 > "$out.log" 2>&1
+  check "classify $cell, pool $pool (embed $embed, max-len $maxlen) trains" test $? = 0
+  ours=$("$charnn" eval --model "$out/model.h5" --data ab.h5 --split test --json)
+  theirs=$($py "$src/tests/pytorch_interop.py" "$out/model.h5" ab.h5 test)
+  echo "  charnn: $ours"
+  echo "  torch:  $theirs"
+  check "classify $cell, pool $pool: torch reproduces charnn's eval loss to 1e-5" $py -c "
+import json
+a=json.loads('''$ours'''); b=json.loads('''$theirs''')
+assert a['examples']==b['examples']==80, (a['examples'], b['examples'])
+assert abs(a['loss']-b['loss']) <= 1e-5*abs(b['loss']), (a['loss'], b['loss'])
+assert abs(a['accuracy']-b['accuracy']) < 1e-9, (a['accuracy'], b['accuracy'])"
 done
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -1,9 +1,16 @@
 #!/usr/bin/python3
 """Load a charnn checkpoint into torch.nn.{LSTM,GRU,RNN} with h5py and compute
-the mean cross-entropy of a text from a zero state, as `charnn eval --batch 1`
-does. Prints one JSON line: {"loss": ..., "tokens": ...}.
+its loss as `charnn eval` does. Prints one JSON line.
 
     pytorch_interop.py MODEL.h5 TEXT
+        a language model: the mean cross-entropy of the text from a zero state,
+        as `charnn eval --batch 1`; {"loss": ..., "tokens": ...}
+    pytorch_interop.py MODEL.h5 EXAMPLES.h5 SPLIT
+        a classifier (head "classify"): every example of the split of an
+        examples file from a zero state, the top states pooled over its length
+        (last, mean or max, the model's head_pool) into nn.Linear
+        "classifier"; {"loss": mean cross-entropy, "accuracy": ..., "examples": n}
+
 This is the snippet of docs/pytorch.md, runnable."""
 import json
 import sys
@@ -11,29 +18,69 @@ import sys
 import h5py
 import torch
 
-path, text_path = sys.argv[1], sys.argv[2]
+path = sys.argv[1]
 with h5py.File(path, "r") as f:
     a = f.attrs
     cell, L, H, V, E = a["cell"], int(a["layers"]), int(a["hidden"]), int(a["vocab_size"]), int(a["embed"])
+    head = a["head"] if "head" in a else "lm"
+    pool = a["head_pool"] if "head_pool" in a else "last"
+    max_len = int(a["max_len"]) if "max_len" in a else 0
     symbols = [chr(c) for c in f["vocab"][:]]
+    labels = [s.decode() for s in f["labels"][:]] if "labels" in f else []
     tensors = {name: torch.from_numpy(f["model"][name][:]) for name in f["model"]}
 
 rnn_class = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell]
 rnn = rnn_class(input_size=E if E > 0 else V, hidden_size=H, num_layers=L)
 rnn.load_state_dict({k: tensors[k] for k in rnn.state_dict()})
-decoder = torch.nn.Linear(H, V)
-decoder.load_state_dict({"weight": tensors["decoder.weight"], "bias": tensors["decoder.bias"]})
 embedding = None
 if E > 0:
     embedding = torch.nn.Embedding(V, E)
     embedding.load_state_dict({"weight": tensors["embedding.weight"]})
 
+
+def inputs(ids):
+    return embedding(ids) if embedding is not None else torch.nn.functional.one_hot(ids, V).float()
+
+
+if head == "classify":
+    C = len(labels)
+    classifier = torch.nn.Linear(H, C)
+    classifier.load_state_dict({"weight": tensors["classifier.weight"], "bias": tensors["classifier.bias"]})
+    split = sys.argv[3]
+    with h5py.File(sys.argv[2], "r") as f:
+        names = [s.decode() for s in f["label_names"][:]]
+        assert names == labels, (names, labels)
+        assert list(f["vocab"][:]) == [ord(s) for s in symbols]
+        b, e = (0, int(f.attrs["n_examples"])) if split == "all" else (
+            int(f.attrs[split + "_begin"]), int(f.attrs[split + "_end"]))
+        offsets = f["offsets"][b:e + 1]
+        tokens = torch.from_numpy(f["tokens"][offsets[0]:offsets[-1]].astype("int64"))
+        y = torch.from_numpy(f["labels"][b:e].astype("int64"))
+    total, correct = 0.0, 0
+    with torch.no_grad():
+        for i in range(e - b):
+            ids = tokens[offsets[i] - offsets[0]:offsets[i + 1] - offsets[0]]
+            if max_len > 0:
+                ids = ids[:max_len]
+            out, _ = rnn(inputs(ids).unsqueeze(1))  # (T, 1, H), zero initial state
+            out = out.squeeze(1)
+            pooled = {"last": lambda o: o[-1], "mean": lambda o: o.mean(0),
+                      "max": lambda o: o.max(0).values}[pool](out)
+            logits = classifier(pooled).double()
+            total += torch.nn.functional.cross_entropy(logits.unsqueeze(0), y[i:i + 1]).item()
+            correct += int(logits.argmax().item() == y[i].item())
+    n = e - b
+    print(json.dumps({"loss": total / n, "accuracy": correct / n, "examples": n}))
+    sys.exit(0)
+
+text_path = sys.argv[2]
+decoder = torch.nn.Linear(H, V)
+decoder.load_state_dict({"weight": tensors["decoder.weight"], "bias": tensors["decoder.bias"]})
 index = {s: i for i, s in enumerate(symbols)}
 with open(text_path, encoding="utf-8") as t:
     ids = torch.tensor([index[c] for c in t.read()], dtype=torch.long)
 x, y = ids[:-1], ids[1:]
 with torch.no_grad():
-    inp = embedding(x) if embedding is not None else torch.nn.functional.one_hot(x, V).float()
-    out, _ = rnn(inp.unsqueeze(1))  # (T, 1, H), zero initial state
+    out, _ = rnn(inputs(x).unsqueeze(1))  # (T, 1, H), zero initial state
     loss = torch.nn.functional.cross_entropy(decoder(out.squeeze(1)), y)
 print(json.dumps({"loss": loss.item(), "tokens": int(y.numel())}))

@@ -44,6 +44,11 @@ typedef struct {
     int trace_probe_chars;    /* length of the probe text those traces run over */
     int max_bad_steps;        /* consecutive non-finite steps before giving up */
     int nranks;               /* ranks of the run that wrote a checkpoint */
+    /* tasks of independent examples (classify; exorder.h) */
+    int max_len;              /* --max-len: steps an example is cut to, 0 = none */
+    int bucket_batches;       /* --bucket: global batches per length-sorted window, 0 = off */
+    int class_weights;        /* --class-weights: CONFIG_CLASS_WEIGHTS_* */
+    int balanced_sampling;    /* --balanced-sampling: draw every class equally often */
     /* this invocation only (not stored in checkpoints) */
     char resume[CONFIG_PATH_MAX]; /* checkpoint path, "auto", or "" */
     int progress_bar;             /* -1 auto (a terminal), 0 off, 1 on */
@@ -67,6 +72,8 @@ enum {
     CONFIG_GIVEN_BYTES = 1u << 7,
     CONFIG_GIVEN_TASK = 1u << 8
 };
+
+enum { CONFIG_CLASS_WEIGHTS_NONE = 0, CONFIG_CLASS_WEIGHTS_BALANCED = 1 };
 
 /* Fill with the defaults (char-rnn's where it has one). */
 void config_default(run_config *c);

@@ -11,8 +11,13 @@
 
 typedef struct {
     double loss_sum; /* nats, all ranks */
-    int64_t tokens;  /* all ranks */
+    int64_t tokens;  /* targets, all ranks (classify: examples) */
+    int64_t correct; /* targets whose most probable output is right, all ranks; -1 when
+                        not measured (lm) */
 } eval_result;
+
+/* correct / tokens, NaN when not measured. */
+double eval_accuracy(const eval_result *r);
 
 /* Mean loss (nats per token), bits per character, perplexity. */
 double eval_mean(const eval_result *r);

@@ -43,6 +43,8 @@ typedef struct {
     double bits;          /* mean loss in bits per target (lm: bits per character) */
     double rate;          /* targets per second over the interval */
     const char *unit;     /* what a target is, plural: "chars" */
+    char extra[192];      /* more members for the metrics.jsonl line, each starting with a
+                             comma (",\"padding\":0.1"), or "" */
 } task_metrics;
 
 typedef struct {
@@ -100,12 +102,15 @@ struct task {
     int T;        /* steps per batch at most */
     int rows_cap; /* rows of any batch (training or evaluation) on this rank */
     int has_val;  /* whether evaluate has a validation split to read */
+    int eval_split; /* SPLIT_* evaluate reads: SPLIT_VAL in training (set by open); `charnn
+                       eval` may set another before calling evaluate (tasks that can) */
     int n_labels; /* names of the head's outputs (set by open), 0 when they are */
     char **labels;/* (n_labels) the vocabulary; owned by the task */
     void *impl;
 };
 
 extern const task_ops task_lm_ops;
+extern const task_ops task_classify_ops;
 /* "lm" -> its ops, or NULL. */
 const task_ops *task_find(const char *name);
 /* The task names, "lm | ...", for usage text and errors. */

@@ -34,6 +34,11 @@ static int parse_task(const char *value, void *dst)
     return 0;
 }
 
+static const flag_choice pool_choices[] = {
+    {"last", HEAD_POOL_LAST}, {"mean", HEAD_POOL_MEAN}, {"max", HEAD_POOL_MAX}, {NULL, 0}};
+static const flag_choice class_weight_choices[] = {
+    {"none", CONFIG_CLASS_WEIGHTS_NONE}, {"balanced", CONFIG_CLASS_WEIGHTS_BALANCED}, {NULL, 0}};
+
 static const flag_choice allreduce_choices[] = {{"overlap", 0}, {"blocking", 1}, {NULL, 0}};
 
 /* --balance into run_config.balance (char[CONFIG_PATH_MAX]), checked against
@@ -60,14 +65,18 @@ int cli_train(int argc, char **argv)
     snprintf(c.out, sizeof c.out, "%s", "runs/charnn");
     int bytes = 0, no_progress = 0, progress = 0;
     int cell_id = c.model.cell, optim_id = c.optim.kind, sched_id = c.sched.kind;
+    int pool_id = c.model.head.pool;
     /* bits of this file's own, above the CONFIG_GIVEN_* bits of run_config.given */
     enum { GIVEN_STEPS = 1u << 16, GIVEN_EPOCHS = 1u << 17 };
     const flag_spec flags[] = {
         FLAG_CUSTOM("task", c.task, CONFIG_GIVEN_TASK,
-                    "what to learn: lm, the next character (default); a resumed run keeps "
-                    "its checkpoint's",
+                    "what to learn: lm, the next character (default); classify, the class of "
+                    "each labelled example; a resumed run keeps its checkpoint's",
                     parse_task),
-        FLAG("data", F_PATH, c.data, 0, "text file or prepared corpus (required)", 0, 0),
+        FLAG("data", F_PATH, c.data, 0,
+             "text file or prepared corpus; classify: examples file, or a small TSV/CSV/JSON "
+             "lines file or class folder (required)",
+             0, 0),
         FLAG("out", F_PATH, c.out, 0,
              "run directory for model.h5, checkpoints, metrics.jsonl (default runs/charnn)", 0, 0),
         FLAG_CHOICE("cell", &cell_id, CONFIG_GIVEN_CELL, "rnn | lstm | gru (default lstm)",
@@ -83,8 +92,24 @@ int cli_train(int argc, char **argv)
         FLAG("bidirectional", F_BOOL, &c.model.bidirectional, 0,
              "every layer also reads each example backwards (classify, tag; not lm)", 0, 0),
         FLAG("seq", F_INT, &c.seq, CONFIG_GIVEN_SEQ, "BPTT chunk length T (default 50)", 1, 100000),
-        FLAG("batch", F_INT, &c.batch, CONFIG_GIVEN_BATCH, "streams per rank B (default 50)", 1,
-             1000000),
+        FLAG("batch", F_INT, &c.batch, CONFIG_GIVEN_BATCH,
+             "streams (classify: examples) per rank B (default 50)", 1, 1000000),
+        FLAG_CHOICE("pool", &pool_id, 0,
+                    "classify: last | mean | max of the top states over each example "
+                    "(default last)",
+                    pool_choices),
+        FLAG("max-len", F_INT, &c.max_len, 0,
+             "classify: characters an example is cut to, 0 = none (default 0)", 0, 100000000),
+        FLAG("bucket", F_INT, &c.bucket_batches, 0,
+             "classify: sort by length within windows of this many steps' examples, 0 = off "
+             "(default 50)",
+             0, 1000000),
+        FLAG_CHOICE("class-weights", &c.class_weights, 0,
+                    "classify: none | balanced (loss weighted by inverse class frequency; "
+                    "default none)",
+                    class_weight_choices),
+        FLAG("balanced-sampling", F_BOOL, &c.balanced_sampling, 0,
+             "classify: draw every class equally often (with replacement)", 0, 0),
         FLAG("lr", F_FLOAT, &c.sched.lr, 0, "learning rate (default 2e-3)", 0, 1e6),
         FLAG("steps", F_I64, &c.steps, GIVEN_STEPS, "optimizer steps (default: from --epochs)",
              RANGE_POS),
@@ -173,6 +198,7 @@ int cli_train(int argc, char **argv)
     c.model.cell = (cell_kind)cell_id;
     c.optim.kind = (optim_kind)optim_id;
     c.sched.kind = (sched_kind)sched_id;
+    c.model.head.pool = (head_pool)pool_id;
     c.vocab_mode = bytes ? VOCAB_BYTES : VOCAB_CODEPOINTS;
     c.progress_bar = no_progress ? 0 : progress ? 1 : -1;
     runtime_set_threads(c.threads);

@@ -11,10 +11,16 @@
 #include "charnn/corpus.h"
 #include "charnn/dist.h"
 #include "charnn/memplan.h"
+#include "charnn/task.h"
 
 double eval_mean(const eval_result *r)
 {
     return r->tokens > 0 ? r->loss_sum / (double)r->tokens : NAN;
+}
+
+double eval_accuracy(const eval_result *r)
+{
+    return r->correct >= 0 && r->tokens > 0 ? (double)r->correct / (double)r->tokens : NAN;
 }
 
 double eval_bpc(const eval_result *r)
@@ -27,13 +33,13 @@ double eval_perplexity(const eval_result *r)
     return exp(eval_mean(r));
 }
 
-int eval_streams_per_rank(size_t n, int T, int batch, int nranks)
+int eval_streams_per_rank(size_t n, int T, int max_streams, int nranks)
 {
     /* Aim for streams of at least 4 chunks so that most predictions see context. */
     size_t per = n / ((size_t)nranks * (size_t)T * 4);
     if (per < 1)
         per = 1;
-    return per < (size_t)batch ? (int)per : batch;
+    return per < (size_t)max_streams ? (int)per : max_streams;
 }
 
 int eval_plan(const model *m, model_work *w, model_state *s, const batch_plan *p,
@@ -56,7 +62,82 @@ int eval_plan(const model *m, model_work *w, model_state *s, const batch_plan *p
     dist_allreduce_sum_f64(local, 2);
     out->loss_sum = local[0];
     out->tokens = (int64_t)local[1];
+    out->correct = -1;
     return 0;
+}
+
+/* A model of another task than lm: its loss (and accuracy) through the task's
+ * evaluate over the split, with the model's settings (the data's splits as in
+ * training, --max-len, pooling) and o->batch examples per rank. */
+static int eval_run_task(const eval_options *o, ckpt_data *d)
+{
+    const int nranks = dist_size(), rank = dist_rank();
+    const task_ops *ops = task_find(d->task.task);
+    if (!ops)
+        return cn_err("'%s' was trained for task '%s', which this charnn does not know (tasks: "
+                      "%s)",
+                      o->model_path, d->task.task, task_names());
+    run_config cfg = d->cfg;
+    snprintf(cfg.data, sizeof cfg.data, "%s", o->data_path);
+    if (o->batch > 0)
+        cfg.batch = o->batch;
+    cfg.balance[0] = '\0';
+    cfg.model = d->m.cfg;
+    vocab voc;
+    memset(&voc, 0, sizeof voc);
+    task t;
+    memset(&t, 0, sizeof t);
+    t.ops = ops;
+    model_work w;
+    memset(&w, 0, sizeof w);
+    int rc = -1;
+    if (vocab_from_symbols(&voc, d->voc.mode, d->voc.symbols, d->voc.size) != 0 ||
+        ops->open(&t, &cfg, &voc, rank, nranks) != 0)
+        goto done;
+    int same = t.n_labels == d->task.n_labels;
+    for (int c = 0; same && c < t.n_labels; c++)
+        same = strcmp(t.labels[c], d->task.labels[c]) == 0;
+    if (!same) {
+        cn_err("'%s' has other classes than the model '%s' was trained on", o->data_path,
+               o->model_path);
+        goto done;
+    }
+    if (memplan_check_infer(&d->m.cfg, t.T, t.rows_cap, 0.0, "eval") != 0)
+        goto done;
+    t.eval_split = o->split;
+    model_work_init(&w, &d->m, t.T, t.rows_cap);
+    eval_result r;
+    double t0 = cn_now();
+    if (ops->evaluate(&t, &d->m, &w, 0, &r) != 0)
+        goto done;
+    double secs = cn_now() - t0;
+    if (rank == 0) {
+        if (o->json) {
+            printf("{\"model\":");
+            cn_json_string(stdout, o->model_path);
+            printf(",\"data\":");
+            cn_json_string(stdout, o->data_path);
+            printf(",\"task\":");
+            cn_json_string(stdout, d->task.task);
+            printf(",\"split\":\"%s\",\"loss\":%.9g,\"accuracy\":%.6f,\"examples\":%lld,"
+                   "\"seconds\":%.3f}\n",
+                   data_split_name(o->split), eval_mean(&r), eval_accuracy(&r),
+                   (long long)r.tokens, secs);
+        } else {
+            printf("%s on '%s' (%s split, %lld examples): loss %.4f nats per example, accuracy "
+                   "%.4f\n",
+                   o->model_path, o->data_path, data_split_name(o->split), (long long)r.tokens,
+                   eval_mean(&r), eval_accuracy(&r));
+        }
+        fflush(stdout);
+    }
+    rc = 0;
+done:
+    if (t.impl)
+        ops->close(&t);
+    model_work_free(&w);
+    vocab_free(&voc);
+    return rc;
 }
 
 int eval_run(const eval_options *o)
@@ -64,6 +145,11 @@ int eval_run(const eval_options *o)
     ckpt_data d;
     if (ckpt_read(o->model_path, &d) != 0)
         return -1;
+    if (strcmp(d.task.task, CKPT_TASK_LM) != 0) {
+        int trc = eval_run_task(o, &d);
+        ckpt_data_free(&d);
+        return trc;
+    }
     if (ckpt_require_task(&d, o->model_path, CKPT_TASK_LM, "eval") != 0) {
         ckpt_data_free(&d);
         return -1;
@@ -78,13 +164,13 @@ int eval_run(const eval_options *o)
         goto done;
     size_t begin = sp.begin[o->split], end = sp.end[o->split];
     const int T = o->seq > 0 ? o->seq : d.cfg.seq;
-    int batch = o->batch > 0 ? o->batch : d.cfg.batch;
+    int max_streams = o->batch > 0 ? o->batch : d.cfg.batch;
     if (end - begin < 2) {
         cn_err("split '%s' of '%s' has %zu tokens: nothing to evaluate",
                data_split_name(o->split), o->data_path, end - begin);
         goto done;
     }
-    int B = eval_streams_per_rank(end - begin, T, batch, nranks);
+    int B = eval_streams_per_rank(end - begin, T, max_streams, nranks);
     batch_plan p;
     if (batch_plan_init(&p, begin, end, nranks * B, rank * B, B, T, 1,
                         data_split_name(o->split)) != 0) {

@@ -46,6 +46,10 @@ void config_default(run_config *c)
     c->trace_probe_chars = 500;
     c->max_bad_steps = 5;
     c->nranks = 1;
+    c->max_len = 0;
+    c->bucket_batches = 50;
+    c->class_weights = CONFIG_CLASS_WEIGHTS_NONE;
+    c->balanced_sampling = 0;
     c->progress_bar = -1;
     c->balance_min_seconds = BALANCE_MIN_SECONDS;
 }

@@ -141,6 +141,10 @@ void train_save_final(trainer *t)
         train_save_best(t);
     if (isnan(val))
         train_say(t, "done: step %lld, model written to %s\n", (long long)t->prog.step, path);
+    else if (!isnan(t->log.val_acc))
+        train_say(t, "done: step %lld, validation loss %.4f nats per example, accuracy %.4f, "
+                     "model written to %s\n",
+                  (long long)t->prog.step, val, t->log.val_acc, path);
     else
         train_say(t, "done: step %lld, validation loss %.4f nats/char (%.4f bpc, perplexity "
                      "%.2f), model written to %s\n",

@@ -53,6 +53,7 @@ void train_log_open(trainer *t)
     t->log.bar = t->cfg.progress_bar < 0 ? (t->nranks == 1 && isatty(STDOUT_FILENO))
                                          : t->cfg.progress_bar;
     t->log.t_start = t->log.t_log = cn_now();
+    t->log.val_acc = NAN;
     t->log.start_step = t->log.steps_at_log = t->prog.step;
 }
 
@@ -90,10 +91,14 @@ double train_validate(trainer *t, int *improved)
         dist_abort(1, "%s", cn_errmsg());
     double loss = eval_mean(&r);
     t->prog.last_val = loss;
+    char acc[48] = "";
+    if (r.correct >= 0)
+        snprintf(acc, sizeof acc, ",\"val_acc\":%.6f", eval_accuracy(&r));
+    t->log.val_acc = eval_accuracy(&r);
     train_metrics_write(t, "{\"type\":\"val\",\"step\":%lld,\"val_loss\":%.6f,\"val_bpc\":%.6f,"
-                           "\"val_ppl\":%.4f,\"tokens\":%lld}",
+                           "\"val_ppl\":%.4f,\"tokens\":%lld%s}",
                         (long long)t->prog.step, loss, eval_bpc(&r), eval_perplexity(&r),
-                        (long long)r.tokens);
+                        (long long)r.tokens, acc);
     if (loss < t->prog.best_val) {
         t->prog.best_val = loss;
         *improved = 1;
@@ -121,12 +126,14 @@ static void log_line(trainer *t, double gnorm, float lr, double val)
     const double now = cn_now();
     const double eta = (double)(t->total_steps - s) * (now - g->t_start) /
                        (double)(s - g->start_step);
-    char etas[32], vals[48] = "";
+    char etas[32], vals[64] = "";
     format_duration(etas, sizeof etas, eta);
-    if (!isnan(val))
+    if (!isnan(val) && !isnan(t->log.val_acc))
+        snprintf(vals, sizeof vals, " | val %.4f acc %.4f", val, t->log.val_acc);
+    else if (!isnan(val))
         snprintf(vals, sizeof vals, " | val %.4f", val);
     const double mean = g->loss_n ? g->loss_acc / g->loss_n : NAN;
-    task_metrics tm;
+    task_metrics tm = {0};
     t->task.ops->metrics(&t->task, mean, now - g->t_log, s - g->steps_at_log, &tm);
     const double epoch = (double)t->prog.epoch +
                          (double)t->prog.chunk / (double)t->task.ops->batches_per_epoch(&t->task);
@@ -136,10 +143,10 @@ static void log_line(trainer *t, double gnorm, float lr, double val)
               vals, gnorm, (double)lr, tm.rate, tm.unit, etas);
     train_metrics_write(t, "{\"type\":\"train\",\"step\":%lld,\"epoch\":%lld,\"loss\":%.6f,"
                            "\"bpc\":%.6f,\"grad_norm\":%.6g,\"lr\":%.6g,\"%s_per_s\":%.1f,"
-                           "\"tokens_seen\":%lld,\"time\":%lld,\"elapsed\":%.3f}",
+                           "\"tokens_seen\":%lld,\"time\":%lld,\"elapsed\":%.3f%s}",
                         (long long)s, (long long)t->prog.epoch, mean, tm.bits, gnorm, (double)lr,
                         tm.unit, tm.rate, (long long)t->prog.tokens_seen, (long long)time(NULL),
-                        now - g->t_start);
+                        now - g->t_start, tm.extra);
     if (t->cfg.timing)
         log_timing(t, now - g->t_log);
     t->clock.compute = t->clock.comm = 0.0;

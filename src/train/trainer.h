@@ -33,6 +33,7 @@ typedef struct {
     int64_t start_step, steps_at_log;
     double loss_acc;         /* training losses since the last log line */
     int loss_n;
+    double val_acc;          /* the latest validation's accuracy, NaN when not measured */
 } train_log;
 
 typedef struct {

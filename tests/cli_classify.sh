@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# `charnn train --task classify` end to end on a generated set ("does the line
+# hold more 'a' than 'b'"): it learns far above the majority-class rate in
+# seconds; the header reports classes, splits, padding (buckets against a plain
+# shuffle) and truncation; a run stopped mid-epoch and resumed is bit-identical
+# to an uninterrupted one (losses, parameters, optimizer state), and a
+# checkpoint of 2 ranks x 4 resumes on 1 rank x 8 at the same batch; every
+# optimizer, class weights and balanced sampling train; bad input fails with
+# one line naming the file and what is wrong, leaving no run behind.
+#
+#   bash tests/cli_classify.sh <path-to-charnn> <source-dir>
+set -u
+
+CHARNN=${1:?usage: cli_classify.sh CHARNN SOURCE_DIR}
+SRC=${2:?usage: cli_classify.sh CHARNN SOURCE_DIR}
+. "$SRC/tests/tap.sh"
+WORK=$PWD/cli_classify.d
+rm -rf "$WORK"
+mkdir -p "$WORK"
+cd "$WORK" || exit 1
+export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+
+# 600 lines of a, b, c, d and spaces, 4-40 long; the label says whether 'a'
+# outnumbers 'b' (ties get one more 'a'). The answer needs counting over the
+# whole line: no single character or position gives it away.
+awk 'BEGIN {
+    srand(5); print "text\tlabel"
+    split("a a b b c d _", sym, " ")
+    for (i = 0; i < 600; i++) {
+        n = 4 + int(rand() * 37); s = ""; a = 0; b = 0
+        for (j = 0; j < n; j++) {
+            c = sym[1 + int(rand() * 7)]; if (c == "_") c = " "
+            s = s c; a += c == "a"; b += c == "b"
+        }
+        if (a == b) { s = s "a"; a++ }
+        print s "\t" (a > b ? "more_a" : "more_b")
+    }
+}' > ab.tsv
+majority=$(awk -F'\t' 'NR > 1 { n[$2]++; t++ } END { m = 0; for (k in n) if (n[k] > m) m = n[k]; printf "%.4f", m / t }' ab.tsv)
+echo "# majority-class rate $majority"
+
+val_acc() { grep '"type":"val"' "$1" | tail -1 | sed -E 's/.*"val_acc":([0-9.]+).*/\1/'; }
+train_losses() {
+    grep '"type":"train"' "$1" | sed -E 's/.*"step":([0-9]+),.*"loss":([^,]+),.*"grad_norm":([^,]+),.*/\1 \2 \3/'
+}
+
+# ---- 1. learning, from the raw TSV ----------------------------------------
+"$CHARNN" train --task classify --data ab.tsv --out learn --cell gru --layers 1 --hidden 32 \
+    --batch 16 --epochs 15 --lr 0.01 --val-frac 0.2 --test-frac 0 --eval-every 150 \
+    --log-every 50 --threads 1 --no-progress > learn.log 2>&1
+check "train --task classify on a raw TSV exits 0 (got $?)" test -s learn/model.h5 || show learn.log
+acc=$(val_acc learn/metrics.jsonl)
+echo "# validation accuracy $acc"
+# a model that ignores its input predicts one class: at most the majority rate
+# (0.5-0.55 here); counting a against b reaches 0.95+ in 450 steps (measured 0.975)
+check "validation accuracy $acc >= 0.85 and >= majority $majority + 0.25" \
+    awk -v a="$acc" -v m="$majority" 'BEGIN { exit !(a >= 0.85 && a >= m + 0.25) }'
+check "the header names the task, the classes and the splits" \
+    has learn.log "task classify: 2 classes, pool last; data 'ab.tsv' (raw input, prepared in a temporary file): examples train 480, val 120, test 0"
+pad=$(sed -nE 's/.*padding ([0-9.]+)% \(([0-9.]+)% without length buckets\).*/\1 \2/p' learn.log)
+check "the header reports padding below a plain shuffle's: $pad" \
+    awk -v p="$pad" 'BEGIN { split(p, v, " "); exit !(v[1] < 10 && v[2] > 25) }'
+check "the log lines carry padding and truncation" \
+    grep -q '"examples_per_s":.*"padding":0\.[0-9]*,"truncated":0}' learn/metrics.jsonl
+check "the final line reports the accuracy" grep -q '^done: step 450, validation loss .* accuracy ' learn.log
+check "no temporary examples file is left in \$TMPDIR" \
+    test -z "$(ls "${TMPDIR:-/tmp}" | grep "charnn-classify-")"
+
+# ---- 2. exact resume mid-epoch (prepared file, LSTM with dropout) ---------
+"$CHARNN" prepare --task classify ab.tsv --out ab.h5 --val-frac 0.2 --test-frac 0.1 > prep.log 2>&1
+check "prepare --task classify (exit $?)" test -s ab.h5
+flags=(--task classify --data ab.h5 --cell lstm --layers 2 --hidden 16 --dropout 0.1 --batch 8
+       --steps 90 --lr 0.01 --eval-every 30 --log-every 1 --threads 1 --no-progress
+       --max-len 30 --pool mean)
+"$CHARNN" train "${flags[@]}" --out A --checkpoint-every 40 > A.log 2>&1
+check "the uninterrupted run exits 0" test -s A/model.h5
+"$CHARNN" train "${flags[@]}" --out B --steps 40 --checkpoint-every 0 > B1.log 2>&1
+cp B/model.h5 B40.h5
+"$CHARNN" train "${flags[@]}" --out B --resume B40.h5 > B2.log 2>&1
+check "the resumed run exits 0" test -s B/model.h5 || show B2.log
+check "it resumes mid-epoch: batch 40 of 53" has B2.log "(epoch 0, batch 40 of 53)"
+check "losses after the resume are bit-identical" \
+    diff <(train_losses A/metrics.jsonl | awk '$1 > 40') <(train_losses B/metrics.jsonl | awk '$1 > 40')
+val_lines() { grep '"type":"val"' "$1" | awk -F'"step":' '{ split($2, v, ","); if (v[1] > 40) print }' | sed -E 's/,"tokens".*//'; }
+check "validation losses and accuracies after the resume are identical" \
+    diff <(val_lines A/metrics.jsonl) <(val_lines B/metrics.jsonl)
+for g in /model /optimizer; do
+    check "parameters and optimizer state identical: $g" h5diff A/model.h5 B/model.h5 "$g"
+done
+check "a mid-run checkpoint of the straight run equals the resume's start" \
+    h5diff A/ckpt-00000040.h5 B40.h5 /model
+
+# ---- 3. 2 ranks x 4 resume on 1 rank x 8 ----------------------------------
+if command -v mpiexec > /dev/null; then
+    mflags=(--task classify --data ab.h5 --cell gru --layers 1 --hidden 16 --steps 30 --lr 0.01
+            --eval-every 0 --log-every 1 --threads 1 --no-progress)
+    timeout 300 mpiexec --oversubscribe -np 2 "$CHARNN" train "${mflags[@]}" --batch 4 --out M2 \
+        --checkpoint-every 20 > M2.log 2>&1
+    check "2 ranks x 4 train (exit $?)" test -s M2/model.h5
+    "$CHARNN" train "${mflags[@]}" --batch 8 --out M1 --resume M2/ckpt-00000020.h5 > M1.log 2>&1
+    check "1 rank x 8 resumes the 2 x 4 checkpoint at batch 20" has M1.log "(epoch 0, batch 20 of 53)"
+    check "and continues with the same losses (to float reassociation)" \
+        awk 'NR == FNR { a[$1] = $2; next } $1 > 20 { n++; d = $2 - a[$1]; if (d < 0) d = -d;
+             if (d > 1e-4 * a[$1]) bad++ } END { exit !(n == 10 && !bad) }' \
+        <(train_losses M2/metrics.jsonl) <(train_losses M1/metrics.jsonl)
+fi
+
+# ---- 4. optimizers, pooling, class weights, sampling, truncation ----------
+for opt in sgd rmsprop adagrad; do
+    "$CHARNN" train --task classify --data ab.h5 --out "o_$opt" --optim "$opt" --cell rnn \
+        --pool max --layers 1 --hidden 16 --batch 8 --steps 20 --eval-every 0 --threads 1 \
+        --no-progress > "o_$opt.log" 2>&1
+    check "--optim $opt trains a classifier" grep -q '^done: step 20, validation loss [0-9.]* nats' "o_$opt.log"
+done
+awk -F'\t' 'NR == 1 || $2 == "more_b" || NR % 8 == 0' ab.tsv > skew.tsv
+for how in "--class-weights balanced" "--balanced-sampling"; do
+    # shellcheck disable=SC2086
+    "$CHARNN" train --task classify --data skew.tsv --out skew $how --layers 1 --hidden 16 \
+        --batch 8 --steps 20 --eval-every 0 --threads 1 --no-progress > skew.log 2>&1
+    check "$how trains on a skewed set and says so" grep -q '^skewed classes: ' skew.log || show skew.log
+    rm -rf skew
+done
+"$CHARNN" train --task classify --data ab.h5 --out trunc --max-len 10 --layers 1 --hidden 16 \
+    --batch 8 --steps 10 --eval-every 0 --log-every 5 --threads 1 --no-progress > trunc.log 2>&1
+n=$(sed -nE 's/.*--max-len 10 truncates ([0-9]+) training examples.*/\1/p' trunc.log)
+want=$(awk -F'\t' 'NR > 1 && length($1) > 10' ab.tsv | wc -l)
+check "--max-len 10 truncation is counted ($n of the training split; $want in the whole set)" \
+    awk -v n="$n" -v w="$want" 'BEGIN { exit !(n > 0.5 * w && n < 0.85 * w) }'
+check "and reported per log line" grep -q '"truncated":[1-9]' trunc/metrics.jsonl
+
+# ---- 5. charnn eval on a classifier --------------------------------------
+out=$("$CHARNN" eval --model learn/model.h5 --data ab.tsv --split val --json)
+check "eval --json on a classifier gives the training run's validation loss: $out" \
+    test "$(echo "$out" | sed -E 's/.*"accuracy":([0-9.]+).*/\1/')" = "$(printf '%.6f' "$acc")"
+
+# ---- 6. bad input --------------------------------------------------------
+expect_error() { # what, wanted stderr, command...
+    local what=$1 want=$2; shift 2
+    "$@" > err.out 2> err.txt
+    local rc=$?
+    check "$what: exit 1 (got $rc)" test "$rc" = 1
+    check "$what: '$(cat err.txt)'" test "$(cat err.txt)" = "$want"
+}
+printf 'id\ttext\n1\tabc\n' > nolabel.tsv
+expect_error "a missing label column" "charnn: 'nolabel.tsv' line 1: no column 'label' (the header has: id, text)" \
+    "$CHARNN" train --task classify --data nolabel.tsv --out bad1
+check "nothing is left of the failed run" test ! -e bad1
+printf 'text\tlabel\nabc\tx\n\ty\nab\tx\n' > empty.tsv
+expect_error "an empty text" "charnn: 'empty.tsv' line 3: empty text" \
+    "$CHARNN" train --task classify --data empty.tsv --out bad2
+printf 'text\tlabel\nab\xff\tx\n' > utf8.tsv
+"$CHARNN" train --task classify --data utf8.tsv --out bad3 > /dev/null 2> err.txt
+check "an invalid UTF-8 line names the file and line: '$(cat err.txt)'" grep -q "^charnn: 'utf8.tsv' line 2.*UTF-8" err.txt
+expect_error "a missing file" "charnn: cannot read 'nope.tsv': No such file or directory" \
+    "$CHARNN" train --task classify --data nope.tsv --out bad4
+expect_error "--balance auto" "charnn: --balance auto is not supported by --task classify (give fixed weights w0,w1,...)" \
+    "$CHARNN" train --task classify --data ab.h5 --out bad5 --balance auto
+expect_error "a classifier resumed as a language model" \
+    "charnn: checkpoint 'learn/model.h5' was trained for task classify, this run asks for --task lm" \
+    "$CHARNN" train --task lm --data ab.tsv --out bad6 --resume learn/model.h5
+awk -F'\t' 'NR == 1 { print; next } { print $1 "\t" ($2 == "more_a" ? "yes" : "no") }' ab.tsv > other.tsv
+expect_error "eval on data with other classes" \
+    "charnn: 'other.tsv' has other classes than the model 'learn/model.h5' was trained on" \
+    "$CHARNN" eval --model learn/model.h5 --data other.tsv
+
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]
