@@ -44,13 +44,14 @@
 #define HEAD_MAX_BUFFERS 4
 #define MODEL_MAX_TENSORS (8 * MODEL_MAX_LAYERS + 1 + HEAD_MAX_TENSORS)
 
-typedef enum { HEAD_LM = 0, HEAD_CLASSIFY = 1 } head_kind;
+typedef enum { HEAD_LM = 0, HEAD_CLASSIFY = 1, HEAD_TAG = 2 } head_kind;
 typedef enum { HEAD_POOL_LAST = 0, HEAD_POOL_MEAN = 1, HEAD_POOL_MAX = 2 } head_pool;
 
 /* The head on top of the stack; all zeros is the language model's. */
 typedef struct {
     head_kind kind;
-    int classes;    /* C, classify: outputs (the lm head outputs the vocabulary) */
+    int classes;    /* C, classify: outputs; tag: the K tags (the lm head outputs the
+                       vocabulary) */
     head_pool pool; /* classify: how the top states of a row become one vector */
 } head_config;
 
