@@ -111,6 +111,7 @@ struct task {
 
 extern const task_ops task_lm_ops;
 extern const task_ops task_classify_ops;
+extern const task_ops task_tag_ops;
 /* "lm" -> its ops, or NULL. */
 const task_ops *task_find(const char *name);
 /* The task names, "lm | ...", for usage text and errors. */
