@@ -49,6 +49,7 @@ extern const flag_choice cli_split_choices[];
 int cli_train(int argc, char **argv);
 int cli_eval(int argc, char **argv);
 int cli_sample(int argc, char **argv);
+int cli_tag(int argc, char **argv);
 int cli_prepare(int argc, char **argv);
 int cli_inspect(int argc, char **argv);
 int cli_trace(int argc, char **argv);

@@ -22,6 +22,8 @@ static const cli_command cli_commands[] = {
     {"eval", cli_eval, CLI_MANY_RANKS, 0,
      "loss, bits per character and perplexity of a model on a text"},
     {"sample", cli_sample, CLI_ONE_PROCESS, 0, "generate text from a model"},
+    {"tag", cli_tag, CLI_ONE_PROCESS, 0,
+     "tag each character of a text; restore or score the spaces of a spacing model"},
     {"inspect", cli_inspect, CLI_ONE_PROCESS, 0,
      "metadata, hyperparameters, progress and tensor norms of a checkpoint"},
     {"trace", cli_trace, CLI_ONE_RANK, 0,
