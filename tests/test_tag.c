@@ -15,6 +15,7 @@
 #include "charnn/common.h"
 #include "charnn/head.h"
 #include "charnn/model.h"
+#include "charnn/tagger.h"
 #include "testlib.h"
 
 enum { V = 5, T = 4, B = 3, K = 3, HID = 4 };
@@ -152,10 +153,30 @@ static void test_tensor_table(void)
     CU_ASSERT_STRING_EQUAL(cn_errmsg(), "a tagger needs at least 2 tags, got 1");
 }
 
+/* "ab cd ef" predicted as "ab cde f": a space found, one missed, one too
+ * many; only the first word is restored (the second loses its end, the third
+ * its start and gets a space inside). */
+static void test_spacing_scores(void)
+{
+    const uint8_t gold[6] = {0, 1, 0, 1, 0, 0}, pred[6] = {0, 1, 0, 0, 1, 0};
+    tag_scores sc;
+    memset(&sc, 0, sizeof sc);
+    tag_score_line(&sc, gold, pred, 6);
+    CU_ASSERT(sc.chars == 6 && sc.correct == 4);
+    CU_ASSERT(sc.spaces_true == 2 && sc.spaces_pred == 2 && sc.spaces_hit == 1);
+    CU_ASSERT(tag_precision(&sc) == 0.5 && tag_recall(&sc) == 0.5 && tag_f1(&sc) == 0.5);
+    CU_ASSERT(sc.words == 3 && sc.words_exact == 1);
+    /* a perfect line adds its words whole */
+    tag_score_line(&sc, gold, gold, 6);
+    CU_ASSERT(sc.words == 6 && sc.words_exact == 4 && sc.lines == 2);
+    CU_ASSERT(fabs(tag_f1(&sc) - 0.75) < 1e-12);
+}
+
 int main(int argc, char **argv)
 {
     CU_pSuite s = testlib_suite("tag");
     testlib_add(s, "tensor table and check", test_tensor_table);
+    testlib_add(s, "spacing scores by hand", test_spacing_scores);
     testlib_add(s, "untagged positions: their targets do not matter", test_padding_targets_ignored);
     testlib_add(s, "rnn gradcheck, uni- and bidirectional", test_gradcheck_rnn);
     testlib_add(s, "lstm gradcheck, uni- and bidirectional", test_gradcheck_lstm);
