@@ -100,7 +100,7 @@ import json
 a=json.loads('''$ours'''); b=json.loads('''$theirs''')
 assert a['examples']==b['examples'], (a['examples'], b['examples'])
 assert abs(a['loss']-b['loss']) <= 1e-5*abs(b['loss']), (a['loss'], b['loss'])
-assert abs(a['accuracy']-b['accuracy']) < 1e-9, (a['accuracy'], b['accuracy'])"
+assert abs(a['accuracy']-b['accuracy']) < 1e-6, (a['accuracy'], b['accuracy'])  # charnn prints 6 decimals"
 done
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -121,5 +121,10 @@ status=$?
 check "a classification file for the tagger exits 1 (got $status)" test "$status" -eq 1
 check "and says so: $(cat err)" test "$(cat err)" = "charnn: 'cls.h5' holds examples for classification, not tags: prepare one with charnn prepare --task tag"
 
+"$CHARNN" train --task tag --data br.h5 --resume uni/model.h5 --bidirectional --out badres >out 2>err
+status=$?
+check "resuming a unidirectional tagger with --bidirectional exits 1 (got $status): $(cat err)" \
+    test "$status" -eq 1 -a "$(cat err)" = "charnn: checkpoint 'uni/model.h5' is unidirectional, this run asks for --bidirectional"
+
 echo "# $pass passed, $fail failed"
 test "$fail" -eq 0
