@@ -70,14 +70,15 @@ check "no temporary examples file is left in \$TMPDIR" \
 # ---- 2. exact resume mid-epoch (prepared file, LSTM with dropout) ---------
 "$CHARNN" prepare --task classify ab.tsv --out ab.h5 --val-frac 0.2 --test-frac 0.1 > prep.log 2>&1
 check "prepare --task classify (exit $?)" test -s ab.h5
-flags=(--task classify --data ab.h5 --cell lstm --layers 2 --hidden 16 --dropout 0.1 --batch 8
-       --steps 90 --lr 0.01 --eval-every 30 --log-every 1 --threads 1 --no-progress
-       --max-len 30 --pool mean)
+base=(--task classify --data ab.h5 --cell lstm --layers 2 --hidden 16 --dropout 0.1 --batch 8
+      --steps 90 --lr 0.01 --eval-every 30 --log-every 1 --threads 1 --no-progress)
+flags=("${base[@]}" --max-len 30 --pool mean --bucket 20)
 "$CHARNN" train "${flags[@]}" --out A --checkpoint-every 40 > A.log 2>&1
 check "the uninterrupted run exits 0" test -s A/model.h5
 "$CHARNN" train "${flags[@]}" --out B --steps 40 --checkpoint-every 0 > B1.log 2>&1
 cp B/model.h5 B40.h5
-"$CHARNN" train "${flags[@]}" --out B --resume B40.h5 > B2.log 2>&1
+# without --max-len, --pool and --bucket: the checkpoint's are kept
+"$CHARNN" train "${base[@]}" --out B --resume B40.h5 > B2.log 2>&1
 check "the resumed run exits 0" test -s B/model.h5 || show B2.log
 check "it resumes mid-epoch: batch 40 of 53" has B2.log "(epoch 0, batch 40 of 53)"
 check "losses after the resume are bit-identical" \
@@ -134,7 +135,42 @@ out=$("$CHARNN" eval --model learn/model.h5 --data ab.tsv --split val --json)
 check "eval --json on a classifier gives the training run's validation loss: $out" \
     test "$(echo "$out" | sed -E 's/.*"accuracy":([0-9.]+).*/\1/')" = "$(printf '%.6f' "$acc")"
 
-# ---- 6. bad input --------------------------------------------------------
+# ---- 6. traces of a classifier -------------------------------------------
+"$CHARNN" trace --model learn/model.h5 --data ab.tsv --split val --out learn_trace.h5 > trace.log 2>&1
+check "charnn trace on a classifier (exit $?): $(cat trace.log)" test -s learn_trace.h5
+check "its accuracy at the last character is eval's" \
+    grep -q "accuracy $(printf '%.4f' "$acc") at their last character" trace.log
+r=$(sed -nE 's/.*\(r = (-?[0-9.]+)\)$/\1/p' trace.log)
+# a model that counts a against b keeps the count in a unit; an untrained
+# one's best |r| over 32 units and 120 examples is about 0.3
+check "a unit follows the label: |r| = ${r#-} > 0.7" awk -v r="$r" 'BEGIN { if (r < 0) r = -r; exit !(r > 0.7) }'
+if /usr/bin/python3 -c 'import h5py' 2>/dev/null; then
+    check "the trace's per-character probabilities are distributions and its last ones the predictions" \
+        /usr/bin/python3 -c "
+import h5py, numpy as np
+f = h5py.File('learn_trace.h5', 'r')
+assert f.attrs['kind'] == 'classify' and int(f.attrs['n_examples']) == 120
+p, off, pred = f['prob'][:], f['offsets'][:], f['pred'][:]
+assert p.shape == (int(f.attrs['n_steps']), 2) and off[-1] == p.shape[0]
+assert np.allclose(p.sum(1), 1, atol=1e-5)
+assert (p[off[1:] - 1].argmax(1) == pred).all()
+assert f['layer0/h'].shape == (p.shape[0], 32) and f['layer0/label_corr'].shape == (2, 32)"
+fi
+"$CHARNN" analyze learn_trace.h5 > analyze.log 2>&1
+check "charnn analyze on a classifier's trace (exit $?)" has analyze.log "units whose final state follows a class"
+pre=$(sed -nE 's/^accuracy of the prediction after 25% \/ 50% \/ 75% \/ all of each example: (.*)$/\1/p' analyze.log)
+# the count is only known at the end of the line: a quarter of it predicts far worse
+check "prefix accuracies rise to the final one: $pre" \
+    awk -v p="$pre" -v a="$acc" 'BEGIN { split(p, v, " / "); exit !(v[4] == sprintf("%.4f", a) && v[1] < v[4] - 0.1) }'
+"$CHARNN" analyze --json --top 3 learn_trace.h5 > analyze.json
+check "and --json: one object with 3 units" grep -q '^{"trace":"learn_trace.h5","kind":"classify",.*"units":{"more_b":\[{[^]]*},{[^]]*},{[^]]*}\]}}$' analyze.json
+"$CHARNN" train --task classify --data ab.h5 --out traced --layers 1 --hidden 16 --batch 8 \
+    --steps 20 --trace-every 10 --trace-probe-chars 200 --eval-every 0 --threads 1 \
+    --no-progress > traced.log 2>&1
+check "train --trace-every writes a classifier trace per traced step" \
+    test -s traced/trace_classify-00000010.h5 -a -s traced/trace_classify-00000020.h5
+
+# ---- 7. bad input --------------------------------------------------------
 expect_error() { # what, wanted stderr, command...
     local what=$1 want=$2; shift 2
     "$@" > err.out 2> err.txt
@@ -156,6 +192,9 @@ expect_error "a missing file" "charnn: cannot read 'nope.tsv': No such file or d
     "$CHARNN" train --task classify --data nope.tsv --out bad4
 expect_error "--balance auto" "charnn: --balance auto is not supported by --task classify (give fixed weights w0,w1,...)" \
     "$CHARNN" train --task classify --data ab.h5 --out bad5 --balance auto
+expect_error "another pooling on resume" \
+    "charnn: checkpoint 'B40.h5' pools with mean, this run asks for --pool max" \
+    "$CHARNN" train "${base[@]}" --out bad7 --resume B40.h5 --pool max
 expect_error "a classifier resumed as a language model" \
     "charnn: checkpoint 'learn/model.h5' was trained for task classify, this run asks for --task lm" \
     "$CHARNN" train --task lm --data ab.tsv --out bad6 --resume learn/model.h5

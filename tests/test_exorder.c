@@ -144,7 +144,7 @@ static void test_bucketing(void)
     CU_ASSERT_EQUAL_FATAL(exorder_init(&plain, N, len, G, 0, 1, 7), 0);
     CU_ASSERT_EQUAL_FATAL(exorder_init(&bucket, N, len, G, 50, 1, 7), 0);
     double p = exorder_epoch_padding(&plain, 0, 0), q = exorder_epoch_padding(&bucket, 0, 0);
-    /* measured: plain about 0.80, buckets about 0.10 */
+    /* measured: plain shuffle 0.75, buckets of 50 batches 0.09 */
     printf("\n  padding: plain shuffle %.3f, buckets of 50 batches %.3f\n", p, q);
     CU_ASSERT(p > 0.5);
     CU_ASSERT(q < 0.25);

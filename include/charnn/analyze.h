@@ -299,4 +299,11 @@ void analyze_write_json(FILE *out, const analyze_report *r);
 /* The self-contained page (inline CSS and SVG, no scripts). 0, or -1 with a message. */
 int analyze_write_html(const char *path, const analyze_report *r);
 
+/* A classifier's trace (kind "classify", trace.h): accuracy of the
+ * prediction after 25/50/75/100% of each example, where it settles on its
+ * final class, and the top_k units whose final state correlates most with
+ * each class; printed to out as a table or one JSON object. 1 when path is
+ * not a classify trace (nothing printed), 0, or -1 with a message. */
+int analyze_classify_run(const char *path, int top_k, int json, FILE *out);
+
 #endif

@@ -71,7 +71,14 @@ enum {
     CONFIG_GIVEN_OPTIM = 1u << 6,
     CONFIG_GIVEN_BYTES = 1u << 7,
     CONFIG_GIVEN_TASK = 1u << 8,
-    CONFIG_GIVEN_BIDIR = 1u << 9
+    CONFIG_GIVEN_POOL = 1u << 9,
+    /* the order of independent examples (exorder.h): a resumed run keeps the
+       checkpoint's unless given */
+    CONFIG_GIVEN_MAX_LEN = 1u << 10,
+    CONFIG_GIVEN_BUCKET = 1u << 11,
+    CONFIG_GIVEN_CLASS_WEIGHTS = 1u << 12,
+    CONFIG_GIVEN_BALANCED_SAMPLING = 1u << 13,
+    CONFIG_GIVEN_BIDIR = 1u << 14
 };
 
 enum { CONFIG_CLASS_WEIGHTS_NONE = 0, CONFIG_CLASS_WEIGHTS_BALANCED = 1 };

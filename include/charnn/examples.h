@@ -154,6 +154,14 @@ typedef struct {
 int examples_open(examples_file *ex, const char *path, vocab *v);
 void examples_close(examples_file *ex);
 
+/* path as an examples file, or (for small sets) a raw input of
+ * examples_prepare (TSV/CSV with columns "text" and "label", JSON lines, a
+ * folder) prepared with these split fractions and seed, duplicates kept, into
+ * a temporary file under $TMPDIR (default /tmp; tag tells callers of one
+ * process apart) that is removed as soon as it is open. *raw says which. */
+int examples_open_input(examples_file *ex, const char *path, vocab *v, vocab_mode mode,
+                        double val_frac, double test_frac, uint64_t seed, int tag, int *raw);
+
 /* 1 if path is an examples file (its "format" attribute says so), else 0. */
 int examples_is_examples_file(const char *path);
 

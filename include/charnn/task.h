@@ -10,6 +10,12 @@
  * from chunk to chunk (an epoch is one pass of every stream), loss normalised
  * by T * S, reported as bits per character and characters per second.
  *
+ * task_classify (src/tasks/task_classify.c) is many-to-one classification:
+ * labelled examples (examples.h) in the order of exorder.h, padded batches
+ * with per-row lengths and loss weights, loss normalised by the weight sum of
+ * the global batch, validation loss and accuracy (eval_result.correct); its
+ * checkpoint state is the global cursor (prog epoch and chunk) only.
+ *
  * Adding a task: write src/tasks/task_<name>.c defining a `const task_ops`,
  * declare it below and add it to the table in src/tasks/tasks.c; `train
  * --task <name>` then runs it. A task picks its head by setting

@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "charnn/config.h"
+#include "charnn/examples.h"
 #include "charnn/model.h"
 #include "charnn/vocab.h"
 
@@ -69,5 +70,38 @@ void trace_probe_close(trace_probe *p);
  * streams with parallel HDF5. Every rank returns the same status. */
 int trace_streams_write(const char *path, const model *m, const model_work *w, int first, int S,
                         int64_t step);
+
+/* A classifier's trace (kind "classify", docs/trace-format.md): whole
+ * examples of a split of an examples file, each from a zero state; after each
+ * character the hidden (and cell) states of every layer and the class
+ * probabilities the head gives the prefix (its pooling over the states so
+ * far: for "last" the classifier applied to h_t); per example its label and
+ * the predicted class; per layer the correlation over examples of each unit's
+ * final state with each class. Written atomically. Serial. */
+typedef struct {
+    const char *path;       /* the trace to write */
+    const char *model_name; /* for the attributes: the model file or run directory */
+    const char *source;     /* the examples' file */
+    int split;              /* SPLIT_* */
+    int64_t max_chars;      /* characters to trace (whole examples, at least one), 0 = all */
+    int max_len;            /* the model's --max-len: an example is cut to it, 0 = none */
+    int64_t step;           /* the model's training step */
+} trace_classify_options;
+
+typedef struct {
+    int64_t n_examples, n_steps, correct;
+    float best_r; /* the unit whose final state correlates most with a class */
+    int best_layer, best_unit, best_class;
+} trace_classify_summary;
+
+/* `charnn trace` on a checkpoint: 1 (nothing done) when it is not a
+ * classifier, else trace_classify_write over o's split of o->data (or the
+ * model's training data; an examples file or a raw input prepared with the
+ * model's split fractions and seed) and one summary line; 0, or -1 with a
+ * message. */
+int trace_classify_run(const trace_options *o);
+int trace_classify_write(const trace_classify_options *o, const model *m, const vocab *v,
+                         const char *const *labels, examples_file *ex,
+                         trace_classify_summary *sum);
 
 #endif

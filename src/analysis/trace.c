@@ -648,7 +648,9 @@ int trace_run(const trace_options *o)
     int rc;
     H5E_BEGIN_TRY
     {
-        rc = trace_text(o);
+        rc = trace_classify_run(o); /* 1: not a classifier */
+        if (rc == 1)
+            rc = trace_text(o);
     }
     H5E_END_TRY;
     return rc;

@@ -131,6 +131,19 @@ int cli_analyze(int argc, char **argv)
         goto done;
     }
     o.trace = trace[0];
+    /* a classifier's trace: its own report (the text analysis's flags do not apply) */
+    if (!html[0] && !probe[0] && features->n == 0 && o.unit_layer < 0) {
+        int crc = analyze_classify_run(o.trace, o.top_k, json, stdout);
+        if (crc < 0) {
+            fprintf(stderr, "charnn analyze: %s\n", cn_errmsg());
+            rc = CLI_EXIT_ERROR;
+            goto done;
+        }
+        if (crc == 0) {
+            rc = CLI_EXIT_OK;
+            goto done;
+        }
+    }
     o.user = features->spec;
     o.n_user = features->n;
     o.probe = probe[0] ? probe : NULL;

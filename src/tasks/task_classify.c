@@ -17,13 +17,11 @@
  * prepares it (split by --val-frac/--test-frac with --seed, duplicates kept)
  * into a temporary examples file under $TMPDIR (default /tmp) that is removed
  * as soon as it is open. See task.h. */
-#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "charnn/balance.h"
 #include "charnn/dist.h"
@@ -32,11 +30,13 @@
 #include "charnn/head.h"
 #include "charnn/runtime.h"
 #include "charnn/task.h"
+#include "charnn/trace.h"
 
 typedef struct {
     run_config cfg;
     examples_file ex;
     int ex_open;
+    const vocab *voc;     /* the run's (the trainer's, outlives the task) */
     int raw;              /* --data was a raw input, prepared into a temporary file */
     int C;
     int *split;           /* (R) rows per rank of a training batch */
@@ -81,42 +81,6 @@ static void say(const task *t, const char *fmt, ...)
     vprintf(fmt, ap);
     va_end(ap);
     fflush(stdout);
-}
-
-/* --data as an examples file, or a raw input prepared into a temporary one. */
-static int open_examples(cls_task *k, run_config *cfg, vocab *voc, int rank)
-{
-    if (access(cfg->data, R_OK) != 0)
-        return cn_err("cannot read '%s': %s", cfg->data, strerror(errno));
-    if (examples_is_examples_file(cfg->data)) {
-        if (examples_open(&k->ex, cfg->data, voc) != 0)
-            return -1;
-        k->ex_open = 1;
-        return 0;
-    }
-    const char *dir = getenv("TMPDIR");
-    char tmp[CONFIG_PATH_MAX + 128];
-    snprintf(tmp, sizeof tmp, "%s/charnn-classify-%ld-%d.h5", dir && dir[0] ? dir : "/tmp",
-             (long)getpid(), rank);
-    examples_prepare_options o;
-    examples_prepare_options_init(&o);
-    const char *inputs[1] = {cfg->data};
-    o.inputs = inputs;
-    o.n_inputs = 1;
-    o.out_path = tmp;
-    o.mode = cfg->vocab_mode;
-    o.val_frac = cfg->val_frac;
-    o.test_frac = cfg->test_frac;
-    o.seed = cfg->seed;
-    if (examples_prepare(&o) != 0)
-        return -1;
-    int rc = examples_open(&k->ex, tmp, voc);
-    unlink(tmp); /* the open file stays readable */
-    if (rc != 0)
-        return -1;
-    k->ex_open = 1;
-    k->raw = 1;
-    return 0;
 }
 
 /* Rows per rank of a training batch: B each, or R*B split by --balance weights. */
@@ -187,8 +151,11 @@ static int cls_open(task *t, run_config *cfg, vocab *voc, int rank, int nranks)
     k->eval_order_split = -1;
     if (cfg->batch < 1)
         return cn_err("--batch must be at least 1");
-    if (open_examples(k, cfg, voc, rank) != 0)
+    if (examples_open_input(&k->ex, cfg->data, voc, cfg->vocab_mode, cfg->val_frac,
+                            cfg->test_frac, cfg->seed, rank, &k->raw) != 0)
         return -1;
+    k->ex_open = 1;
+    k->voc = voc;
     cfg->vocab_mode = voc->mode;
     const examples_file *ex = &k->ex;
     k->C = ex->n_classes;
@@ -511,6 +478,24 @@ static void cls_resume_agree(task *t, train_progress *prog)
     k->resume.active = 0;
 }
 
+/* --trace-every: rank 0 writes DIR/trace_classify-<step>.h5, a classifier
+ * trace (trace.h) of the first --trace-probe-chars characters (whole
+ * examples) of the validation split, or of the training split without one. */
+static int cls_trace_step(task *t, const model *m, const model_work *w, const char *dir,
+                          int64_t step)
+{
+    (void)w;
+    if (t->rank != 0)
+        return 0;
+    cls_task *k = cls(t);
+    char path[CONFIG_PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/trace_classify-%08lld.h5", dir, (long long)step);
+    trace_classify_options o = {path, dir, k->cfg.data, t->has_val ? SPLIT_VAL : SPLIT_TRAIN,
+                                k->cfg.trace_probe_chars, k->cfg.max_len, step};
+    trace_classify_summary s;
+    return trace_classify_write(&o, m, k->voc, (const char *const *)t->labels, &k->ex, &s);
+}
+
 static void cls_print_header(const task *t, int64_t total_steps)
 {
     if (t->rank != 0)
@@ -566,6 +551,6 @@ const task_ops task_classify_ops = {
     .resume_agree = cls_resume_agree,
     .rebalance = NULL,
     .trace_open = NULL,
-    .trace_step = NULL,
+    .trace_step = cls_trace_step,
     .print_header = cls_print_header,
 };

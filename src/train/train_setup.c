@@ -9,6 +9,7 @@
 
 #include "charnn/ckpt.h"
 #include "charnn/dist.h"
+#include "charnn/head.h"
 #include "charnn/kernels.h"
 #include "charnn/memplan.h"
 #include "charnn/rundir.h"
@@ -51,6 +52,9 @@ static int check_resume_compatible(const trainer *t, const ckpt_data *d, const c
         return cn_err("checkpoint '%s' has a %s vocabulary, this run asks for %s", path,
                       d->voc.mode == VOCAB_BYTES ? "byte" : "code-point",
                       c->vocab_mode == VOCAB_BYTES ? "--bytes" : "code points");
+    if ((c->given & CONFIG_GIVEN_POOL) && c->model.head.pool != a->head.pool)
+        return cn_err("checkpoint '%s' pools with %s, this run asks for --pool %s", path,
+                      head_pool_name(a->head.pool), head_pool_name(c->model.head.pool));
     if (!d->has_opt)
         return cn_err("checkpoint '%s' holds no optimizer state and cannot be resumed", path);
     return 0;
@@ -84,6 +88,16 @@ static int resume_read(trainer *t, const char *path, ckpt_data *d)
     t->cfg.seq = d->cfg.seq;
     t->cfg.vocab_mode = d->voc.mode;
     t->cfg.optim.kind = d->cfg.optim.kind;
+    /* the example order's settings: the checkpoint's unless given */
+    const run_config *was = &d->cfg;
+    if (!(t->cfg.given & CONFIG_GIVEN_MAX_LEN))
+        t->cfg.max_len = was->max_len;
+    if (!(t->cfg.given & CONFIG_GIVEN_BUCKET))
+        t->cfg.bucket_batches = was->bucket_batches;
+    if (!(t->cfg.given & CONFIG_GIVEN_CLASS_WEIGHTS))
+        t->cfg.class_weights = was->class_weights;
+    if (!(t->cfg.given & CONFIG_GIVEN_BALANCED_SAMPLING))
+        t->cfg.balanced_sampling = was->balanced_sampling;
     return vocab_from_symbols(&t->voc, d->voc.mode, d->voc.symbols, d->voc.size);
 }
 
