@@ -72,5 +72,35 @@ assert a['examples']==b['examples']==80, (a['examples'], b['examples'])
 assert abs(a['loss']-b['loss']) <= 1e-5*abs(b['loss']), (a['loss'], b['loss'])
 assert abs(a['accuracy']-b['accuracy']) < 1e-9, (a['accuracy'], b['accuracy'])"
 done
+# bidirectional: a classifier and a tagger load into torch's bidirectional=True modules
+$py -c "
+import random
+r = random.Random(7)
+print('text\ttags:NY')
+for i in range(300):
+    n = r.randint(3, 25)
+    s = ''.join(r.choice('ab()') for _ in range(n))
+    print(s + '\t' + ''.join('Y' if c == 'a' and ')' in s[k:] else 'N' for k, c in enumerate(s)))" > br.tsv
+"$charnn" prepare --task tag br.tsv --out br.h5 --val-frac 0.1 --test-frac 0.2 > prepare_tag.log 2>&1
+check "tag: the examples prepare" test $? = 0
+for spec in "classify lstm 0 ab.h5" "classify gru 8 ab.h5" "tag lstm 0 br.h5" "tag gru 8 br.h5" "tag rnn 0 br.h5"; do
+  set -- $spec
+  task=$1 cell=$2 embed=$3 data=$4
+  out=bi_${task}_${cell}_$embed
+  "$charnn" train --task "$task" --data "$data" --out "$out" --cell "$cell" --embed "$embed" \
+    --bidirectional --layers 2 --hidden 8 --batch 8 --steps 30 --lr 0.01 --threads 1 \
+    --no-progress --eval-every 0 > "$out.log" 2>&1
+  check "bidirectional $task $cell (embed $embed) trains" test $? = 0
+  ours=$("$charnn" eval --model "$out/model.h5" --data "$data" --split test --json)
+  theirs=$($py "$src/tests/pytorch_interop.py" "$out/model.h5" "$data" test)
+  echo "  charnn: $ours"
+  echo "  torch:  $theirs"
+  check "bidirectional $task $cell: torch (bidirectional=True) reproduces charnn's eval loss to 1e-5" $py -c "
+import json
+a=json.loads('''$ours'''); b=json.loads('''$theirs''')
+assert a['examples']==b['examples'], (a['examples'], b['examples'])
+assert abs(a['loss']-b['loss']) <= 1e-5*abs(b['loss']), (a['loss'], b['loss'])
+assert abs(a['accuracy']-b['accuracy']) < 1e-6, (a['accuracy'], b['accuracy'])  # charnn prints 6 decimals"
+done
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -10,6 +10,14 @@ its loss as `charnn eval` does. Prints one JSON line.
         examples file from a zero state, the top states pooled over its length
         (last, mean or max, the model's head_pool) into nn.Linear
         "classifier"; {"loss": mean cross-entropy, "accuracy": ..., "examples": n}
+    pytorch_interop.py MODEL.h5 TAGS.h5 SPLIT
+        a tagger (head "tag"): every example of the split of a tag file from a
+        zero state, nn.Linear "tagger" on the top state at each character;
+        {"loss": mean cross-entropy per character, "accuracy": ..., "examples":
+        characters}
+A bidirectional checkpoint (attribute bidirectional = 1) loads into the same
+module built with bidirectional=True: its *_reverse tensors are PyTorch's, and
+the heads read the 2H features [forward; reverse].
 
 This is the snippet of docs/pytorch.md, runnable."""
 import json
@@ -25,12 +33,14 @@ with h5py.File(path, "r") as f:
     head = a["head"] if "head" in a else "lm"
     pool = a["head_pool"] if "head_pool" in a else "last"
     max_len = int(a["max_len"]) if "max_len" in a else 0
+    bidir = bool(int(a["bidirectional"])) if "bidirectional" in a else False
     symbols = [chr(c) for c in f["vocab"][:]]
     labels = [s.decode() for s in f["labels"][:]] if "labels" in f else []
     tensors = {name: torch.from_numpy(f["model"][name][:]) for name in f["model"]}
 
 rnn_class = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell]
-rnn = rnn_class(input_size=E if E > 0 else V, hidden_size=H, num_layers=L)
+rnn = rnn_class(input_size=E if E > 0 else V, hidden_size=H, num_layers=L, bidirectional=bidir)
+W = 2 * H if bidir else H  # the width of the top states a head reads
 rnn.load_state_dict({k: tensors[k] for k in rnn.state_dict()})
 embedding = None
 if E > 0:
@@ -44,7 +54,7 @@ def inputs(ids):
 
 if head == "classify":
     C = len(labels)
-    classifier = torch.nn.Linear(H, C)
+    classifier = torch.nn.Linear(W, C)
     classifier.load_state_dict({"weight": tensors["classifier.weight"], "bias": tensors["classifier.bias"]})
     split = sys.argv[3]
     with h5py.File(sys.argv[2], "r") as f:
@@ -70,6 +80,32 @@ if head == "classify":
             total += torch.nn.functional.cross_entropy(logits.unsqueeze(0), y[i:i + 1]).item()
             correct += int(logits.argmax().item() == y[i].item())
     n = e - b
+    print(json.dumps({"loss": total / n, "accuracy": correct / n, "examples": n}))
+    sys.exit(0)
+
+if head == "tag":
+    K = len(labels)
+    tagger = torch.nn.Linear(W, K)
+    tagger.load_state_dict({"weight": tensors["tagger.weight"], "bias": tensors["tagger.bias"]})
+    split = sys.argv[3]
+    with h5py.File(sys.argv[2], "r") as f:
+        assert list(f["vocab"][:]) == [ord(s) for s in symbols]
+        b, e = (0, int(f.attrs["n_examples"])) if split == "all" else (
+            int(f.attrs[split + "_begin"]), int(f.attrs[split + "_end"]))
+        offsets = f["offsets"][b:e + 1]
+        tokens = torch.from_numpy(f["tokens"][offsets[0]:offsets[-1]].astype("int64"))
+        tags = torch.from_numpy(f["tags"][offsets[0]:offsets[-1]].astype("int64"))
+    total, correct, n = 0.0, 0, 0
+    with torch.no_grad():
+        for i in range(e - b):
+            lo, hi = offsets[i] - offsets[0], offsets[i + 1] - offsets[0]
+            if max_len > 0:
+                hi = min(hi, lo + max_len)
+            out, _ = rnn(inputs(tokens[lo:hi]).unsqueeze(1))  # (T, 1, W), zero initial state
+            logits = tagger(out.squeeze(1)).double()
+            total += torch.nn.functional.cross_entropy(logits, tags[lo:hi], reduction="sum").item()
+            correct += int((logits.argmax(1) == tags[lo:hi]).sum().item())
+            n += int(hi - lo)
     print(json.dumps({"loss": total / n, "accuracy": correct / n, "examples": n}))
     sys.exit(0)
 

@@ -280,7 +280,7 @@ static void test_tensor_tables(void)
 static void test_names_and_checks(void)
 {
     CU_ASSERT(head_parse("lm") == HEAD_LM && head_parse("classify") == HEAD_CLASSIFY);
-    CU_ASSERT(head_parse("tag") == -1);
+    CU_ASSERT(head_parse("tag") == HEAD_TAG && head_parse("nonesuch") == -1);
     CU_ASSERT_STRING_EQUAL(head_name(HEAD_CLASSIFY), "classify");
     CU_ASSERT(head_pool_parse("last") == HEAD_POOL_LAST && head_pool_parse("max") == HEAD_POOL_MAX);
     CU_ASSERT(head_pool_parse("sum") == -1);

@@ -56,6 +56,7 @@ int cli_eval(int argc, char **argv);
 int cli_sample(int argc, char **argv);
 int cli_translate(int argc, char **argv);
 int cli_predict(int argc, char **argv);
+int cli_tag(int argc, char **argv);
 int cli_prepare(int argc, char **argv);
 int cli_inspect(int argc, char **argv);
 int cli_trace(int argc, char **argv);

@@ -143,6 +143,9 @@ typedef struct {
     size_t split_begin[4], split_end[4]; /* examples of SPLIT_* are [begin, end) */
     size_t max_len;      /* tokens of the longest example */
     examples_stats stats; /* as recorded at prepare time */
+    int tagged;          /* 1: a tag file (task "tag"): labels is NULL, class_names are the
+                            C tags and tags holds one per token */
+    uint8_t *tags;       /* (n_tokens) tag files: token j's tag id in [0, C), in memory */
     void *impl;          /* HDF5 handles */
 } examples_file;
 
@@ -189,6 +192,50 @@ int examples_read_many(examples_file *ex, const size_t *idx, size_t count, int32
  * than T, for reporting what --max-len cut. */
 int examples_fill_batch(examples_file *ex, const size_t *idx, int B, int T, int32_t pad_id,
                         int32_t *x, int32_t *len, int32_t *y, int *n_truncated);
+
+/* Tag files: as examples_fill_batch, with y (T, B) the tags of the ids
+ * kept, pad_tag after each row's end. */
+int examples_fill_tags(examples_file *ex, const size_t *idx, int B, int T, int32_t pad_id,
+                       int32_t pad_tag, int32_t *x, int32_t *len, int32_t *y, int *n_truncated);
+
+/* ---- tag files (src/data/examples_tag.c) ----------------------------------
+ * Per-character tagging: every character of a text has one tag, a single
+ * character of a small tag set. Inputs are either
+ *   pairs: lines "text<TAB>tags", as many tags as text characters; the tag
+ *          set comes from tag_set or a first line "text<TAB>tags:BI";
+ *   derived spacing (derive_spacing): any text, one per line, or one column
+ *          of a TSV with a header (text_col): spaces are removed and each
+ *          remaining character is tagged B when a space followed it, else I
+ *          (the line's last character is I). A run of spaces counts as one.
+ *          Lines with fewer than min_space_rate spaces per remaining
+ *          character (users who write without spaces) are dropped and
+ *          counted, e.g. 0.125: at least one space per 8 characters.
+ * Errors name the file and line: a tag count that differs from the text's
+ * characters, a tag outside the set, an empty line (pairs), invalid UTF-8.
+ * The file is the examples layout with task "tag": /label_names holds the
+ * tags, /tags (n_tokens, uint8) the tag of every token, no /labels; splits
+ * are drawn by a seeded shuffle of all examples, or given as files. The
+ * whole input is held in memory while preparing (4 bytes per character).
+ * Written atomically like examples_prepare. */
+#define EXAMPLES_MAX_TAGS 64
+
+typedef struct {
+    const char *const *inputs;
+    int n_inputs;
+    const char *val_path, *test_path; /* optional split files (same kind of input) */
+    const char *out_path;
+    const char *tag_set;      /* pairs: the tags in id order, e.g. "BI"; NULL: from the header */
+    int derive_spacing;
+    const char *text_col;     /* derive: the TSV column (a header line); NULL: each line */
+    double min_space_rate;    /* derive: 0 keeps every line */
+    vocab_mode mode;
+    double val_frac, test_frac;
+    uint64_t seed;
+    examples_stats *stats;    /* optional; n_read[] counts lines kept, n_duplicates[] the
+                                 lines dropped by the filter or empty after removing spaces */
+} examples_tag_options;
+
+int examples_prepare_tag(const examples_tag_options *o);
 
 /* Examples per class in a split (SPLIT_ALL for all); counts has C entries. */
 void examples_class_counts(const examples_file *ex, int split, size_t *counts);

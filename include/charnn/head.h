@@ -8,6 +8,10 @@
  * m->head.ops->forward; model_backward runs the head's backward, which hands
  * dL/dtop (T, B, H) to the stack.
  *
+ * The tagging head (src/heads/head_tag.c) is the per-step counterpart of the
+ * classifier: a linear layer to K tag logits at every position, softmax
+ * cross-entropy against one tag per position, nothing past a row's length.
+ *
  * Targets and masks. A per-step head (lm, tag) has one target per position:
  * y (T, B) and the optional loss mask w->mask (T, B). A per-row head
  * (classify) has one target per row: y (B) and w->mask (B). The mask weighs
@@ -57,6 +61,7 @@ struct head_ops {
 extern const head_ops head_lm_ops;
 extern const head_ops head_classify_ops;
 extern const head_ops head_seq2seq_ops; /* src/nn/seq2seq.c, see seq2seq.h */
+extern const head_ops head_tag_ops;
 const head_ops *head_for(head_kind kind);
 /* "lm", "classify" -> HEAD_*, or -1; and back. */
 int head_parse(const char *name);

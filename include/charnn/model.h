@@ -17,6 +17,15 @@
  * transposed, (V, G*H), so that a token's column is one contiguous row to
  * gather; model_tensor.transposed marks it and checkpoints export (G*H, V).
  *
+ * Bidirectional stacks (model_config.bidirectional) give every layer a second
+ * set of tensors, named as PyTorch names them (weight_ih_l{k}_reverse, ...),
+ * in the layer's bucket after the forward ones; layer l > 0 reads both
+ * directions of the layer below, so its weight_ih has 2H columns, and the
+ * head reads 2H features (model_top_width). The carried state then holds
+ * L*2 (layer, direction) slices in torch's h_n order: layer l's forward at
+ * 2l, its reverse at 2l+1; the reverse's "final" state is the one after it
+ * read the row's first character.
+ *
  * Ownership: model owns its slabs (the head's tensors are views into them);
  * model_work owns the activations of one chunk for a given (T, B), the head's
  * buffers included (model_work.head); model_state owns the carried hidden
@@ -34,16 +43,18 @@
 /* the seq2seq head holds a whole decoder stack, attention and its output */
 #define HEAD_MAX_TENSORS (4 * MODEL_MAX_LAYERS + 12)
 #define HEAD_MAX_BUFFERS 4
-/* per layer: 4 stack tensors and up to 4 condition tensors (cond.h) */
-#define MODEL_MAX_TENSORS (8 * MODEL_MAX_LAYERS + 4 + HEAD_MAX_TENSORS)
+/* per layer: 4 stack tensors per direction and up to 4 condition tensors
+ * (cond.h); the embedding; the head's */
+#define MODEL_MAX_TENSORS (12 * MODEL_MAX_LAYERS + 5 + HEAD_MAX_TENSORS)
 
-typedef enum { HEAD_LM = 0, HEAD_CLASSIFY = 1, HEAD_SEQ2SEQ = 2 } head_kind;
+typedef enum { HEAD_LM = 0, HEAD_CLASSIFY = 1, HEAD_SEQ2SEQ = 2, HEAD_TAG = 3 } head_kind;
 typedef enum { HEAD_POOL_LAST = 0, HEAD_POOL_MEAN = 1, HEAD_POOL_MAX = 2 } head_pool;
 
 /* The head on top of the stack; all zeros is the language model's. */
 typedef struct {
     head_kind kind;
-    int classes;    /* C, classify: outputs (the lm head outputs the vocabulary) */
+    int classes;    /* C, classify: outputs; tag: the K tags (the lm head outputs the
+                       vocabulary) */
     head_pool pool; /* classify: how the top states of a row become one vector */
     int attention;  /* seq2seq: SEQ2SEQ_ATTN_* (seq2seq.h); classes is then the
                        target vocabulary, BOS/EOS included */
@@ -67,6 +78,9 @@ typedef struct {
     int hidden;       /* H */
     int embed;        /* E; 0 = one-hot input */
     float dropout;    /* drop probability on the outputs of layers 0..L-2, training only */
+    int bidirectional; /* 1: every layer also runs over each row reversed (its own length);
+                          a layer outputs [forward; reverse] (2H), as torch's
+                          bidirectional=True */
     head_config head; /* what sits on top (default: the language model's decoder) */
     cond_config cond; /* conditioning (default: none) */
 } model_config;
@@ -109,6 +123,8 @@ typedef struct {
     float *grads;  /* (n_params) the gradient slab, same layout */
     model_layer layer[MODEL_MAX_LAYERS];  /* views into params */
     model_layer glayer[MODEL_MAX_LAYERS]; /* the same views into grads */
+    model_layer layer_rev[MODEL_MAX_LAYERS];  /* bidirectional: the reverse direction */
+    model_layer glayer_rev[MODEL_MAX_LAYERS];
     float *embed, *gembed; /* (V, E), NULL with one-hot input */
     model_cond cond, gcond; /* views into params / grads; all NULL without a condition */
     struct {
@@ -128,9 +144,9 @@ typedef struct {
 
 /* Carried state between chunks, per stream. */
 typedef struct {
-    int layers, batch, hidden;
-    float *h; /* (L, B, H) */
-    float *c; /* (L, B, H) LSTM only, else NULL */
+    int layers, batch, hidden; /* layers: L, or 2L slices for a bidirectional stack */
+    float *h; /* (L, B, H), bidirectional (L*2, B, H) (see above) */
+    float *c; /* the same, LSTM only, else NULL */
 } model_state;
 
 /* Activations of one chunk, sized for at most T steps of B streams. */
@@ -148,10 +164,25 @@ typedef struct {
     float *hproj;                        /* (B, G*H) */
     float *wpack;                        /* a layer's W_hh packed for the step products */
     float *dgh_n;                        /* (T, B, H) GRU only */
-    float *dh_a;                         /* (T, B, max(H, E)) gradient from the head */
+    float *dh_a;                         /* (T, B, max(top width, E)) gradient from the head */
     float *dh_b;                         /* (T, B, max(H, E)) a second one, only where
                                             stack_backward has no spare buffer */
     float *dh_next, *dc_next;            /* (B, H) */
+    /* bidirectional only: the reverse direction's buffers have the forward's
+     * shapes and run in reversed time: row b's step t is its position
+     * len[b]-1-t (t < len[b]; padded positions keep their place) */
+    float *gates_rev[MODEL_MAX_LAYERS];  /* (T, B, G*H) */
+    float *hs_rev[MODEL_MAX_LAYERS];     /* (T+1, B, H) */
+    float *cs_rev[MODEL_MAX_LAYERS];     /* (T+1, B, H) LSTM */
+    float *hn_rev[MODEL_MAX_LAYERS];     /* (T, B, H) GRU */
+    float *out[MODEL_MAX_LAYERS];        /* (T, B, 2H) layer l's [forward; reverse] output
+                                            at each position, in input time */
+    int32_t *rev_pos;                    /* (T*B) position t*B+b <-> its place in reversed
+                                            time (an involution) */
+    int32_t *x_rev;                      /* (T, B) one-hot input: the tokens in reversed time */
+    float *rev_in;                       /* (T, B, max(2H, E)) a layer's input in reversed
+                                            time, and backward's scratch */
+    float *dh_dir;                       /* (2, T, B, H) backward: dL/dh of each direction */
     struct {
         int n;                           /* targets in the last forward: T*B or B */
         int K;                           /* outputs per target */
@@ -168,7 +199,8 @@ typedef struct {
                                             gradient from above there is ignored and those
                                             positions add nothing to any gradient; x there
                                             must still be valid ids (NULL: all T steps) */
-    float *dh0;                          /* (L, B, H) receives dL/dh0, the gradient of the state
+    float *dh0;                          /* (L, B, H) (bidirectional: (2L, B, H), as
+                                            model_state) receives dL/dh0, the gradient of the state
                                             the chunk started from (NULL: not wanted); zero
                                             when cond init replaced that state */
     float *dc0;                          /* (L, B, H) LSTM: receives dL/dc0 */
@@ -176,7 +208,8 @@ typedef struct {
                                             the state at each row's length, e.g. a decoder's
                                             dL/dh0 (NULL: zero, truncated BPTT) */
     const float *dc_final;               /* (L, B, H) LSTM: dL/d(cell state after the chunk) */
-    float *dh_record[MODEL_MAX_LAYERS];  /* (T, B, H) receives dL/dh_t of layer l */
+    float *dh_record[MODEL_MAX_LAYERS];  /* (T, B, H) receives dL/dh_t of layer l (forward
+                                            direction) */
     float *dc_record[MODEL_MAX_LAYERS];  /* (T, B, H) receives dL/dc_t of layer l (LSTM) */
     const float *cond;                   /* (B, D) the condition of each row (cond.h), NULL:
                                             none */
@@ -198,7 +231,7 @@ typedef struct {
     struct {
         float *p;
         size_t n;
-    } owned[2 * (5 * MODEL_MAX_LAYERS + 8) + 24 + 4 + HEAD_MAX_BUFFERS];
+    } owned[2 * (10 * MODEL_MAX_LAYERS + 12) + 24 + 4 + HEAD_MAX_BUFFERS];
 } model_work;
 
 /* Called when the gradients of `bucket` are final during model_backward. */
@@ -206,6 +239,11 @@ typedef void (*model_bucket_fn)(void *ctx, int bucket);
 
 /* 0 or -1 with a message naming the bad field. */
 int model_config_check(const model_config *cfg);
+/* Directions per layer: 1, or 2 when bidirectional. */
+int model_directions(const model_config *cfg);
+/* Features per position of the top states the head reads: H, or 2H when
+ * bidirectional. */
+int model_top_width(const model_config *cfg);
 void model_build(model *m, const model_config *cfg);
 void model_free(model *m);
 /* Uniform init in [-scale, scale] from seed (char-rnn's default 0.08); then, for

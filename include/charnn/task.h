@@ -136,6 +136,7 @@ int task_generate_evaluate(task *t, const model *m, model_work *w, int split,
  * they are the condition) and their names. */
 int task_generate_classes(const task *t);
 const char *const *task_generate_class_names(const task *t);
+extern const task_ops task_tag_ops;
 /* "lm" -> its ops, or NULL. */
 const task_ops *task_find(const char *name);
 /* The task names, "lm | ...", for usage text and errors. */

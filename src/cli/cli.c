@@ -28,6 +28,8 @@ static const cli_command cli_commands[] = {
     {"sample", cli_sample, CLI_ONE_PROCESS, 0, "generate text from a model"},
     {"predict", cli_predict, CLI_ONE_PROCESS, 0,
      "classify one example per line with a classifier (TSV or JSON lines)"},
+    {"tag", cli_tag, CLI_ONE_PROCESS, 0,
+     "tag each character of a text; restore or score the spaces of a spacing model"},
     {"inspect", cli_inspect, CLI_ONE_PROCESS, 0,
      "metadata, hyperparameters, progress and tensor norms of a checkpoint"},
     {"trace", cli_trace, CLI_ONE_RANK, 0,

@@ -143,6 +143,8 @@ int cli_train(int argc, char **argv)
              "input embedding size, 0 = one-hot input (default 0)", 0, 65536),
         FLAG("dropout", F_FLOAT, &c.model.dropout, 0, "dropout between layers (default 0)", 0,
              0.99),
+        FLAG("bidirectional", F_BOOL, &c.model.bidirectional, CONFIG_GIVEN_BIDIR,
+             "every layer also reads each example backwards (classify, tag; not lm)", 0, 0),
         FLAG("seq", F_INT, &c.seq, CONFIG_GIVEN_SEQ, "BPTT chunk length T (default 50)", 1, 100000),
         FLAG("batch", F_INT, &c.batch, CONFIG_GIVEN_BATCH,
              "streams (classify: examples) per rank B (default 50)", 1, 1000000),

@@ -155,8 +155,8 @@ int flags_parse(const flag_table *t, int argc, char **argv, unsigned *given, int
             return 0;
         }
         if (strncmp(arg, "--", 2) != 0) {
-            /* "-" alone is an argument (stdin), "-x" an unknown flag */
-            if ((arg[0] == '-' && arg[1]) || !t->n_positional ||
+            /* "-" alone is a positional (stdin), any other "-x" a mistyped flag */
+            if ((arg[0] == '-' && arg[1] != '\0') || !t->n_positional ||
                 *t->n_positional >= t->max_positional)
                 return flags_usage_error(t, "unexpected argument '%s'", arg);
             t->positional[(*t->n_positional)++] = arg;

@@ -893,10 +893,12 @@ static int ex_open_hdf5(examples_file *ex, vocab *v)
     }
     if (ex_read_word(ex, r->file, "task", text, sizeof text) != 0)
         goto error;
-    if (strcmp(text, "classify") != 0) {
-        cn_err("'%s' holds examples for task '%s'; this reader knows 'classify'", ex->path, text);
+    if (strcmp(text, "classify") != 0 && strcmp(text, "tag") != 0) {
+        cn_err("'%s' holds examples for task '%s'; this reader knows 'classify' and 'tag'",
+               ex->path, text);
         goto error;
     }
+    ex->tagged = strcmp(text, "tag") == 0;
     if (ex_read_word(ex, r->file, "vocab_mode", text, sizeof text) != 0)
         goto error;
     if (strcmp(text, "codepoints") != 0 && strcmp(text, "bytes") != 0) {
@@ -983,9 +985,14 @@ static int ex_open_hdf5(examples_file *ex, vocab *v)
 
     size_t n = ex->n_examples;
     ex->offsets = cn_xmalloc((n + 1) * sizeof *ex->offsets);
-    ex->labels = cn_xmalloc(n * sizeof *ex->labels);
+    if (ex->tagged)
+        ex->tags = cn_xmalloc(ex->n_tokens ? ex->n_tokens : 1);
+    else
+        ex->labels = cn_xmalloc(n * sizeof *ex->labels);
     if (ex_read_1d(ex, r->file, "/offsets", H5T_NATIVE_INT64, n + 1, ex->offsets) != 0 ||
-        ex_read_1d(ex, r->file, "/labels", H5T_NATIVE_INT32, n, ex->labels) != 0 ||
+        (ex->tagged
+             ? ex_read_1d(ex, r->file, "/tags", H5T_NATIVE_UINT8, ex->n_tokens, ex->tags)
+             : ex_read_1d(ex, r->file, "/labels", H5T_NATIVE_INT32, n, ex->labels)) != 0 ||
         h5io_dataset_read_strings(ex->path, r->file, "/label_names", &names, &n_names) != 0)
         goto error;
     if (n_names != n_classes) {
@@ -995,6 +1002,12 @@ static int ex_open_hdf5(examples_file *ex, vocab *v)
     }
     ex->class_names = names;
     names = NULL;
+    for (size_t j = 0; ex->tagged && j < ex->n_tokens; j++)
+        if (ex->tags[j] >= ex->n_classes) {
+            cn_err("'%s' is damaged: token %zu has tag %d of %d tags", ex->path, j,
+                   (int)ex->tags[j], ex->n_classes);
+            goto error;
+        }
     if (ex->offsets[0] != 0 || ex->offsets[n] != (int64_t)ex->n_tokens) {
         cn_err("'%s' is damaged: /offsets do not span its %zu tokens", ex->path, ex->n_tokens);
         goto error;
@@ -1005,7 +1018,7 @@ static int ex_open_hdf5(examples_file *ex, vocab *v)
             cn_err("'%s' is damaged: /offsets are not increasing at example %zu", ex->path, i);
             goto error;
         }
-        if (ex->labels[i] < 0 || ex->labels[i] >= ex->n_classes) {
+        if (ex->labels && (ex->labels[i] < 0 || ex->labels[i] >= ex->n_classes)) {
             cn_err("'%s' is damaged: example %zu has label %ld of %d classes", ex->path, i,
                    (long)ex->labels[i], ex->n_classes);
             goto error;
@@ -1092,6 +1105,7 @@ void examples_close(examples_file *ex)
     h5io_strings_free(ex->class_names, ex->class_names ? (size_t)ex->n_classes : 0);
     free(ex->offsets);
     free(ex->labels);
+    free(ex->tags);
     memset(ex, 0, sizeof *ex);
 }
 
@@ -1356,8 +1370,9 @@ int examples_read_many(examples_file *ex, const size_t *idx, size_t count, int32
     return rc;
 }
 
-int examples_fill_batch(examples_file *ex, const size_t *idx, int B, int T, int32_t pad_id,
-                        int32_t *x, int32_t *len, int32_t *y, int *n_truncated)
+/* x (T, B), len (B), and y: (B) labels, or for a tag file (T, B) tags. */
+static int ex_fill(examples_file *ex, const size_t *idx, int B, int T, int32_t pad_id,
+                   int32_t pad_tag, int32_t *x, int32_t *len, int32_t *y, int *n_truncated)
 {
     CHARNN_ASSERT(B >= 1 && T >= 1);
     size_t *out_at = cn_xmalloc((size_t)B * sizeof *out_at);
@@ -1371,7 +1386,13 @@ int examples_fill_batch(examples_file *ex, const size_t *idx, int B, int T, int3
             size_t n = examples_length(ex, idx[b]);
             truncated += n > (size_t)T;
             len[b] = (int32_t)(n < (size_t)T ? n : (size_t)T);
-            y[b] = ex->labels[idx[b]];
+            if (ex->tagged) {
+                const uint8_t *tag = ex->tags + ex->offsets[idx[b]];
+                for (int t = 0; t < T; t++)
+                    y[(size_t)t * (size_t)B + (size_t)b] = t < len[b] ? tag[t] : pad_tag;
+            } else {
+                y[b] = ex->labels[idx[b]];
+            }
             for (int t = 0; t < T; t++)
                 x[(size_t)t * (size_t)B + (size_t)b] =
                     t < len[b] ? rows[(size_t)b * (size_t)T + (size_t)t] : pad_id;
@@ -1382,6 +1403,20 @@ int examples_fill_batch(examples_file *ex, const size_t *idx, int B, int T, int3
     free(rows);
     free(out_at);
     return rc;
+}
+
+int examples_fill_batch(examples_file *ex, const size_t *idx, int B, int T, int32_t pad_id,
+                        int32_t *x, int32_t *len, int32_t *y, int *n_truncated)
+{
+    CHARNN_ASSERT(!ex->tagged);
+    return ex_fill(ex, idx, B, T, pad_id, 0, x, len, y, n_truncated);
+}
+
+int examples_fill_tags(examples_file *ex, const size_t *idx, int B, int T, int32_t pad_id,
+                       int32_t pad_tag, int32_t *x, int32_t *len, int32_t *y, int *n_truncated)
+{
+    CHARNN_ASSERT(ex->tagged);
+    return ex_fill(ex, idx, B, T, pad_id, pad_tag, x, len, y, n_truncated);
 }
 
 static void ex_split_bounds(const examples_file *ex, int split, size_t *b, size_t *e)
@@ -1397,7 +1432,8 @@ void examples_class_counts(const examples_file *ex, int split, size_t *counts)
     ex_split_bounds(ex, split, &b, &e);
     memset(counts, 0, (size_t)ex->n_classes * sizeof *counts);
     for (size_t i = b; i < e; i++)
-        counts[ex->labels[i]]++;
+        if (ex->labels)
+            counts[ex->labels[i]]++;
 }
 
 static int ex_size_cmp(const void *pa, const void *pb)

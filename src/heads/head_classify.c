@@ -34,14 +34,14 @@ static int classify_outputs(const model_config *cfg)
 
 static void classify_declare(model *m)
 {
-    model_head_add_tensor(m, "classifier.weight", m->cfg.head.classes, m->cfg.hidden, 0);
+    model_head_add_tensor(m, "classifier.weight", m->cfg.head.classes, model_top_width(&m->cfg), 0);
     model_head_add_tensor(m, "classifier.bias", m->cfg.head.classes, 0, 1);
 }
 
 static void classify_work_init(model_work *w, const model *m, int T, int B)
 {
     (void)T;
-    const size_t BH = (size_t)B * m->cfg.hidden;
+    const size_t BH = (size_t)B * model_top_width(&m->cfg);
     w->head.prob = model_work_alloc(w, (size_t)B * m->cfg.head.classes);
     w->head.loss = model_work_alloc(w, (size_t)B);
     w->head.buf[CLS_POOLED] = model_work_alloc(w, BH);
@@ -66,7 +66,7 @@ static int32_t *argmax_buf(const model_work *w)
  * pools to zeros. */
 static void pool_rows(const model *m, const model_work *w, const float *top, int T)
 {
-    const int B = w->B, H = m->cfg.hidden;
+    const int B = w->B, H = model_top_width(&m->cfg);
     float *pooled = w->head.buf[CLS_POOLED];
     int32_t *arg = argmax_buf(w);
     for (int b = 0; b < B; b++) {
@@ -113,7 +113,7 @@ static void pool_rows(const model *m, const model_work *w, const float *top, int
 static double classify_forward(const model *m, model_work *w, const float *top, const int32_t *y,
                                int T)
 {
-    const int B = w->B, H = m->cfg.hidden, C = m->cfg.head.classes;
+    const int B = w->B, H = model_top_width(&m->cfg), C = m->cfg.head.classes;
     w->head.n = B;
     pool_rows(m, w, top, T);
     for (int b = 0; b < B; b++)
@@ -128,7 +128,7 @@ static void classify_backward(model *m, model_work *w, const float *top, const i
                               float scale, float *dtop)
 {
     (void)top;
-    const int B = w->B, H = m->cfg.hidden, C = m->cfg.head.classes;
+    const int B = w->B, H = model_top_width(&m->cfg), C = m->cfg.head.classes;
     const float *pooled = w->head.buf[CLS_POOLED];
     float *dpooled = w->head.buf[CLS_DPOOLED];
     const int32_t *arg = argmax_buf(w);

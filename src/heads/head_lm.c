@@ -23,7 +23,7 @@ static int lm_outputs(const model_config *cfg)
 
 static void lm_declare(model *m)
 {
-    model_head_add_tensor(m, "decoder.weight", m->cfg.vocab, m->cfg.hidden, 0);
+    model_head_add_tensor(m, "decoder.weight", m->cfg.vocab, model_top_width(&m->cfg), 0);
     model_head_add_tensor(m, "decoder.bias", m->cfg.vocab, 0, 1);
 }
 
@@ -36,7 +36,7 @@ static void lm_work_init(model_work *w, const model *m, int T, int B)
 
 static double lm_forward(const model *m, model_work *w, const float *top, const int32_t *y, int T)
 {
-    const int V = m->cfg.vocab, H = m->cfg.hidden;
+    const int V = m->cfg.vocab, H = model_top_width(&m->cfg);
     const size_t N = (size_t)T * w->B;
     const float *dec_w = m->head.p[LM_WEIGHT], *dec_b = m->head.p[LM_BIAS];
     w->head.n = (int)N;
@@ -50,7 +50,7 @@ static double lm_forward(const model *m, model_work *w, const float *top, const 
 static void lm_backward(model *m, model_work *w, const float *top, const int32_t *y, int T,
                         float scale, float *dtop)
 {
-    const int V = m->cfg.vocab, H = m->cfg.hidden;
+    const int V = m->cfg.vocab, H = model_top_width(&m->cfg);
     const size_t N = (size_t)T * w->B;
     float *dlogits = w->head.prob; /* (N, V) */
     CHARNN_ASSERT(y != NULL && (size_t)w->head.n == N);

@@ -12,6 +12,7 @@ static const struct {
     {HEAD_LM, &head_lm_ops},
     {HEAD_CLASSIFY, &head_classify_ops},
     {HEAD_SEQ2SEQ, &head_seq2seq_ops},
+    {HEAD_TAG, &head_tag_ops},
 };
 enum { HEAD_KINDS = sizeof head_table / sizeof head_table[0] };
 

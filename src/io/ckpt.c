@@ -68,6 +68,7 @@ static const config_field config_fields[] = {
     FIELD("embed", FIELD_INT, model.embed, 1),
     FIELD("vocab_size", FIELD_INT, model.vocab, 1),
     FIELD("dropout", FIELD_FLOAT, model.dropout, 0),
+    FIELD("bidirectional", FIELD_INT, model.bidirectional, 0),
     FIELD("seq", FIELD_INT, seq, 0),
     FIELD("batch", FIELD_INT, batch, 0),
     FIELD("nranks", FIELD_INT, nranks, 0),

@@ -34,10 +34,24 @@ int model_config_check(const model_config *cfg)
         return cn_err("unknown cell kind %d", (int)cfg->cell);
     if (cond_config_check(cfg) < 0)
         return -1;
+    if (cfg->bidirectional != 0 && cfg->bidirectional != 1)
+        return cn_err("bidirectional must be 0 or 1, got %d", cfg->bidirectional);
+    if (cfg->bidirectional && cfg->cond.mode != COND_NONE)
+        return cn_err("a bidirectional stack takes no condition (--cond-mode)");
     const head_ops *head = head_for(cfg->head.kind);
     if (!head)
         return cn_err("unknown head kind %d", (int)cfg->head.kind);
     return head->check(cfg);
+}
+
+int model_directions(const model_config *cfg)
+{
+    return cfg->bidirectional ? 2 : 1;
+}
+
+int model_top_width(const model_config *cfg)
+{
+    return model_directions(cfg) * cfg->hidden;
 }
 
 static float *slab_alloc(size_t n)
@@ -94,8 +108,9 @@ void model_build(model *m, const model_config *cfg)
     m->gates = cell_gates(cfg->cell);
     const int V = cfg->vocab, H = cfg->hidden, E = cfg->embed, L = cfg->layers;
     const int GH = m->gates * H;
+    const int dirs = model_directions(cfg);
     size_t off_emb = 0;
-    size_t off[MODEL_MAX_LAYERS][4];
+    size_t off[MODEL_MAX_LAYERS][2][4];
     char name[32];
     const char *pre = "";
 
@@ -110,16 +125,19 @@ void model_build(model *m, const model_config *cfg)
         pre = m->head.ops->stack_prefix;
     for (int l = L - 1; l >= 0; l--) {
         int bucket = 1 + (L - 1 - l);
-        int D = l == 0 ? (E > 0 ? E : V) : H;
+        int D = l == 0 ? (E > 0 ? E : V) : dirs * H;
         m->bucket_offset[bucket] = m->n_params;
-        snprintf(name, sizeof name, "%sweight_ih_l%d", pre, l);
-        off[l][0] = add_tensor(m, name, GH, D, l == 0 && E == 0, 0, bucket);
-        snprintf(name, sizeof name, "%sweight_hh_l%d", pre, l);
-        off[l][1] = add_tensor(m, name, GH, H, 0, 0, bucket);
-        snprintf(name, sizeof name, "%sbias_ih_l%d", pre, l);
-        off[l][2] = add_tensor(m, name, GH, 0, 0, 1, bucket);
-        snprintf(name, sizeof name, "%sbias_hh_l%d", pre, l);
-        off[l][3] = add_tensor(m, name, GH, 0, 0, 1, bucket);
+        for (int d = 0; d < dirs; d++) {
+            const char *sfx = d ? "_reverse" : "";
+            snprintf(name, sizeof name, "%sweight_ih_l%d%s", pre, l, sfx);
+            off[l][d][0] = add_tensor(m, name, GH, D, l == 0 && E == 0, 0, bucket);
+            snprintf(name, sizeof name, "%sweight_hh_l%d%s", pre, l, sfx);
+            off[l][d][1] = add_tensor(m, name, GH, H, 0, 0, bucket);
+            snprintf(name, sizeof name, "%sbias_ih_l%d%s", pre, l, sfx);
+            off[l][d][2] = add_tensor(m, name, GH, 0, 0, 1, bucket);
+            snprintf(name, sizeof name, "%sbias_hh_l%d%s", pre, l, sfx);
+            off[l][d][3] = add_tensor(m, name, GH, 0, 0, 1, bucket);
+        }
         if (l == 0 && E > 0)
             off_emb = add_tensor(m, m->head.ops->embed_name ? m->head.ops->embed_name
                                                             : "embedding.weight",
@@ -142,10 +160,19 @@ void model_build(model *m, const model_config *cfg)
     }
     cond_bind(m);
     for (int l = 0; l < L; l++) {
-        m->layer[l] = (model_layer){m->params + off[l][0], m->params + off[l][1],
-                                    m->params + off[l][2], m->params + off[l][3]};
-        m->glayer[l] = (model_layer){m->grads + off[l][0], m->grads + off[l][1],
-                                     m->grads + off[l][2], m->grads + off[l][3]};
+        for (int d = 0; d < dirs; d++) {
+            const size_t *o = off[l][d];
+            model_layer p = {m->params + o[0], m->params + o[1], m->params + o[2],
+                             m->params + o[3]};
+            model_layer g = {m->grads + o[0], m->grads + o[1], m->grads + o[2], m->grads + o[3]};
+            if (d == 0) {
+                m->layer[l] = p;
+                m->glayer[l] = g;
+            } else {
+                m->layer_rev[l] = p;
+                m->glayer_rev[l] = g;
+            }
+        }
     }
 }
 
@@ -197,10 +224,10 @@ void model_zero_grads(model *m)
 
 void model_state_init(model_state *s, const model_config *cfg, int B)
 {
-    s->layers = cfg->layers;
+    s->layers = cfg->layers * model_directions(cfg);
     s->batch = B;
     s->hidden = cfg->hidden;
-    size_t n = (size_t)cfg->layers * B * cfg->hidden;
+    size_t n = (size_t)s->layers * B * cfg->hidden;
     s->h = cn_xcalloc(n, sizeof(float));
     s->c = cfg->cell == CELL_LSTM ? cn_xcalloc(n, sizeof(float)) : NULL;
 }
@@ -246,7 +273,23 @@ void model_work_init_stack(model_work *w, model_work *owner, const model *m, int
         if (m->cfg.cell == CELL_GRU)
             w->hn[l] = model_work_alloc(owner, N * H);
         if (m->cfg.dropout > 0.0f && l < L - 1)
-            w->dropped[l] = model_work_alloc(owner, N * H);
+            w->dropped[l] = model_work_alloc(owner, N * model_top_width(&m->cfg));
+    }
+    if (m->cfg.bidirectional) {
+        for (int l = 0; l < L; l++) {
+            w->gates_rev[l] = model_work_alloc(owner, N * GH);
+            w->hs_rev[l] = model_work_alloc(owner, (N + B) * H);
+            if (m->cfg.cell == CELL_LSTM)
+                w->cs_rev[l] = model_work_alloc(owner, (N + B) * H);
+            if (m->cfg.cell == CELL_GRU)
+                w->hn_rev[l] = model_work_alloc(owner, N * H);
+            w->out[l] = model_work_alloc(owner, N * 2 * H);
+        }
+        w->rev_pos = (int32_t *)(void *)model_work_alloc(owner, N);
+        if (E == 0)
+            w->x_rev = (int32_t *)(void *)model_work_alloc(owner, N);
+        w->rev_in = model_work_alloc(owner, N * (size_t)(2 * H > E ? 2 * H : E));
+        w->dh_dir = model_work_alloc(owner, 2 * N * H);
     }
     if (E > 0)
         w->emb = model_work_alloc(owner, N * E);
@@ -254,8 +297,9 @@ void model_work_init_stack(model_work *w, model_work *owner, const model *m, int
     w->wpack = model_work_alloc(owner, cell_wpack_floats(m->cfg.cell, H));
     if (m->cfg.cell == CELL_GRU)
         w->dgh_n = model_work_alloc(owner, N * H);
+    const int top = model_top_width(&m->cfg);
     size_t dw = (size_t)(H > E ? H : E);
-    w->dh_a = model_work_alloc(owner, N * dw);
+    w->dh_a = model_work_alloc(owner, N * (size_t)(top > E ? top : E));
     if (stack_needs_second_dh(&m->cfg))
         w->dh_b = model_work_alloc(owner, N * dw);
     w->dh_next = model_work_alloc(owner, (size_t)B * H);
@@ -301,8 +345,8 @@ double model_forward(const model *m, model_work *w, model_state *s, const int32_
 void model_backward(model *m, model_work *w, const int32_t *x, const int32_t *y,
                     float grad_scale, model_bucket_fn on_bucket, void *ctx)
 {
-    const int L = m->cfg.layers, T = w->t_used;
-    const float *top = w->hs[L - 1] + (size_t)w->B * m->cfg.hidden;
+    const int T = w->t_used;
+    const float *top = stack_top(m, w);
     CHARNN_ASSERT(y != NULL);
     m->head.ops->backward(m, w, top, y, T, grad_scale, w->dh_a);
     if (on_bucket)

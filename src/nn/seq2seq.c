@@ -43,6 +43,9 @@ static int s2s_check(const model_config *cfg)
         return cn_err("a translation model needs at least one target symbol");
     if (cfg->head.attention < 0 || cfg->head.attention > SEQ2SEQ_ATTN_ADDITIVE)
         return cn_err("unknown attention kind %d", cfg->head.attention);
+    if (cfg->bidirectional)
+        return cn_err("--bidirectional is not supported by --task seq2seq: its decoder starts "
+                      "from the encoder's final state of each layer, one direction's");
     return 0;
 }
 

@@ -93,6 +93,10 @@ static int lm_open(task *t, run_config *cfg, vocab *voc, int rank, int nranks)
     t->impl = k;
     t->rank = rank;
     t->nranks = nranks;
+    if (cfg->model.bidirectional)
+        return cn_err("--bidirectional does not apply to --task lm: a language model predicts "
+                      "the next character and carries its state across chunks, so it cannot "
+                      "read ahead (use it with --task classify or tag)");
     if (open_data(k, cfg, voc) != 0)
         return -1;
     cfg->model.vocab = voc->size;

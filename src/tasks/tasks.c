@@ -4,9 +4,9 @@
 
 #include "charnn/task.h"
 
-static const task_ops *const task_table[] = {&task_lm_ops, &task_classify_ops,
-                                             &task_seq2seq_ops, &task_generate_ops,
-                                             &task_features_ops};
+static const task_ops *const task_table[] = {&task_lm_ops,       &task_classify_ops,
+                                             &task_tag_ops,      &task_seq2seq_ops,
+                                             &task_generate_ops, &task_features_ops};
 enum { TASK_KINDS = sizeof task_table / sizeof task_table[0] };
 
 const task_ops *task_find(const char *name)

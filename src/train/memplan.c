@@ -37,11 +37,11 @@ size_t memplan_params(const model_config *cfg)
                memplan_params(&dec) + attn;
     }
     const size_t V = (size_t)cfg->vocab, H = (size_t)cfg->hidden, E = (size_t)cfg->embed;
-    const size_t GH = (size_t)cell_gates(cfg->cell) * H;
-    size_t n = V * H + V; /* decoder */
+    const size_t GH = (size_t)cell_gates(cfg->cell) * H, dirs = (size_t)model_directions(cfg);
+    size_t n = V * H * dirs + V; /* decoder */
     for (int l = 0; l < cfg->layers; l++) {
-        size_t D = l == 0 ? (E > 0 ? E : V) : H;
-        n += GH * D + GH * H + 2 * GH;
+        size_t D = l == 0 ? (E > 0 ? E : V) : H * dirs;
+        n += dirs * (GH * D + GH * H + 2 * GH);
     }
     return n + V * E;
 }
@@ -68,21 +68,24 @@ size_t memplan_work_floats(const model_config *cfg, int T, int B)
         per_layer += (N + Bs) * H;
     if (cfg->cell == CELL_GRU)
         per_layer += N * H;
-    size_t n = L * per_layer;
+    const size_t dirs = (size_t)model_directions(cfg), W = dirs * H;
+    size_t n = L * per_layer * dirs;
     if (cfg->dropout > 0.0f)
-        n += (L - 1) * N * H;
+        n += (L - 1) * N * W;
+    if (dirs == 2) /* the joined outputs, the positions, a reversed input, dL/dh per direction */
+        n += L * N * W + 2 * N + N * (W > E ? W : E) + 2 * N * H;
     n += N * E + Bs * GH + cell_wpack_floats(cfg->cell, cfg->hidden);
     if (cfg->cell == CELL_GRU)
         n += N * H;
     size_t dw = H > E ? H : E;
-    n += N * dw * (stack_needs_second_dh(cfg) ? 2 : 1);
+    n += N * (W > E ? W : E) + (stack_needs_second_dh(cfg) ? N * dw : 0);
     return n + 2 * Bs * H + N * V + N;
 }
 
 /* carried state for B streams: h, and c for the LSTM */
 static double state_bytes(const model_config *cfg, int B)
 {
-    return (double)cfg->layers * B * cfg->hidden * (cfg->cell == CELL_LSTM ? 2 : 1) * 4.0;
+    return (double)cfg->layers * model_directions(cfg) * B * cfg->hidden * (cfg->cell == CELL_LSTM ? 2 : 1) * 4.0;
 }
 
 /* Resident bytes of training, and the address space it reserves: the

@@ -39,6 +39,9 @@ static int check_resume_compatible(const trainer *t, const ckpt_data *d, const c
     if ((c->given & CONFIG_GIVEN_EMBED) && c->model.embed != a->embed)
         return cn_err("checkpoint '%s' has embedding size %d, this run asks for --embed %d",
                       path, a->embed, c->model.embed);
+    if ((c->given & CONFIG_GIVEN_BIDIR) && c->model.bidirectional != a->bidirectional)
+        return cn_err("checkpoint '%s' is unidirectional, this run asks for --bidirectional",
+                      path);
     if ((c->given & CONFIG_GIVEN_SEQ) && c->seq != d->cfg.seq)
         return cn_err("checkpoint '%s' was trained with --seq %d, this run asks for --seq %d",
                       path, d->cfg.seq, c->seq);
