@@ -100,6 +100,7 @@ enum {
     CONFIG_GIVEN_FREEZE = 1u << 14,
     CONFIG_GIVEN_PRECISION = 1u << 15,
     CONFIG_GIVEN_BIDIR = 1u << 16
+    /* the CLI keeps bits 24 and up for its own */
 };
 
 enum { CONFIG_CLASS_WEIGHTS_NONE = 0, CONFIG_CLASS_WEIGHTS_BALANCED = 1 };

@@ -106,7 +106,7 @@ int cli_train(int argc, char **argv)
     int cell_id = c.model.cell, optim_id = c.optim.kind, sched_id = c.sched.kind;
     int pool_id = c.model.head.pool;
     /* bits of this file's own, above the CONFIG_GIVEN_* bits of run_config.given */
-    enum { GIVEN_STEPS = 1u << 16, GIVEN_EPOCHS = 1u << 17, GIVEN_ATTENTION = 1u << 18 };
+    enum { GIVEN_STEPS = 1u << 24, GIVEN_EPOCHS = 1u << 25, GIVEN_ATTENTION = 1u << 26 };
     const flag_spec flags[] = {
         FLAG_CUSTOM("task", c.task, CONFIG_GIVEN_TASK,
                     "what to learn: lm, the next character (default); classify, the class of "
@@ -299,7 +299,7 @@ int cli_train(int argc, char **argv)
     }
     if (c.extend_vocab && !c.init_from[0])
         return flags_usage_error(&t, "--extend-vocab needs --init-from");
-    c.given = given & ~(unsigned)(GIVEN_STEPS | GIVEN_EPOCHS);
+    c.given = given & ~(unsigned)(GIVEN_STEPS | GIVEN_EPOCHS | GIVEN_ATTENTION);
     c.model.cell = (cell_kind)cell_id;
     c.model.cond.mode = (cond_mode)cond_id;
     if ((c.model.cond.mode != COND_NONE || c.cond_vectors[0]) && strcmp(c.task, "generate") != 0)
