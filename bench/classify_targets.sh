@@ -38,7 +38,8 @@ while [ $# -gt 0 ]; do
     shift
 done
 [ -x "$charnn" ] || { echo "classify_targets.sh: no charnn at $charnn (build it first)" >&2; exit 1; }
-work=$build/classify-targets$([ $quick = 1 ] && echo -quick)
+work=$build/classify-targets
+if [ $quick = 1 ]; then work=$work-quick; fi
 mkdir -p "$work"
 cd "$work"
 table=$work/table.md
