@@ -141,5 +141,7 @@ extern const task_ops task_tag_ops;
 const task_ops *task_find(const char *name);
 /* The task names, "lm | ...", for usage text and errors. */
 const char *task_names(void);
+/* printf on rank 0 only (the task's header and notes), flushed. */
+void task_say(const task *t, const char *fmt, ...) CN_PRINTF(2, 3);
 
 #endif

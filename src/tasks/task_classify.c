@@ -18,7 +18,6 @@
  * into a temporary examples file under $TMPDIR (default /tmp) that is removed
  * as soon as it is open. See task.h. */
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,19 +67,6 @@ typedef struct {
 static cls_task *cls(const task *t)
 {
     return (cls_task *)t->impl;
-}
-
-/* rank 0 prints */
-static void say(const task *t, const char *fmt, ...) CN_PRINTF(2, 3);
-static void say(const task *t, const char *fmt, ...)
-{
-    if (t->rank != 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    fflush(stdout);
 }
 
 /* Rows per rank of a training batch: B each, or R*B split by --balance weights. */
@@ -465,12 +451,12 @@ static void cls_resume_agree(task *t, train_progress *prog)
                       "order): it was trained on other data",
                    k->resume.path, k->cfg.data);
     if (k->resume.old_G == k->G || k->resume.old_G <= 0) {
-        say(t, "resumed from '%s' at step %lld (epoch %lld, batch %llu of %llu)\n",
+        task_say(t, "resumed from '%s' at step %lld (epoch %lld, batch %llu of %llu)\n",
             k->resume.path, (long long)prog->step, (long long)prog->epoch,
             (unsigned long long)prog->chunk, (unsigned long long)k->order.batches_per_epoch);
     } else {
         prog->chunk = prog->chunk * (uint64_t)k->resume.old_G / (uint64_t)k->G;
-        say(t, "resumed from '%s' at step %lld: its global batch was %lld examples, this run's "
+        task_say(t, "resumed from '%s' at step %lld: its global batch was %lld examples, this run's "
                "is %d: the order is re-derived from the examples seen (batch %llu of epoch "
                "%lld)\n",
             k->resume.path, (long long)prog->step, (long long)k->resume.old_G, k->G,
@@ -510,26 +496,26 @@ static void cls_print_header(const task *t, int64_t total_steps)
         plain_pad = exorder_epoch_padding(&plain, 0, c->max_len);
         exorder_free(&plain);
     }
-    say(t, "task classify: %d classes, pool %s; data '%s'%s: examples train %zu, val %zu, test "
+    task_say(t, "task classify: %d classes, pool %s; data '%s'%s: examples train %zu, val %zu, test "
            "%zu, longest %zu\n",
         k->C, head_pool_name(c->model.head.pool), c->data,
         k->raw ? " (raw input, prepared in a temporary file)" : "",
         ex->split_end[SPLIT_TRAIN] - ex->split_begin[SPLIT_TRAIN],
         ex->split_end[SPLIT_VAL] - ex->split_begin[SPLIT_VAL],
         ex->split_end[SPLIT_TEST] - ex->split_begin[SPLIT_TEST], ex->max_len);
-    say(t, "%d rank%s x %d examples (%d per step), %llu steps per epoch, %lld steps, %d thread%s "
+    task_say(t, "%d rank%s x %d examples (%d per step), %llu steps per epoch, %lld steps, %d thread%s "
            "per rank; padding %.1f%% (%.1f%% without length buckets), ",
         t->nranks, t->nranks == 1 ? "" : "s", c->batch, k->G,
         (unsigned long long)k->order.batches_per_epoch, (long long)total_steps,
         runtime_threads(), runtime_threads() == 1 ? "" : "s", 100.0 * pad, 100.0 * plain_pad);
     if (c->max_len > 0)
-        say(t, "--max-len %d truncates %zu training examples\n", c->max_len, k->n_truncated);
+        task_say(t, "--max-len %d truncates %zu training examples\n", c->max_len, k->n_truncated);
     else
-        say(t, "no truncation\n");
+        task_say(t, "no truncation\n");
     if (!t->has_val)
-        say(t, "warning: '%s' has no validation examples; no validation loss\n", c->data);
+        task_say(t, "warning: '%s' has no validation examples; no validation loss\n", c->data);
     if (c->class_weights == CONFIG_CLASS_WEIGHTS_BALANCED || c->balanced_sampling)
-        say(t, "skewed classes:%s%s\n",
+        task_say(t, "skewed classes:%s%s\n",
             c->class_weights == CONFIG_CLASS_WEIGHTS_BALANCED
                 ? " loss weighted by inverse class frequency"
                 : "",

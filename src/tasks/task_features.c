@@ -15,7 +15,6 @@
 #include <errno.h>
 #include <hdf5.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,18 +49,6 @@ typedef struct {
 static feat_task *feat(const task *t)
 {
     return (feat_task *)t->impl;
-}
-
-static void say(const task *t, const char *fmt, ...) CN_PRINTF(2, 3);
-static void say(const task *t, const char *fmt, ...)
-{
-    if (t->rank != 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    fflush(stdout);
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -498,7 +485,7 @@ static void feat_resume_agree(task *t, train_progress *prog)
     const int64_t rows = (int64_t)t->nranks * k->B;
     if (k->old_rows > 0 && k->old_rows != rows)
         prog->chunk = prog->chunk * (uint64_t)k->old_rows / (uint64_t)rows;
-    say(t, "resumed at step %lld (epoch %lld, batch %llu)\n", (long long)prog->step,
+    task_say(t, "resumed at step %lld (epoch %lld, batch %llu)\n", (long long)prog->step,
         (long long)prog->epoch, (unsigned long long)prog->chunk);
 }
 
@@ -512,7 +499,7 @@ static void feat_model_init(const task *t, model *m)
 static void feat_print_header(const task *t, int64_t total_steps)
 {
     const feat_task *k = feat(t);
-    say(t, "features '%s': %zu examples (train %zu, val %zu), %d features, %d classes, "
+    task_say(t, "features '%s': %zu examples (train %zu, val %zu), %d features, %d classes, "
            "standardised; %d rank%s x %d rows, one step per example, %lld steps, %d thread%s "
            "per rank\n",
         k->cfg.features, k->n, k->n_train, k->n_val, k->D, k->C, t->nranks,

@@ -14,7 +14,6 @@
  * exactly; with another R*B the position is re-derived from the rows seen.
  * Validation reads the split in index order. See task.h. */
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,18 +60,6 @@ typedef struct {
 static gen_task *gen(const task *t)
 {
     return (gen_task *)t->impl;
-}
-
-static void say(const task *t, const char *fmt, ...) CN_PRINTF(2, 3);
-static void say(const task *t, const char *fmt, ...)
-{
-    if (t->rank != 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    fflush(stdout);
 }
 
 /* The model's vocabulary (examples' + boundary) into voc, or a resumed one
@@ -165,7 +152,7 @@ static int gen_open(task *t, run_config *cfg, vocab *voc, int rank, int nranks)
     t->has_val = k->ex.split_end[SPLIT_VAL] > k->ex.split_begin[SPLIT_VAL];
     t->eval_split = SPLIT_VAL;
     if (!t->has_val)
-        say(t, "warning: '%s' has no validation split; no validation loss\n", cfg->data);
+        task_say(t, "warning: '%s' has no validation split; no validation loss\n", cfg->data);
     t->T = (int)k->ex.max_len + 1;
     t->rows_cap = k->B;
     const size_t TB = (size_t)t->T * k->B;
@@ -463,13 +450,13 @@ static void gen_resume_agree(task *t, train_progress *prog)
         return;
     const int64_t rows = (int64_t)t->nranks * k->B;
     if (k->resume.old_rows == rows) {
-        say(t, "resumed from '%s' at step %lld (epoch %lld)\n", k->resume.path,
+        task_say(t, "resumed from '%s' at step %lld (epoch %lld)\n", k->resume.path,
             (long long)prog->step, (long long)prog->epoch);
     } else {
         prog->chunk = k->resume.old_rows > 0
                           ? prog->chunk * (uint64_t)k->resume.old_rows / (uint64_t)rows
                           : 0;
-        say(t, "resumed from '%s' at step %lld with %lld rows per step (was %lld): batch %llu "
+        task_say(t, "resumed from '%s' at step %lld with %lld rows per step (was %lld): batch %llu "
                "of epoch %lld re-derived from the rows seen\n",
             k->resume.path, (long long)prog->step, (long long)rows,
             (long long)k->resume.old_rows, (unsigned long long)prog->chunk,
@@ -487,7 +474,7 @@ static void gen_print_header(const task *t, int64_t total_steps)
         snprintf(what, sizeof what, "vectors of width %d from '%s'", k->D, c->cond_vectors);
     else
         snprintf(what, sizeof what, "%d classes", k->D);
-    say(t, "data '%s': %zu examples (train %zu, val %zu), condition: %s, mode %s; %d rank%s x "
+    task_say(t, "data '%s': %zu examples (train %zu, val %zu), condition: %s, mode %s; %d rank%s x "
            "%d rows, %llu batches per epoch, %lld steps, %d thread%s per rank\n",
         c->data, k->ex.n_examples, k->n_train,
         k->ex.split_end[SPLIT_VAL] - k->ex.split_begin[SPLIT_VAL], what,

@@ -8,7 +8,6 @@
  * under --balance auto. See task.h. */
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,19 +52,6 @@ typedef struct {
 static lm_task *lm(const task *t)
 {
     return (lm_task *)t->impl;
-}
-
-/* rank 0 prints */
-static void say(const task *t, const char *fmt, ...) CN_PRINTF(2, 3);
-static void say(const task *t, const char *fmt, ...)
-{
-    if (t->rank != 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    fflush(stdout);
 }
 
 static int open_data(lm_task *k, run_config *cfg, vocab *voc)
@@ -153,7 +139,7 @@ static int lm_open(task *t, run_config *cfg, vocab *voc, int rank, int nranks)
             t->has_val = 1;
     }
     if (!t->has_val)
-        say(t, "warning: the validation split is too small to evaluate; no validation loss\n");
+        task_say(t, "warning: the validation split is too small to evaluate; no validation loss\n");
 
     t->T = T;
     t->rows_cap = k->stream_cap > k->val_plan.n_streams ? k->stream_cap : k->val_plan.n_streams;
@@ -355,10 +341,10 @@ static void lm_resume_agree(task *t, train_progress *prog)
         return;
     const int found = dist_allreduce_sum_int(k->resume.found) == t->nranks;
     if (found && k->resume.same_split) {
-        say(t, "resumed from '%s' at step %lld (epoch %lld)\n", k->resume.path,
+        task_say(t, "resumed from '%s' at step %lld (epoch %lld)\n", k->resume.path,
             (long long)prog->step, (long long)prog->epoch);
     } else if (found) {
-        say(t, "resumed from '%s' at step %lld (epoch %lld): its %d streams now split over %d "
+        task_say(t, "resumed from '%s' at step %lld (epoch %lld): its %d streams now split over %d "
                "rank%s, carried states kept\n",
             k->resume.path, (long long)prog->step, (long long)prog->epoch,
             k->plan.streams_global, t->nranks, t->nranks == 1 ? "" : "s");
@@ -368,7 +354,7 @@ static void lm_resume_agree(task *t, train_progress *prog)
         uint64_t old_streams = (uint64_t)k->resume.old_nranks * (uint64_t)k->resume.old_batch;
         uint64_t new_streams = (uint64_t)k->plan.streams_global;
         prog->chunk = old_streams ? prog->chunk * old_streams / new_streams : 0;
-        say(t, "resumed from '%s' at step %lld with %d ranks x %d streams (was %d x %d): "
+        task_say(t, "resumed from '%s' at step %lld with %d ranks x %d streams (was %d x %d): "
                "data cursors re-derived from tokens seen (chunk %llu of epoch %lld), "
                "carried states restart from zero\n",
             k->resume.path, (long long)prog->step, t->nranks, k->cfg.batch,
@@ -450,7 +436,7 @@ static void lm_print_header(const task *t, int64_t total_steps)
 {
     const lm_task *k = lm(t);
     const run_config *c = &k->cfg;
-    say(t, "data '%s': %zu tokens (train %zu, val %zu, test %zu), %d rank%s x %d streams x %d "
+    task_say(t, "data '%s': %zu tokens (train %zu, val %zu, test %zu), %d rank%s x %d streams x %d "
            "steps, %llu chunks per epoch, %lld steps, %d thread%s per rank\n",
         c->data, k->src.n_tokens, k->splits.end[0] - k->splits.begin[0],
         k->splits.end[1] - k->splits.begin[1], k->splits.end[2] - k->splits.begin[2], t->nranks,

@@ -11,7 +11,6 @@
  * split. The cursor is train_progress (epoch, chunk = next batch): exact
  * resume needs nothing else (no carried state). See task.h. */
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,18 +48,6 @@ typedef struct {
 static s2s_task *s2s(const task *t)
 {
     return (s2s_task *)t->impl;
-}
-
-static void say(const task *t, const char *fmt, ...) CN_PRINTF(2, 3);
-static void say(const task *t, const char *fmt, ...)
-{
-    if (t->rank != 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    fflush(stdout);
 }
 
 /* Steps a pair needs: its source, or its target and EOS. */
@@ -123,7 +110,7 @@ static int s2s_open(task *t, run_config *cfg, vocab *voc, int rank, int nranks)
         k->has_val_order = 1;
         t->has_val = 1;
     } else {
-        say(t, "warning: '%s' has no validation pairs; no validation loss\n", cfg->data);
+        task_say(t, "warning: '%s' has no validation pairs; no validation loss\n", cfg->data);
     }
     seq2seq_target_labels(&k->tgt, &t->labels, &t->n_labels);
     int T = k->p.stats.max_src > k->p.stats.max_tgt + 1 ? k->p.stats.max_src
@@ -322,11 +309,11 @@ static void s2s_resume_agree(task *t, train_progress *prog)
     if (!k->resume.active)
         return;
     if (k->resume.old_g == k->G) {
-        say(t, "resumed from '%s' at step %lld (epoch %lld, batch %llu)\n", k->resume.path,
+        task_say(t, "resumed from '%s' at step %lld (epoch %lld, batch %llu)\n", k->resume.path,
             (long long)prog->step, (long long)prog->epoch, (unsigned long long)prog->chunk);
     } else {
         prog->chunk = k->resume.old_g > 0 ? prog->chunk * (uint64_t)k->resume.old_g / k->G : 0;
-        say(t, "resumed from '%s' at step %lld with %d pairs per step (was %lld): the epoch "
+        task_say(t, "resumed from '%s' at step %lld with %d pairs per step (was %lld): the epoch "
                "continues at batch %llu in a new order\n",
             k->resume.path, (long long)prog->step, k->G, (long long)k->resume.old_g,
             (unsigned long long)prog->chunk);
@@ -357,7 +344,7 @@ static int s2s_trace_step(task *t, const model *m, const model_work *w, const ch
 static void s2s_print_header(const task *t, int64_t total_steps)
 {
     const s2s_task *k = s2s(t);
-    say(t, "pairs '%s': train %zu, val %zu, test %zu; source vocab %d, target vocab %d + BOS/EOS; "
+    task_say(t, "pairs '%s': train %zu, val %zu, test %zu; source vocab %d, target vocab %d + BOS/EOS; "
            "attention %s; %d rank%s x %d pairs, up to %d steps, %llu batches per epoch, %lld "
            "steps, %d thread%s per rank\n",
         k->cfg.data, k->p.stats.n_split[0], k->p.stats.n_split[1], k->p.stats.n_split[2],

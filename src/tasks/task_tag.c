@@ -17,7 +17,6 @@
  * `prepare --derive spacing`), the precision, recall and F1 of the predicted
  * spaces (B). See task.h. */
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,18 +58,6 @@ typedef struct {
 static tag_task *tg(const task *t)
 {
     return (tag_task *)t->impl;
-}
-
-static void say(const task *t, const char *fmt, ...) CN_PRINTF(2, 3);
-static void say(const task *t, const char *fmt, ...)
-{
-    if (t->rank != 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    fflush(stdout);
 }
 
 static uint32_t *split_lengths(const examples_file *ex, int split)
@@ -343,7 +330,7 @@ static int tag_evaluate(task *t, const model *m, model_work *w, int64_t max_batc
     if (k->spacing) {
         const double p = local[4] > 0 ? local[3] / local[4] : 0.0;
         const double r = local[5] > 0 ? local[3] / local[5] : 0.0;
-        say(t, "%s spaces: precision %.4f recall %.4f F1 %.4f (%.0f predicted, %.0f true)\n",
+        task_say(t, "%s spaces: precision %.4f recall %.4f F1 %.4f (%.0f predicted, %.0f true)\n",
             data_split_name(split), p, r, p + r > 0 ? 2 * p * r / (p + r) : 0.0, local[4],
             local[5]);
     }
@@ -404,7 +391,7 @@ static void tag_resume_agree(task *t, train_progress *prog)
                    k->resume.path, k->cfg.data);
     if (k->resume.old_G != k->G && k->resume.old_G > 0)
         prog->chunk = prog->chunk * (uint64_t)k->resume.old_G / (uint64_t)k->G;
-    say(t, "resumed from '%s' at step %lld (epoch %lld, batch %llu of %llu)\n", k->resume.path,
+    task_say(t, "resumed from '%s' at step %lld (epoch %lld, batch %llu of %llu)\n", k->resume.path,
         (long long)prog->step, (long long)prog->epoch, (unsigned long long)prog->chunk,
         (unsigned long long)k->order.batches_per_epoch);
     k->resume.active = 0;
@@ -417,26 +404,26 @@ static void tag_print_header(const task *t, int64_t total_steps)
     tag_task *k = tg(t);
     const run_config *c = &k->cfg;
     const examples_file *ex = &k->ex;
-    say(t, "task tag: %d tags (", k->K);
+    task_say(t, "task tag: %d tags (", k->K);
     for (int i = 0; i < k->K; i++)
-        say(t, "%s%s", i ? " " : "", ex->class_names[i]);
-    say(t, "), %s; data '%s': examples train %zu, val %zu, test %zu, longest %zu\n",
+        task_say(t, "%s%s", i ? " " : "", ex->class_names[i]);
+    task_say(t, "), %s; data '%s': examples train %zu, val %zu, test %zu, longest %zu\n",
         c->model.bidirectional ? "bidirectional (offline)" : "unidirectional (online)", c->data,
         ex->split_end[SPLIT_TRAIN] - ex->split_begin[SPLIT_TRAIN],
         ex->split_end[SPLIT_VAL] - ex->split_begin[SPLIT_VAL],
         ex->split_end[SPLIT_TEST] - ex->split_begin[SPLIT_TEST], ex->max_len);
-    say(t, "%d rank%s x %d examples (%d per step), %llu steps per epoch, %lld steps, %d thread%s "
+    task_say(t, "%d rank%s x %d examples (%d per step), %llu steps per epoch, %lld steps, %d thread%s "
            "per rank; padding %.1f%%, ",
         t->nranks, t->nranks == 1 ? "" : "s", c->batch, k->G,
         (unsigned long long)k->order.batches_per_epoch, (long long)total_steps,
         runtime_threads(), runtime_threads() == 1 ? "" : "s",
         100.0 * exorder_epoch_padding(&k->order, 0, c->max_len));
     if (c->max_len > 0)
-        say(t, "--max-len %d truncates %zu training examples\n", c->max_len, k->n_truncated);
+        task_say(t, "--max-len %d truncates %zu training examples\n", c->max_len, k->n_truncated);
     else
-        say(t, "no truncation\n");
+        task_say(t, "no truncation\n");
     if (!t->has_val)
-        say(t, "warning: '%s' has no validation examples; no validation loss\n", c->data);
+        task_say(t, "warning: '%s' has no validation examples; no validation loss\n", c->data);
 }
 
 const task_ops task_tag_ops = {

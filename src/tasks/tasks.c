@@ -1,4 +1,5 @@
 /* The table of tasks. See task.h. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -26,4 +27,15 @@ const char *task_names(void)
             snprintf(names + n, sizeof names - n, "%s%s", i ? " | " : "", task_table[i]->name);
         }
     return names;
+}
+
+void task_say(const task *t, const char *fmt, ...)
+{
+    if (t->rank != 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    fflush(stdout);
 }
