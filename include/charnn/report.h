@@ -8,7 +8,8 @@
  * What a run directory gives:
  *   metrics.jsonl  one JSON object per line, appended by every session of the
  *                  run (a fresh start and each resume): "train" lines (step,
- *                  loss, grad_norm, lr, chars_per_s, time = Unix seconds,
+ *                  loss, grad_norm, lr, chars_per_s (or another task's
+ *                  X_per_s: examples_per_s, ...), time = Unix seconds,
  *                  elapsed = seconds since this session began training),
  *                  "val" lines (step, val_loss), "skip" lines (a step skipped
  *                  for a non-finite loss or gradient) and "balance" lines
@@ -41,6 +42,8 @@
 #include <stdio.h>
 
 #include "charnn/config.h"
+
+#define REPORT_UNIT_MAX 16
 
 typedef struct {
     const char *const *runs; /* run directories, n_runs of them */
@@ -80,7 +83,9 @@ typedef struct {
     double best_val;        /* NaN without a validation */
     int64_t best_val_step;  /* -1 without a validation */
     double last_loss;       /* of the last kept train line, NaN without one */
-    double mean_chars_per_s;/* NaN without train lines */
+    double mean_chars_per_s;/* NaN without train lines; in rate_unit per second */
+    char rate_unit[REPORT_UNIT_MAX]; /* what the training rate counts: "chars" (a language
+                                        model, and lines without a unit), "examples", ... */
     double wall_time;       /* seconds; NaN without time fields */
     int64_t bad_steps;      /* kept "skip" lines */
     int64_t balance_moves;  /* kept "balance" lines */

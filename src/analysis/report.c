@@ -26,6 +26,7 @@ typedef struct {
     line_kind kind;
     int64_t step;
     double loss, grad_norm, lr, chars_per_s, time, elapsed, val_loss;
+    char rate_unit[REPORT_UNIT_MAX]; /* X of the rate's key "X_per_s": chars, examples, ... */
 } metrics_line;
 
 static void skip_ws(const char **p)
@@ -153,6 +154,7 @@ static int parse_line(const char *s, metrics_line *ln)
     ln->step = 0;
     ln->loss = ln->grad_norm = ln->lr = ln->chars_per_s = NAN;
     ln->time = ln->elapsed = ln->val_loss = NAN;
+    ln->rate_unit[0] = '\0';
     skip_ws(&s);
     if (*s++ != '{')
         return -1;
@@ -188,9 +190,17 @@ static int parse_line(const char *s, metrics_line *ln)
             size_t i, n = sizeof numbers / sizeof numbers[0];
             for (i = 0; i < n && strcmp(key, numbers[i].key) != 0; i++)
                 ;
+            const size_t kn = strlen(key), sn = strlen("_per_s");
             if (i < n) {
                 if (parse_number(&s, (double *)((char *)ln + numbers[i].offset)) != 0)
                     return -1;
+            } else if (ln->kind == LINE_TRAIN && kn > sn && kn - sn < sizeof ln->rate_unit &&
+                       strcmp(key + kn - sn, "_per_s") == 0) {
+                /* the training rate of any task: examples_per_s, tags_per_s, ... */
+                if (parse_number(&s, &ln->chars_per_s) != 0)
+                    return -1;
+                memcpy(ln->rate_unit, key, kn - sn);
+                ln->rate_unit[kn - sn] = '\0';
             } else if (skip_value(&s, 0) != 0) {
                 return -1;
             }
@@ -258,6 +268,8 @@ static int64_t rewind_to(report_data *d, reader *rd, int64_t s, line_kind kind)
 static void add_train(report_data *d, reader *rd, const metrics_line *ln)
 {
     report_train_point pt = {ln->step, ln->loss, ln->grad_norm, ln->lr, ln->chars_per_s, NAN};
+    if (ln->rate_unit[0])
+        snprintf(d->rate_unit, sizeof d->rate_unit, "%s", ln->rate_unit);
     int timed = isfinite(ln->elapsed) && isfinite(ln->time) && ln->elapsed >= 0;
     rd->all_timed &= timed;
     if (timed) {
@@ -472,6 +484,7 @@ int report_read(const char *dir, report_data *out)
 {
     memset(out, 0, sizeof *out);
     out->best_val = out->last_loss = out->mean_chars_per_s = out->wall_time = NAN;
+    snprintf(out->rate_unit, sizeof out->rate_unit, "chars");
     out->best_val_step = -1;
     struct stat sb;
     if (stat(dir, &sb) != 0)
@@ -583,7 +596,7 @@ void report_write_table(FILE *out, const report_data *runs, int n)
         print_or_na(out, "%.4f", d->last_loss, 0);
         fputs("\n  ", out);
         print_or_na(out, "%.0f", d->mean_chars_per_s, 0);
-        fprintf(out, " chars/s; wall time %s", wall);
+        fprintf(out, " %s/s; wall time %s", d->rate_unit, wall);
         if (isfinite(d->wall_time))
             fprintf(out, " (%.1f s)", d->wall_time);
         fprintf(out, "; %lld bad step%s; %lld balance move%s\n", (long long)d->bad_steps,
@@ -601,7 +614,7 @@ void report_write_table(FILE *out, const report_data *runs, int n)
         return;
     int *order = rank_runs(runs, n);
     fprintf(out, "\nby best validation loss:\n  %4s  %9s  %8s  %8s  %9s  %10s  %9s  %s\n", "rank",
-            "best_val", "at_step", "steps", "last_loss", "chars/s", "wall", "run");
+            "best_val", "at_step", "steps", "last_loss", "rate/s", "wall", "run");
     for (int i = 0; i < n; i++) {
         const report_data *d = &runs[order[i]];
         format_duration(wall, sizeof wall, d->wall_time);
@@ -664,6 +677,7 @@ void report_write_json(FILE *out, const report_data *runs, int n)
         json_num(out, d->last_loss);
         fputs(",\"mean_chars_per_s\":", out);
         json_num(out, d->mean_chars_per_s);
+        fprintf(out, ",\"rate_unit\":\"%s\"", d->rate_unit);
         fputs(",\"wall_time_s\":", out);
         json_num(out, d->wall_time);
         fprintf(out, ",\"bad_steps\":%lld,\"balance_moves\":%lld,\"sessions\":%d,\"lines\":%lld,"
@@ -826,7 +840,7 @@ int report_write_html(const char *path, const report_data *runs, int n)
     }
     fputs("</ul>\n<table class=\"runs\" id=\"runs\">\n<tr><th>#</th><th class=\"run\">run</th>"
           "<th>best val loss</th><th>at step</th><th>steps</th><th>last train loss</th>"
-          "<th>chars/s</th><th>wall time</th><th>sessions</th><th>bad steps</th>"
+          "<th>rate (per s)</th><th>wall time</th><th>sessions</th><th>bad steps</th>"
           "<th>balance moves</th></tr>\n",
           out);
     int *order = rank_runs(runs, n);
@@ -842,7 +856,10 @@ int report_write_html(const char *path, const report_data *runs, int n)
         html_cell_num(out, "%.0f", d->best_val_step >= 0 ? (double)d->best_val_step : NAN);
         fprintf(out, "<td>%lld</td>", (long long)d->steps);
         html_cell_num(out, "%.4f", d->last_loss);
-        html_cell_num(out, "%.0f", d->mean_chars_per_s);
+        if (isfinite(d->mean_chars_per_s))
+            fprintf(out, "<td>%.0f %s</td>", d->mean_chars_per_s, d->rate_unit);
+        else
+            fputs("<td>n/a</td>", out);
         format_duration(buf, sizeof buf, d->wall_time);
         fprintf(out, "<td>%s</td><td>%d</td><td>%lld</td><td>%lld</td></tr>\n", buf, d->sessions,
                 (long long)d->bad_steps, (long long)d->balance_moves);
