@@ -12,9 +12,9 @@
 #  2. closed loop: a names classifier (train --task classify) trained on the
 #     same training split labels 100 generated names per language; the share
 #     assigned to the language they were generated for, per language and
-#     averaged over languages (target >= 70%). The classifier is applied in
-#     PyTorch from its checkpoint (the tensors load as torch.nn.LSTM + Linear,
-#     docs/pytorch.md), so the script needs python3-torch and python3-h5py.
+#     averaged over languages (target >= 70%). The classifier is the names
+#     classifier of issue #13 (GRU 2 x 256, 15 epochs, bench/classify_targets.sh),
+#     trained on the generator's training split only, applied by `charnn predict`.
 #  3. how many generated names are training names: sample --unique --novel
 #     per language reports the draws that were training texts (redrawn).
 #
@@ -31,15 +31,17 @@ CHARNN=${1:-$ROOT/build/charnn}
 NAMES=$ROOT/../shared/data/names
 PY=/usr/bin/python3
 [ -d "$NAMES" ] || { echo "no names data at $NAMES"; exit 77; }
-"$PY" -c 'import torch, h5py' 2>/dev/null || { echo "needs python3-torch and python3-h5py"; exit 77; }
+"$PY" -c 'import h5py' 2>/dev/null || { echo "needs python3-h5py"; exit 77; }
 OUT=$ROOT/bench/results
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 mkdir -p "$OUT"
 if [ "$QUICK" = 1 ]; then
-    STEPS=40; HIDDEN=32; PER=10; LANGS="Russian Japanese Italian"; CSTEPS=40; TAG=_quick
+    STEPS=40; HIDDEN=32; PER=10; LANGS="Russian Japanese Italian"; TAG=_quick
+    CLS=(--cell gru --layers 1 --hidden 32 --steps 40)
 else
-    STEPS=6000; HIDDEN=128; PER=100; LANGS=""; CSTEPS=4000; TAG=
+    STEPS=6000; HIDDEN=128; PER=100; LANGS=""; TAG=
+    CLS=(--cell gru --layers 2 --hidden 256 --epochs 15)
 fi
 COMMON=(--cell lstm --layers 1 --hidden "$HIDDEN" --batch 64 --lr 2e-3 --seed 1 --no-progress
         --log-every 500 --eval-every "$STEPS" --checkpoint-every "$STEPS")
@@ -64,13 +66,18 @@ PY
     --cond-vectors "$WORK/zeros.h5" >"$WORK/uncond.json"
 
 # 2. the classifier, then names per language
-"$CHARNN" train --task classify --data "$WORK/names.h5" --out "$WORK/cls" --steps "$CSTEPS" \
-    "${COMMON[@]}" --eval-every "$CSTEPS" --checkpoint-every "$CSTEPS" >"$WORK/cls.log"
+"$CHARNN" train --task classify --data "$WORK/names.h5" --out "$WORK/cls" "${CLS[@]}" \
+    --batch 64 --lr 2e-3 --seed 1 --no-progress --log-every 500 --eval-every 0 \
+    --checkpoint-every 0 >"$WORK/cls.log"
+"$CHARNN" eval --model "$WORK/cls/model.h5" --data "$WORK/names.h5" --split val --json \
+    >"$WORK/cls.json"
 [ -n "$LANGS" ] || LANGS=$(ls "$NAMES" | sed 's/\.txt$//')
 mkdir -p "$WORK/gen"
 for lang in $LANGS; do
     "$CHARNN" sample --model "$WORK/cond/model.h5" --cond "$lang" --count "$PER" \
         --temperature 0.8 --seed 7 >"$WORK/gen/$lang.txt"
+    "$CHARNN" predict --model "$WORK/cls/model.h5" --json "$WORK/gen/$lang.txt" \
+        >"$WORK/gen/$lang.pred"
     # 3. the same count, unique and new, with the draws that were training names
     "$CHARNN" sample --model "$WORK/cond/model.h5" --cond "$lang" --count "$PER" --unique \
         --novel --temperature 0.8 --seed 7 --data "$WORK/names.h5" >/dev/null \
@@ -79,40 +86,23 @@ done
 
 "$PY" - "$WORK" "$OUT/generate_targets$TAG" "$QUICK" <<'PY'
 import json, os, re, sys
-import h5py, torch
 work, out, quick = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
 cond, uncond = json.load(open(f"{work}/cond.json")), json.load(open(f"{work}/uncond.json"))
-
-with h5py.File(f"{work}/cls/model.h5", "r") as f:
-    a = f.attrs
-    L, H, V, E = int(a["layers"]), int(a["hidden"]), int(a["vocab_size"]), int(a["embed"])
-    pool = str(a.get("head_pool", "last"))
-    sym = {chr(c): i for i, c in enumerate(f["vocab"][:])}
-    labels = [s.decode() if isinstance(s, bytes) else str(s) for s in f["labels"][:]]
-    T = {k: torch.from_numpy(f["model"][k][:]) for k in f["model"]}
-rnn = torch.nn.LSTM(E if E > 0 else V, H, L)
-rnn.load_state_dict({k: T[k] for k in rnn.state_dict()})
-def classify(name):
-    ids = torch.tensor([sym[c] for c in name if c in sym] or [0])
-    x = T["embedding.weight"][ids] if E > 0 else torch.nn.functional.one_hot(ids, V).float()
-    top, _ = rnn(x.unsqueeze(1))
-    top = top.squeeze(1)
-    v = {"last": top[-1], "mean": top.mean(0), "max": top.max(0).values}[pool]
-    return labels[int((T["classifier.weight"] @ v + T["classifier.bias"]).argmax())]
+cls = json.load(open(f"{work}/cls.json"))
 
 table, seen = {}, {}
-with torch.no_grad():
-    for fn in sorted(os.listdir(f"{work}/gen")):
-        lang, ext = fn.rsplit(".", 1)
-        if ext == "txt":
-            names = [l.rstrip("\n") for l in open(f"{work}/gen/{fn}", encoding="utf-8")]
-            table[lang] = sum(classify(n) == lang for n in names) / len(names)
-        else:
-            m = re.search(r"drew (\d+) samples for (\d+) printed: (\d+) repeats redrawn, (\d+) training", open(f"{work}/gen/{fn}").read())
-            seen[lang] = {"drawn": int(m[1]), "repeats": int(m[3]), "training_names": int(m[4])}
+for fn in sorted(os.listdir(f"{work}/gen")):
+    lang, ext = fn.rsplit(".", 1)
+    if ext == "pred":
+        pred = [json.loads(l)["label"] for l in open(f"{work}/gen/{fn}", encoding="utf-8")]
+        table[lang] = sum(p == lang for p in pred) / len(pred)
+    elif ext == "novel":
+        m = re.search(r"drew (\d+) samples for (\d+) printed: (\d+) repeats redrawn, (\d+) training", open(f"{work}/gen/{fn}").read())
+        seen[lang] = {"drawn": int(m[1]), "repeats": int(m[3]), "training_names": int(m[4])}
 mean = sum(table.values()) / len(table)
 res = {"quick": quick, "val_loss_conditional": cond["loss"], "val_loss_unconditional": uncond["loss"],
        "margin_nats_per_char": uncond["loss"] - cond["loss"], "closed_loop_mean": mean,
+       "classifier_val_accuracy": cls["accuracy"],
        "closed_loop": table, "training_names_among_draws": seen,
        "val_loss_per_class": {k: v["loss"] for k, v in cond["classes"].items()}}
 json.dump(res, open(out + ".json", "w"), indent=1)
@@ -120,7 +110,8 @@ with open(out + ".txt", "w") as f:
     f.write(("QUICK SMOKE RUN: not a measurement\n" if quick else "") +
             f"held-out loss per char: conditional {cond['loss']:.4f}, unconditional {uncond['loss']:.4f}, "
             f"margin {uncond['loss'] - cond['loss']:.4f} nats/char\n"
-            f"closed loop: {100 * mean:.1f}% of generated names classified as their language (target 70%)\n")
+            f"closed loop: {100 * mean:.1f}% of generated names classified as their language (target 70%); "
+            f"the classifier's accuracy on the held-out real names: {100 * cls['accuracy']:.1f}%\n")
     f.write(f"{'language':<12} {'classified':>10} {'draws':>6} {'in train':>8}\n")
     for lang in table:
         s = seen.get(lang, {})
