@@ -22,7 +22,9 @@
  * cfg->model.head in open (e.g. the classes it found; when resuming, the
  * checkpoint's head is already there and must be kept), and names the head's
  * outputs in task.labels when they are not the vocabulary: checkpoints store
- * the task's name, the head's and those labels (ckpt.h).
+ * the task's name, the head's and those labels (ckpt.h). A task over
+ * independent examples (exorder.h) takes its checkpoint record, its resume
+ * and the start of open and end of close from src/tasks/task_examples.h.
  *
  * Collectives: open must not call any (a rank that fails there must not
  * leave the others waiting); next_batch, loss_norm, evaluate, resume_agree and

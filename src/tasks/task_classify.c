@@ -30,8 +30,10 @@
 #include "charnn/runtime.h"
 #include "charnn/task.h"
 #include "charnn/trace.h"
+#include "task_examples.h"
 
 typedef struct {
+    task_examples shared; /* first: the order's checkpoint record and resume */
     run_config cfg;
     examples_file ex;
     int ex_open;
@@ -57,12 +59,8 @@ typedef struct {
         double positions, padded;
         int64_t examples, truncated;
     } iv;                 /* since the last log line */
-    struct {
-        int active, labels_ok;
-        int64_t old_G;
-        char path[CONFIG_PATH_MAX + 64];
-    } resume;
 } cls_task;
+_Static_assert(offsetof(cls_task, shared) == 0, "task_examples.h takes t->impl as its own");
 
 static cls_task *cls(const task *t)
 {
@@ -130,10 +128,7 @@ static int set_weights(cls_task *k)
 
 static int cls_open(task *t, run_config *cfg, vocab *voc, int rank, int nranks)
 {
-    cls_task *k = cn_xcalloc(1, sizeof *k);
-    t->impl = k;
-    t->rank = rank;
-    t->nranks = nranks;
+    cls_task *k = task_examples_alloc(t, sizeof *k, rank, nranks);
     k->eval_order_split = -1;
     if (cfg->batch < 1)
         return cn_err("--batch must be at least 1");
@@ -160,10 +155,7 @@ static int cls_open(task *t, run_config *cfg, vocab *voc, int rank, int nranks)
     if (n_train == 0)
         return cn_err("'%s' has no training examples", cfg->data);
     k->cfg = *cfg;
-    t->n_labels = k->C;
-    t->labels = cn_xmalloc((size_t)k->C * sizeof *t->labels);
-    for (int c = 0; c < k->C; c++)
-        t->labels[c] = cn_xstrdup(ex->class_names[c]);
+    task_examples_copy_labels(t, k->C, ex->class_names);
 
     const int R = nranks;
     if (split_rows(k, cfg, R) != 0)
@@ -178,6 +170,7 @@ static int cls_open(task *t, run_config *cfg, vocab *voc, int rank, int nranks)
     free(len);
     if (rc != 0 || set_weights(k) != 0)
         return -1;
+    task_examples_init(&k->shared, &k->order, k->G, TASK_RECORD_GLOBAL_BATCH, &cfg->model);
 
     k->Bv = cfg->batch;
     t->has_val = ex->split_end[SPLIT_VAL] > ex->split_begin[SPLIT_VAL];
@@ -204,11 +197,6 @@ static void cls_close(task *t)
     cls_task *k = cls(t);
     if (!k)
         return;
-    for (int c = 0; t->labels && c < t->n_labels; c++)
-        free(t->labels[c]);
-    free(t->labels);
-    t->labels = NULL;
-    t->n_labels = 0;
     if (k->ex_open)
         examples_close(&k->ex);
     exorder_free(&k->order);
@@ -220,17 +208,9 @@ static void cls_close(task *t)
     free(k->len);
     free(k->y);
     free(k->mask);
-    if (k->st.h)
-        model_state_free(&k->st);
-    if (k->val_st.h)
-        model_state_free(&k->val_st);
-    free(k);
-    t->impl = NULL;
-}
-
-static uint64_t cls_batches_per_epoch(const task *t)
-{
-    return cls(t)->order.batches_per_epoch;
+    model_state_free(&k->st);
+    model_state_free(&k->val_st);
+    task_examples_free(t);
 }
 
 /* Rows [first, first + n) of a global batch (indices into the split starting
@@ -259,10 +239,7 @@ static int fill_rows(cls_task *k, const size_t *rows, int first, int n, size_t b
 static int cls_next_batch(task *t, train_progress *prog, batch *out)
 {
     cls_task *k = cls(t);
-    exorder_cursor c = {prog->epoch, prog->chunk};
-    const size_t *rows = exorder_next(&k->order, &c);
-    prog->epoch = c.epoch;
-    prog->chunk = c.batch;
+    const size_t *rows = task_examples_next(t, prog);
     int T = exorder_batch_max_len(&k->order, rows, k->cfg.max_len);
     if (T < 1)
         T = 1;
@@ -394,75 +371,30 @@ static int cls_evaluate(task *t, const model *m, model_work *w, int64_t max_batc
     return 0;
 }
 
-/* A record: the global batch of the order (the cursor itself is the run's
- * epoch and chunk), then a zero state of one row, (L, 1, H) h (and c). */
-static size_t cls_state_bytes(const task *t)
-{
-    const cls_task *k = cls(t);
-    const size_t state = (size_t)k->cfg.model.layers * k->cfg.model.hidden * sizeof(float);
-    return sizeof(uint64_t) + state * (k->st.c ? 2 : 1);
-}
-
-static void cls_state_pack(const task *t, const train_progress *prog, void *rec)
-{
-    (void)prog;
-    const uint64_t G = (uint64_t)cls(t)->G;
-    memcpy(rec, &G, sizeof G);
-    memset((char *)rec + sizeof G, 0, cls_state_bytes(t) - sizeof G);
-}
-
-static void cls_state_view(const task *t, void *rec, ckpt_rank *out)
-{
-    const cls_task *k = cls(t);
-    const size_t state = (size_t)k->cfg.model.layers * k->cfg.model.hidden * sizeof(float);
-    char *q = rec;
-    out->batch = 1;
-    out->layers = k->cfg.model.layers;
-    out->hidden = k->cfg.model.hidden;
-    out->cursor = (uint64_t *)(void *)q;
-    out->h = (float *)(void *)(q + sizeof(uint64_t));
-    out->c = k->st.c ? (float *)(void *)(q + sizeof(uint64_t) + state) : NULL;
-}
-
-static void cls_state_load(task *t, const ckpt_data *d, const train_progress *prog,
-                           const char *path)
-{
-    (void)prog;
-    cls_task *k = cls(t);
-    k->resume.active = 1;
-    k->resume.old_G = d->ranks && d->nranks > 0 && d->ranks[0].batch == 1
-                          ? (int64_t)d->ranks[0].cursor[0]
-                          : (int64_t)d->cfg.nranks * d->cfg.batch;
-    k->resume.labels_ok = d->task.n_labels == t->n_labels;
-    for (int c = 0; k->resume.labels_ok && c < t->n_labels; c++)
-        k->resume.labels_ok = strcmp(d->task.labels[c], t->labels[c]) == 0;
-    snprintf(k->resume.path, sizeof k->resume.path, "%s", path);
-}
-
 /* Same global batch: the order continues exactly. Another one: the position
  * within the epoch is kept by examples seen. */
 static void cls_resume_agree(task *t, train_progress *prog)
 {
     cls_task *k = cls(t);
-    if (!k->resume.active)
+    int64_t old_G;
+    const char *path = task_examples_resume(t, prog, &old_G);
+    if (!path)
         return;
-    if (!k->resume.labels_ok)
+    if (!task_examples_labels_match(t))
         dist_abort(1, "checkpoint '%s' has other classes than '%s' (same count, other names or "
                       "order): it was trained on other data",
-                   k->resume.path, k->cfg.data);
-    if (k->resume.old_G == k->G || k->resume.old_G <= 0) {
-        task_say(t, "resumed from '%s' at step %lld (epoch %lld, batch %llu of %llu)\n",
-            k->resume.path, (long long)prog->step, (long long)prog->epoch,
-            (unsigned long long)prog->chunk, (unsigned long long)k->order.batches_per_epoch);
+                   path, k->cfg.data);
+    if (old_G == k->G || old_G <= 0) {
+        task_say(t, "resumed from '%s' at step %lld (epoch %lld, batch %llu of %llu)\n", path,
+            (long long)prog->step, (long long)prog->epoch, (unsigned long long)prog->chunk,
+            (unsigned long long)k->order.batches_per_epoch);
     } else {
-        prog->chunk = prog->chunk * (uint64_t)k->resume.old_G / (uint64_t)k->G;
         task_say(t, "resumed from '%s' at step %lld: its global batch was %lld examples, this run's "
                "is %d: the order is re-derived from the examples seen (batch %llu of epoch "
                "%lld)\n",
-            k->resume.path, (long long)prog->step, (long long)k->resume.old_G, k->G,
+            path, (long long)prog->step, (long long)old_G, k->G,
             (unsigned long long)prog->chunk, (long long)prog->epoch);
     }
-    k->resume.active = 0;
 }
 
 /* --trace-every: rank 0 writes DIR/trace_classify-<step>.h5, a classifier
@@ -526,15 +458,15 @@ const task_ops task_classify_ops = {
     .name = "classify",
     .open = cls_open,
     .close = cls_close,
-    .batches_per_epoch = cls_batches_per_epoch,
+    .batches_per_epoch = task_examples_batches_per_epoch,
     .next_batch = cls_next_batch,
     .loss_norm = cls_loss_norm,
     .metrics = cls_metrics,
     .evaluate = cls_evaluate,
-    .state_bytes = cls_state_bytes,
-    .state_pack = cls_state_pack,
-    .state_view = cls_state_view,
-    .state_load = cls_state_load,
+    .state_bytes = task_examples_state_bytes,
+    .state_pack = task_examples_state_pack,
+    .state_view = task_examples_state_view,
+    .state_load = task_examples_state_load,
     .resume_agree = cls_resume_agree,
     .rebalance = NULL,
     .trace_open = NULL,

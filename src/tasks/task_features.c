@@ -25,8 +25,10 @@
 #include "charnn/head.h"
 #include "charnn/runtime.h"
 #include "charnn/task.h"
+#include "task_examples.h"
 
 typedef struct {
+    task_examples shared; /* first: the order's checkpoint record and resume */
     run_config cfg;
     size_t n;           /* examples */
     int D, C;
@@ -36,15 +38,14 @@ typedef struct {
     size_t n_val, n_train;
     float *mean, *std;  /* (D) of the training split */
     exorder order;
-    int order_open;
     int B;
     int32_t *xin, *y, *len; /* (B) */
     float *mask;        /* (B) */
     float *cond;        /* (B, D) */
     model_state st;
     int64_t rows_seen, rows_reported, last_rows;
-    int64_t old_rows;   /* a resume's R*B, 0 none */
 } feat_task;
+_Static_assert(offsetof(feat_task, shared) == 0, "task_examples.h takes t->impl as its own");
 
 static feat_task *feat(const task *t)
 {
@@ -215,10 +216,7 @@ error:
 
 static int feat_open(task *t, run_config *cfg, vocab *voc, int rank, int nranks)
 {
-    feat_task *k = cn_xcalloc(1, sizeof *k);
-    t->impl = k;
-    t->rank = rank;
-    t->nranks = nranks;
+    feat_task *k = task_examples_alloc(t, sizeof *k, rank, nranks);
     const char *path = cfg->features;
     size_t plen = strlen(path);
     int csv = plen > 4 && strcmp(path + plen - 4, ".csv") == 0;
@@ -291,7 +289,7 @@ static int feat_open(task *t, run_config *cfg, vocab *voc, int rank, int nranks)
     free(ones);
     if (rc != 0)
         return -1;
-    k->order_open = 1;
+    task_examples_init(&k->shared, &k->order, nranks * k->B, TASK_RECORD_NEXT_BATCH, &cfg->model);
     t->T = 1;
     t->rows_cap = k->B;
     t->eval_split = SPLIT_VAL;
@@ -309,15 +307,8 @@ static void feat_close(task *t)
     feat_task *k = feat(t);
     if (!k)
         return;
-    for (int i = 0; i < t->n_labels; i++)
-        free(t->labels[i]);
-    free(t->labels);
-    t->labels = NULL;
-    t->n_labels = 0;
-    if (k->st.h)
-        model_state_free(&k->st);
-    if (k->order_open)
-        exorder_free(&k->order);
+    model_state_free(&k->st);
+    exorder_free(&k->order);
     free(k->x);
     free(k->label);
     free(k->perm);
@@ -328,13 +319,7 @@ static void feat_close(task *t)
     free(k->len);
     free(k->mask);
     free(k->cond);
-    free(k);
-    t->impl = NULL;
-}
-
-static uint64_t feat_batches_per_epoch(const task *t)
-{
-    return feat(t)->order.batches_per_epoch;
+    task_examples_free(t);
 }
 
 /* This rank's rows of a global batch list[0..G) (positions into perm from
@@ -368,10 +353,7 @@ static int64_t fill_rows(const task *t, feat_task *k, const size_t *list, int G,
 static int feat_next_batch(task *t, train_progress *prog, batch *out)
 {
     feat_task *k = feat(t);
-    exorder_cursor c = {prog->epoch, prog->chunk};
-    const size_t *rows = exorder_next(&k->order, &c);
-    prog->epoch = c.epoch;
-    prog->chunk = c.batch;
+    const size_t *rows = task_examples_next(t, prog);
     k->last_rows = fill_rows(t, k, rows, t->nranks * k->B, k->n_val, out);
     k->rows_seen += k->last_rows;
     return 0;
@@ -443,50 +425,12 @@ static int feat_evaluate(task *t, const model *m, model_work *w, int64_t max_bat
     return 0;
 }
 
-static size_t feat_state_bytes(const task *t)
-{
-    const feat_task *k = feat(t);
-    const size_t state = (size_t)k->cfg.model.layers * k->cfg.model.hidden * sizeof(float);
-    return sizeof(int64_t) + sizeof(uint64_t) + state * (k->st.c ? 2 : 1);
-}
-
-static void feat_state_pack(const task *t, const train_progress *prog, void *rec)
-{
-    const int64_t rows = (int64_t)t->nranks * feat(t)->B;
-    const uint64_t cursor = prog->chunk;
-    memcpy(rec, &rows, sizeof rows);
-    memcpy((char *)rec + sizeof rows, &cursor, sizeof cursor);
-}
-
-static void feat_state_view(const task *t, void *rec, ckpt_rank *out)
-{
-    const feat_task *k = feat(t);
-    const size_t state = (size_t)k->cfg.model.layers * k->cfg.model.hidden * sizeof(float);
-    char *q = (char *)rec + sizeof(int64_t);
-    out->batch = 1;
-    out->layers = k->cfg.model.layers;
-    out->hidden = k->cfg.model.hidden;
-    out->cursor = (uint64_t *)(void *)q;
-    out->h = (float *)(void *)(q + sizeof(uint64_t));
-    out->c = k->st.c ? (float *)(void *)(q + sizeof(uint64_t) + state) : NULL;
-}
-
-static void feat_state_load(task *t, const ckpt_data *d, const train_progress *prog,
-                            const char *path)
-{
-    (void)prog;
-    (void)path;
-    feat(t)->old_rows = (int64_t)d->cfg.nranks * d->cfg.batch;
-}
-
 static void feat_resume_agree(task *t, train_progress *prog)
 {
-    feat_task *k = feat(t);
-    const int64_t rows = (int64_t)t->nranks * k->B;
-    if (k->old_rows > 0 && k->old_rows != rows)
-        prog->chunk = prog->chunk * (uint64_t)k->old_rows / (uint64_t)rows;
-    task_say(t, "resumed at step %lld (epoch %lld, batch %llu)\n", (long long)prog->step,
-        (long long)prog->epoch, (unsigned long long)prog->chunk);
+    const char *path = task_examples_resume(t, prog, NULL);
+    if (path)
+        task_say(t, "resumed from '%s' at step %lld (epoch %lld, batch %llu)\n", path,
+            (long long)prog->step, (long long)prog->epoch, (unsigned long long)prog->chunk);
 }
 
 static void feat_model_init(const task *t, model *m)
@@ -511,15 +455,15 @@ const task_ops task_features_ops = {
     .name = "classify_features",
     .open = feat_open,
     .close = feat_close,
-    .batches_per_epoch = feat_batches_per_epoch,
+    .batches_per_epoch = task_examples_batches_per_epoch,
     .next_batch = feat_next_batch,
     .loss_norm = feat_loss_norm,
     .metrics = feat_metrics,
     .evaluate = feat_evaluate,
-    .state_bytes = feat_state_bytes,
-    .state_pack = feat_state_pack,
-    .state_view = feat_state_view,
-    .state_load = feat_state_load,
+    .state_bytes = task_examples_state_bytes,
+    .state_pack = task_examples_state_pack,
+    .state_view = task_examples_state_view,
+    .state_load = task_examples_state_load,
     .resume_agree = feat_resume_agree,
     .model_init = feat_model_init,
     .print_header = feat_print_header,

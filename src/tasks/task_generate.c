@@ -25,8 +25,10 @@
 #include "charnn/generate.h"
 #include "charnn/runtime.h"
 #include "charnn/task.h"
+#include "task_examples.h"
 
 typedef struct {
+    task_examples shared; /* first: the order's checkpoint record and resume */
     run_config cfg;
     examples_file ex;
     int ex_open;
@@ -37,9 +39,7 @@ typedef struct {
     float *features;    /* (N, D) vector conditions, NULL: one-hot classes */
     size_t n_train;
     exorder order;      /* the training split's, indices from its first example */
-    int order_open;
     int B;              /* rows per rank */
-    uint64_t n_batches; /* per epoch */
     size_t *idx;        /* (B) this rank's examples of a batch */
     int32_t *ids;       /* (B * max_len) their tokens */
     int32_t *x, *y;     /* (T, B) */
@@ -50,12 +50,8 @@ typedef struct {
     int64_t targets;    /* target characters of all ranks, since open */
     int64_t targets_reported;
     int64_t last_targets; /* of the last training batch, all ranks */
-    struct {
-        int active;
-        int64_t old_rows; /* R*B of the checkpoint's run */
-        char path[CONFIG_PATH_MAX + 64];
-    } resume;
 } gen_task;
+_Static_assert(offsetof(gen_task, shared) == 0, "task_examples.h takes t->impl as its own");
 
 static gen_task *gen(const task *t)
 {
@@ -95,10 +91,7 @@ static int open_condition(task *t, gen_task *k, run_config *cfg)
             return -1;
     } else {
         k->D = k->ex.n_classes;
-        t->n_labels = k->ex.n_classes;
-        t->labels = cn_xmalloc((size_t)k->D * sizeof *t->labels);
-        for (int c = 0; c < k->D; c++)
-            t->labels[c] = cn_xstrdup(k->ex.class_names[c]);
+        task_examples_copy_labels(t, k->D, k->ex.class_names);
     }
     cond_config *c = &cfg->model.cond;
     if (c->mode == COND_NONE)
@@ -112,10 +105,7 @@ static int open_condition(task *t, gen_task *k, run_config *cfg)
 
 static int gen_open(task *t, run_config *cfg, vocab *voc, int rank, int nranks)
 {
-    gen_task *k = cn_xcalloc(1, sizeof *k);
-    t->impl = k;
-    t->rank = rank;
-    t->nranks = nranks;
+    gen_task *k = task_examples_alloc(t, sizeof *k, rank, nranks);
     k->cfg = *cfg;
     if (examples_open(&k->ex, cfg->data, &k->exvoc) != 0)
         return -1;
@@ -147,8 +137,7 @@ static int gen_open(task *t, run_config *cfg, vocab *voc, int rank, int nranks)
     free(lengths);
     if (rc != 0)
         return -1;
-    k->order_open = 1;
-    k->n_batches = k->order.batches_per_epoch;
+    task_examples_init(&k->shared, &k->order, nranks * k->B, TASK_RECORD_NEXT_BATCH, &cfg->model);
     t->has_val = k->ex.split_end[SPLIT_VAL] > k->ex.split_begin[SPLIT_VAL];
     t->eval_split = SPLIT_VAL;
     if (!t->has_val)
@@ -172,15 +161,8 @@ static void gen_close(task *t)
     gen_task *k = gen(t);
     if (!k)
         return;
-    for (int i = 0; i < t->n_labels; i++)
-        free(t->labels[i]);
-    free(t->labels);
-    t->labels = NULL;
-    t->n_labels = 0;
-    if (k->st.h)
-        model_state_free(&k->st);
-    if (k->order_open)
-        exorder_free(&k->order);
+    model_state_free(&k->st);
+    exorder_free(&k->order);
     free(k->idx);
     free(k->ids);
     free(k->x);
@@ -193,13 +175,7 @@ static void gen_close(task *t)
     if (k->ex_open)
         examples_close(&k->ex);
     vocab_free(&k->exvoc);
-    free(k);
-    t->impl = NULL;
-}
-
-static uint64_t gen_batches_per_epoch(const task *t)
-{
-    return gen(t)->n_batches;
+    task_examples_free(t);
 }
 
 /* Rows idx[0..nb) (B - nb empty rows after them) into the batch buffers with
@@ -279,10 +255,7 @@ static int take_rows(const task *t, gen_task *k, const size_t *list, int G, size
 static int gen_next_batch(task *t, train_progress *prog, batch *out)
 {
     gen_task *k = gen(t);
-    exorder_cursor c = {prog->epoch, prog->chunk};
-    const size_t *rows = exorder_next(&k->order, &c);
-    prog->epoch = c.epoch;
-    prog->chunk = c.batch;
+    const size_t *rows = task_examples_next(t, prog);
     int T;
     int64_t targets;
     const int G = t->nranks * k->B;
@@ -399,70 +372,24 @@ static int gen_evaluate(task *t, const model *m, model_work *w, int64_t max_batc
     return task_generate_evaluate(t, m, w, t->eval_split, max_batches, out, NULL, NULL);
 }
 
-/* A record: the next batch (rows per rank, the cursor) and a zero state of
- * one row: rows start from zero, nothing is carried. */
-static size_t gen_state_bytes(const task *t)
-{
-    const gen_task *k = gen(t);
-    const size_t state = (size_t)k->cfg.model.layers * k->cfg.model.hidden * sizeof(float);
-    return sizeof(int64_t) + sizeof(uint64_t) + state * (k->st.c ? 2 : 1);
-}
-
-static void gen_state_pack(const task *t, const train_progress *prog, void *rec)
-{
-    const gen_task *k = gen(t);
-    const int64_t rows = (int64_t)t->nranks * k->B;
-    uint64_t cursor = prog->chunk;
-    memcpy(rec, &rows, sizeof rows);
-    memcpy((char *)rec + sizeof rows, &cursor, sizeof cursor);
-}
-
-static void gen_state_view(const task *t, void *rec, ckpt_rank *out)
-{
-    const gen_task *k = gen(t);
-    const size_t state = (size_t)k->cfg.model.layers * k->cfg.model.hidden * sizeof(float);
-    char *q = (char *)rec + sizeof(int64_t);
-    out->batch = 1;
-    out->layers = k->cfg.model.layers;
-    out->hidden = k->cfg.model.hidden;
-    out->cursor = (uint64_t *)(void *)q;
-    q += sizeof(uint64_t);
-    out->h = (float *)(void *)q;
-    out->c = k->st.c ? (float *)(void *)(q + state) : NULL;
-}
-
-static void gen_state_load(task *t, const ckpt_data *d, const train_progress *prog,
-                           const char *path)
-{
-    gen_task *k = gen(t);
-    (void)prog;
-    k->resume.active = 1;
-    k->resume.old_rows = (int64_t)d->cfg.nranks * d->cfg.batch;
-    snprintf(k->resume.path, sizeof k->resume.path, "%s", path);
-}
-
 /* The order depends on the seed and the epoch only; the cursor counts
  * batches of R*B rows, so another R*B re-derives it from the rows seen. */
 static void gen_resume_agree(task *t, train_progress *prog)
 {
     gen_task *k = gen(t);
-    if (!k->resume.active)
+    int64_t old_rows;
+    const char *path = task_examples_resume(t, prog, &old_rows);
+    if (!path)
         return;
     const int64_t rows = (int64_t)t->nranks * k->B;
-    if (k->resume.old_rows == rows) {
-        task_say(t, "resumed from '%s' at step %lld (epoch %lld)\n", k->resume.path,
-            (long long)prog->step, (long long)prog->epoch);
-    } else {
-        prog->chunk = k->resume.old_rows > 0
-                          ? prog->chunk * (uint64_t)k->resume.old_rows / (uint64_t)rows
-                          : 0;
+    if (old_rows == rows)
+        task_say(t, "resumed from '%s' at step %lld (epoch %lld)\n", path, (long long)prog->step,
+            (long long)prog->epoch);
+    else
         task_say(t, "resumed from '%s' at step %lld with %lld rows per step (was %lld): batch %llu "
                "of epoch %lld re-derived from the rows seen\n",
-            k->resume.path, (long long)prog->step, (long long)rows,
-            (long long)k->resume.old_rows, (unsigned long long)prog->chunk,
-            (long long)prog->epoch);
-    }
-    k->resume.active = 0;
+            path, (long long)prog->step, (long long)rows, (long long)old_rows,
+            (unsigned long long)prog->chunk, (long long)prog->epoch);
 }
 
 static void gen_print_header(const task *t, int64_t total_steps)
@@ -479,7 +406,7 @@ static void gen_print_header(const task *t, int64_t total_steps)
         c->data, k->ex.n_examples, k->n_train,
         k->ex.split_end[SPLIT_VAL] - k->ex.split_begin[SPLIT_VAL], what,
         cond_mode_name(c->model.cond.mode), t->nranks, t->nranks == 1 ? "" : "s", k->B,
-        (unsigned long long)k->n_batches, (long long)total_steps, runtime_threads(),
+        (unsigned long long)k->order.batches_per_epoch, (long long)total_steps, runtime_threads(),
         runtime_threads() == 1 ? "" : "s");
 }
 
@@ -487,15 +414,15 @@ const task_ops task_generate_ops = {
     .name = "generate",
     .open = gen_open,
     .close = gen_close,
-    .batches_per_epoch = gen_batches_per_epoch,
+    .batches_per_epoch = task_examples_batches_per_epoch,
     .next_batch = gen_next_batch,
     .loss_norm = gen_loss_norm,
     .metrics = gen_metrics,
     .evaluate = gen_evaluate,
-    .state_bytes = gen_state_bytes,
-    .state_pack = gen_state_pack,
-    .state_view = gen_state_view,
-    .state_load = gen_state_load,
+    .state_bytes = task_examples_state_bytes,
+    .state_pack = task_examples_state_pack,
+    .state_view = task_examples_state_view,
+    .state_load = task_examples_state_load,
     .resume_agree = gen_resume_agree,
     .print_header = gen_print_header,
 };

@@ -23,27 +23,24 @@
 #include "charnn/seq2seq.h"
 #include "charnn/task.h"
 #include "charnn/translate.h"
+#include "task_examples.h"
 
 enum { S2S_BUCKET_BATCHES = 32 };
 
 typedef struct {
+    task_examples shared; /* first: the order's checkpoint record and resume */
     run_config cfg;
     pairs_file p;
     vocab tgt;
     exorder order, val_order;
-    int has_order, has_val_order;
     int B, G, first;      /* rows on this rank, rows of a global batch, this rank's first */
     int32_t *x, *y, *len; /* (T, B), (T, B), (B) */
     float *mask;          /* (T, B) */
     model_state st;       /* zero start states, B rows */
     double norm;          /* target characters of the last global batch */
     double chars_logged;  /* target characters since the last metrics call */
-    struct {
-        int active;
-        int64_t old_g;
-        char path[CONFIG_PATH_MAX + 64];
-    } resume;
 } s2s_task;
+_Static_assert(offsetof(s2s_task, shared) == 0, "task_examples.h takes t->impl as its own");
 
 static s2s_task *s2s(const task *t)
 {
@@ -70,10 +67,7 @@ static int make_order(s2s_task *k, exorder *o, int split, int shuffle)
 
 static int s2s_open(task *t, run_config *cfg, vocab *voc, int rank, int nranks)
 {
-    s2s_task *k = cn_xcalloc(1, sizeof *k);
-    t->impl = k;
-    t->rank = rank;
-    t->nranks = nranks;
+    s2s_task *k = task_examples_alloc(t, sizeof *k, rank, nranks);
     vocab src = {0};
     if (pairs_open(&k->p, cfg->data, &src, &k->tgt) != 0)
         return -1;
@@ -103,11 +97,10 @@ static int s2s_open(task *t, run_config *cfg, vocab *voc, int rank, int nranks)
         return cn_err("'%s' has no training pairs", cfg->data);
     if (make_order(k, &k->order, SPLIT_TRAIN, 1) != 0)
         return -1;
-    k->has_order = 1;
+    task_examples_init(&k->shared, &k->order, k->G, TASK_RECORD_EMPTY, &cfg->model);
     if (k->p.split_end[SPLIT_VAL] > k->p.split_begin[SPLIT_VAL]) {
         if (make_order(k, &k->val_order, SPLIT_VAL, 0) != 0)
             return -1;
-        k->has_val_order = 1;
         t->has_val = 1;
     } else {
         task_say(t, "warning: '%s' has no validation pairs; no validation loss\n", cfg->data);
@@ -131,30 +124,16 @@ static void s2s_close(task *t)
     s2s_task *k = s2s(t);
     if (!k)
         return;
-    if (k->has_order)
-        exorder_free(&k->order);
-    if (k->has_val_order)
-        exorder_free(&k->val_order);
+    exorder_free(&k->order);
+    exorder_free(&k->val_order);
     pairs_close(&k->p);
     vocab_free(&k->tgt);
     free(k->x);
     free(k->y);
     free(k->mask);
     free(k->len);
-    if (k->st.h)
-        model_state_free(&k->st);
-    for (int i = 0; i < t->n_labels; i++)
-        free(t->labels[i]);
-    free(t->labels);
-    t->labels = NULL;
-    t->n_labels = 0;
-    free(k);
-    t->impl = NULL;
-}
-
-static uint64_t s2s_batches_per_epoch(const task *t)
-{
-    return s2s(t)->order.batches_per_epoch;
+    model_state_free(&k->st);
+    task_examples_free(t);
 }
 
 /* This rank's rows of the global batch `rows` (G example indices relative to
@@ -211,10 +190,7 @@ static int fill(s2s_task *k, int split, const size_t *rows, double *chars, batch
 static int s2s_next_batch(task *t, train_progress *prog, batch *out)
 {
     s2s_task *k = s2s(t);
-    exorder_cursor c = {prog->epoch, prog->chunk};
-    const size_t *rows = exorder_next(&k->order, &c);
-    prog->epoch = c.epoch;
-    prog->chunk = c.batch;
+    const size_t *rows = task_examples_next(t, prog);
     fill(k, SPLIT_TRAIN, rows, &k->norm, out);
     k->chars_logged += k->norm;
     return 0;
@@ -265,60 +241,22 @@ static int s2s_evaluate(task *t, const model *m, model_work *w, int64_t max_batc
     return 0;
 }
 
-/* No carried state: a record is empty, the cursor is train_progress's. */
-static size_t s2s_state_bytes(const task *t)
-{
-    (void)t;
-    return 0;
-}
-
-static void s2s_state_pack(const task *t, const train_progress *prog, void *rec)
-{
-    (void)t;
-    (void)prog;
-    (void)rec;
-}
-
-static void s2s_state_view(const task *t, void *rec, ckpt_rank *out)
-{
-    const s2s_task *k = s2s(t);
-    /* empty datasets, present as the checkpoint layout asks (c for the LSTM) */
-    out->batch = 0;
-    out->layers = k->cfg.model.layers;
-    out->hidden = k->cfg.model.hidden;
-    out->cursor = rec;
-    out->h = rec;
-    out->c = k->cfg.model.cell == CELL_LSTM ? rec : NULL;
-}
-
-static void s2s_state_load(task *t, const ckpt_data *d, const train_progress *prog,
-                           const char *path)
-{
-    s2s_task *k = s2s(t);
-    (void)prog;
-    k->resume.active = 1;
-    k->resume.old_g = (int64_t)d->cfg.nranks * d->cfg.batch;
-    snprintf(k->resume.path, sizeof k->resume.path, "%s", path);
-}
-
 /* The same global batch size continues exactly; another one keeps the
  * position within the epoch (the batch index scaled by the sizes). */
 static void s2s_resume_agree(task *t, train_progress *prog)
 {
     s2s_task *k = s2s(t);
-    if (!k->resume.active)
+    int64_t old_g;
+    const char *path = task_examples_resume(t, prog, &old_g);
+    if (!path)
         return;
-    if (k->resume.old_g == k->G) {
-        task_say(t, "resumed from '%s' at step %lld (epoch %lld, batch %llu)\n", k->resume.path,
+    if (old_g == k->G)
+        task_say(t, "resumed from '%s' at step %lld (epoch %lld, batch %llu)\n", path,
             (long long)prog->step, (long long)prog->epoch, (unsigned long long)prog->chunk);
-    } else {
-        prog->chunk = k->resume.old_g > 0 ? prog->chunk * (uint64_t)k->resume.old_g / k->G : 0;
+    else
         task_say(t, "resumed from '%s' at step %lld with %d pairs per step (was %lld): the epoch "
                "continues at batch %llu in a new order\n",
-            k->resume.path, (long long)prog->step, k->G, (long long)k->resume.old_g,
-            (unsigned long long)prog->chunk);
-    }
-    k->resume.active = 0;
+            path, (long long)prog->step, k->G, (long long)old_g, (unsigned long long)prog->chunk);
 }
 
 /* --trace-every (rank 0): the teacher-forced trace of the first 16 validation
@@ -358,15 +296,15 @@ const task_ops task_seq2seq_ops = {
     .name = "seq2seq",
     .open = s2s_open,
     .close = s2s_close,
-    .batches_per_epoch = s2s_batches_per_epoch,
+    .batches_per_epoch = task_examples_batches_per_epoch,
     .next_batch = s2s_next_batch,
     .loss_norm = s2s_loss_norm,
     .metrics = s2s_metrics,
     .evaluate = s2s_evaluate,
-    .state_bytes = s2s_state_bytes,
-    .state_pack = s2s_state_pack,
-    .state_view = s2s_state_view,
-    .state_load = s2s_state_load,
+    .state_bytes = task_examples_state_bytes,
+    .state_pack = task_examples_state_pack,
+    .state_view = task_examples_state_view,
+    .state_load = task_examples_state_load,
     .resume_agree = s2s_resume_agree,
     .trace_step = s2s_trace_step,
     .print_header = s2s_print_header,

@@ -27,8 +27,10 @@
 #include "charnn/head.h"
 #include "charnn/runtime.h"
 #include "charnn/task.h"
+#include "task_examples.h"
 
 typedef struct {
+    task_examples shared; /* first: the order's checkpoint record and resume */
     run_config cfg;
     examples_file ex;
     int ex_open;
@@ -48,12 +50,8 @@ typedef struct {
         double positions, tagged;
         int64_t truncated;
     } iv;
-    struct {
-        int active, labels_ok;
-        int64_t old_G;
-        char path[CONFIG_PATH_MAX + 64];
-    } resume;
 } tag_task;
+_Static_assert(offsetof(tag_task, shared) == 0, "task_examples.h takes t->impl as its own");
 
 static tag_task *tg(const task *t)
 {
@@ -71,10 +69,7 @@ static uint32_t *split_lengths(const examples_file *ex, int split)
 
 static int tag_open(task *t, run_config *cfg, vocab *voc, int rank, int nranks)
 {
-    tag_task *k = cn_xcalloc(1, sizeof *k);
-    t->impl = k;
-    t->rank = rank;
-    t->nranks = nranks;
+    tag_task *k = task_examples_alloc(t, sizeof *k, rank, nranks);
     k->eval_order_split = -1;
     if (cfg->batch < 1)
         return cn_err("--batch must be at least 1");
@@ -108,10 +103,7 @@ static int tag_open(task *t, run_config *cfg, vocab *voc, int rank, int nranks)
     if (cfg->balance[0] && strcmp(cfg->balance, "off") != 0)
         return cn_err("--balance is not supported by --task tag");
     k->cfg = *cfg;
-    t->n_labels = k->K;
-    t->labels = cn_xmalloc((size_t)k->K * sizeof *t->labels);
-    for (int c = 0; c < k->K; c++)
-        t->labels[c] = cn_xstrdup(ex->class_names[c]);
+    task_examples_copy_labels(t, k->K, ex->class_names);
 
     k->G = nranks * cfg->batch;
     exorder_shard(k->G, nranks, NULL, rank, &k->first, &k->rows);
@@ -122,6 +114,7 @@ static int tag_open(task *t, run_config *cfg, vocab *voc, int rank, int nranks)
     free(len);
     if (rc != 0)
         return -1;
+    task_examples_init(&k->shared, &k->order, k->G, TASK_RECORD_GLOBAL_BATCH, &cfg->model);
     k->Bv = cfg->batch;
     t->has_val = ex->split_end[SPLIT_VAL] > ex->split_begin[SPLIT_VAL];
     t->eval_split = SPLIT_VAL;
@@ -147,11 +140,6 @@ static void tag_close(task *t)
     tag_task *k = tg(t);
     if (!k)
         return;
-    for (int c = 0; t->labels && c < t->n_labels; c++)
-        free(t->labels[c]);
-    free(t->labels);
-    t->labels = NULL;
-    t->n_labels = 0;
     if (k->ex_open)
         examples_close(&k->ex);
     exorder_free(&k->order);
@@ -161,17 +149,9 @@ static void tag_close(task *t)
     free(k->len);
     free(k->y);
     free(k->mask);
-    if (k->st.h)
-        model_state_free(&k->st);
-    if (k->val_st.h)
-        model_state_free(&k->val_st);
-    free(k);
-    t->impl = NULL;
-}
-
-static uint64_t tag_batches_per_epoch(const task *t)
-{
-    return tg(t)->order.batches_per_epoch;
+    model_state_free(&k->st);
+    model_state_free(&k->val_st);
+    task_examples_free(t);
 }
 
 /* Rows [first, first + n) of a global batch into x, len, y, mask (T steps). */
@@ -195,10 +175,7 @@ static int fill_rows(tag_task *k, const size_t *rows, int first, int n, size_t b
 static int tag_next_batch(task *t, train_progress *prog, batch *out)
 {
     tag_task *k = tg(t);
-    exorder_cursor c = {prog->epoch, prog->chunk};
-    const size_t *rows = exorder_next(&k->order, &c);
-    prog->epoch = c.epoch;
-    prog->chunk = c.batch;
+    const size_t *rows = task_examples_next(t, prog);
     int T = exorder_batch_max_len(&k->order, rows, k->cfg.max_len);
     if (T < 1)
         T = 1;
@@ -337,64 +314,18 @@ static int tag_evaluate(task *t, const model *m, model_work *w, int64_t max_batc
     return 0;
 }
 
-/* As task_classify's: the global batch, then a zero state of one row. */
-static size_t tag_state_bytes(const task *t)
-{
-    const tag_task *k = tg(t);
-    const size_t state = (size_t)k->cfg.model.layers * k->cfg.model.hidden * sizeof(float);
-    return sizeof(uint64_t) + state * (k->st.c ? 2 : 1);
-}
-
-static void tag_state_pack(const task *t, const train_progress *prog, void *rec)
-{
-    (void)prog;
-    const uint64_t G = (uint64_t)tg(t)->G;
-    memcpy(rec, &G, sizeof G);
-    memset((char *)rec + sizeof G, 0, tag_state_bytes(t) - sizeof G);
-}
-
-static void tag_state_view(const task *t, void *rec, ckpt_rank *out)
-{
-    const tag_task *k = tg(t);
-    const size_t state = (size_t)k->cfg.model.layers * k->cfg.model.hidden * sizeof(float);
-    char *q = rec;
-    out->batch = 1;
-    out->layers = k->cfg.model.layers;
-    out->hidden = k->cfg.model.hidden;
-    out->cursor = (uint64_t *)(void *)q;
-    out->h = (float *)(void *)(q + sizeof(uint64_t));
-    out->c = k->st.c ? (float *)(void *)(q + sizeof(uint64_t) + state) : NULL;
-}
-
-static void tag_state_load(task *t, const ckpt_data *d, const train_progress *prog,
-                           const char *path)
-{
-    (void)prog;
-    tag_task *k = tg(t);
-    k->resume.active = 1;
-    k->resume.old_G = d->ranks && d->nranks > 0 && d->ranks[0].batch == 1
-                          ? (int64_t)d->ranks[0].cursor[0]
-                          : (int64_t)d->cfg.nranks * d->cfg.batch;
-    k->resume.labels_ok = d->task.n_labels == t->n_labels;
-    for (int c = 0; k->resume.labels_ok && c < t->n_labels; c++)
-        k->resume.labels_ok = strcmp(d->task.labels[c], t->labels[c]) == 0;
-    snprintf(k->resume.path, sizeof k->resume.path, "%s", path);
-}
-
 static void tag_resume_agree(task *t, train_progress *prog)
 {
     tag_task *k = tg(t);
-    if (!k->resume.active)
+    const char *path = task_examples_resume(t, prog, NULL);
+    if (!path)
         return;
-    if (!k->resume.labels_ok)
+    if (!task_examples_labels_match(t))
         dist_abort(1, "checkpoint '%s' has other tags than '%s': it was trained on other data",
-                   k->resume.path, k->cfg.data);
-    if (k->resume.old_G != k->G && k->resume.old_G > 0)
-        prog->chunk = prog->chunk * (uint64_t)k->resume.old_G / (uint64_t)k->G;
-    task_say(t, "resumed from '%s' at step %lld (epoch %lld, batch %llu of %llu)\n", k->resume.path,
+                   path, k->cfg.data);
+    task_say(t, "resumed from '%s' at step %lld (epoch %lld, batch %llu of %llu)\n", path,
         (long long)prog->step, (long long)prog->epoch, (unsigned long long)prog->chunk,
         (unsigned long long)k->order.batches_per_epoch);
-    k->resume.active = 0;
 }
 
 static void tag_print_header(const task *t, int64_t total_steps)
@@ -430,15 +361,15 @@ const task_ops task_tag_ops = {
     .name = "tag",
     .open = tag_open,
     .close = tag_close,
-    .batches_per_epoch = tag_batches_per_epoch,
+    .batches_per_epoch = task_examples_batches_per_epoch,
     .next_batch = tag_next_batch,
     .loss_norm = tag_loss_norm,
     .metrics = tag_metrics,
     .evaluate = tag_evaluate,
-    .state_bytes = tag_state_bytes,
-    .state_pack = tag_state_pack,
-    .state_view = tag_state_view,
-    .state_load = tag_state_load,
+    .state_bytes = task_examples_state_bytes,
+    .state_pack = task_examples_state_pack,
+    .state_view = task_examples_state_view,
+    .state_load = task_examples_state_load,
     .resume_agree = tag_resume_agree,
     .rebalance = NULL,
     .trace_open = NULL,
