@@ -15,7 +15,8 @@
  * 0..t only. --bidirectional reads each example in both directions. Validation
  * reports per-character accuracy and, for a spacing tagger (tags "BI",
  * `prepare --derive spacing`), the precision, recall and F1 of the predicted
- * spaces (B). See task.h. */
+ * spaces (B). --trace-every writes a tagger trace (trace.h) of the start of
+ * the validation split. See task.h. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
