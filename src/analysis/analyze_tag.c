@@ -38,7 +38,8 @@ static int unit_cmp(const void *pa, const void *pb)
  * tag, read from /tags and /pred in blocks. */
 static int count_tags(const char *path, hid_t fid, int64_t N, int K, int64_t *counts)
 {
-    int32_t *gold = cn_xmalloc(AT_BLOCK * sizeof *gold), *pred = cn_xmalloc(AT_BLOCK * sizeof *pred);
+    int32_t *gold = cn_xmalloc(AT_BLOCK * sizeof *gold);
+    int32_t *pred = cn_xmalloc(AT_BLOCK * sizeof *pred);
     const int64_t want[1] = {N};
     hid_t dg = h5io_dataset_open(path, fid, "/tags", H5P_DEFAULT, 1, want, NULL);
     hid_t dp = dg < 0 ? H5I_INVALID_HID
