@@ -306,4 +306,13 @@ int analyze_write_html(const char *path, const analyze_report *r);
  * not a classify trace (nothing printed), 0, or -1 with a message. */
 int analyze_classify_run(const char *path, int top_k, int json, FILE *out);
 
+/* A tagger's trace (kind "tag", trace.h): the accuracy over the characters
+ * with a gold tag, per tag how often it is true, predicted and found, for a
+ * spacing model (tags B, I) the precision, recall and F1 of the predicted
+ * spaces, and the top_k units (layer, direction, unit) whose h correlates
+ * most with each tag (two tags: one list, the other's r is the negative);
+ * printed to out as a table or one JSON object. 1 when path is not a tag
+ * trace (nothing printed), 0, or -1 with a message. */
+int analyze_tag_run(const char *path, int top_k, int json, FILE *out);
+
 #endif

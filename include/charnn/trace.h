@@ -104,4 +104,41 @@ int trace_classify_write(const trace_classify_options *o, const model *m, const 
                          const char *const *labels, examples_file *ex,
                          trace_classify_summary *sum);
 
+/* A tagger's trace (kind "tag", docs/trace-format.md): whole examples of a
+ * split of a tag file (cut to the model's --max-len), or every non-empty line
+ * of a plain text as `charnn tag` reads it (a spacing model's spaces removed
+ * and turned into gold tags; other taggers have no gold tags there), each
+ * from a zero state; after each character the hidden (and cell) states of
+ * every layer and direction (the reverse direction's under names ending in
+ * "_reverse"), the tag probabilities, the predicted tag and the gold one (-1
+ * where not known); per layer and direction the correlation over all
+ * characters of each unit's h with each tag (gold, or the predicted tag when
+ * no gold is known). Written atomically; memory holds one example's
+ * activations and a block of positions. Serial. */
+typedef struct {
+    const char *path;       /* the trace to write */
+    const char *model_name; /* for the attributes: the model file or run directory */
+    const char *source;     /* the tag file, or the text ("-": stdin) */
+    int split;              /* SPLIT_* of the tag file; -1: source is plain text */
+    int64_t max_chars;      /* characters to trace (whole examples, at least one), 0 = all */
+    int max_len;            /* the model's --max-len: a tag file's example is cut to it */
+    int64_t step;           /* the model's training step */
+} trace_tag_options;
+
+typedef struct {
+    int64_t n_examples, n_steps;
+    int64_t n_gold, correct; /* characters with a gold tag, and those predicted right */
+    float best_r;            /* the unit whose h correlates most with a tag */
+    int best_layer, best_dir, best_unit, best_tag; /* best_dir: 0 forward, 1 reverse */
+} trace_tag_summary;
+
+/* `charnn trace` on a checkpoint: 1 (nothing done) when it is not a tagger,
+ * else trace_tag_write over o's split of o->data (a tag file; or the model's
+ * training data), or over o->data as plain text (o->split must be
+ * SPLIT_ALL), and one summary line; 0, or -1 with a message. */
+int trace_tag_run(const trace_options *o);
+/* ex: the open tag file (its tags those of the model), unused for plain text. */
+int trace_tag_write(const trace_tag_options *o, const model *m, const vocab *v,
+                    const char *const *tags, examples_file *ex, trace_tag_summary *sum);
+
 #endif

@@ -650,6 +650,8 @@ int trace_run(const trace_options *o)
     {
         rc = trace_classify_run(o); /* 1: not a classifier */
         if (rc == 1)
+            rc = trace_tag_run(o); /* 1: not a tagger */
+        if (rc == 1)
             rc = trace_text(o);
     }
     H5E_END_TRY;

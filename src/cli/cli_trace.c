@@ -34,7 +34,8 @@ int cli_trace(int argc, char **argv)
         FLAG("model", F_PATH, o.model, 0, "model file or checkpoint written by train (required)", 0,
              0),
         FLAG("data", F_PATH, o.data, 0,
-             "text file or prepared corpus (default: the model's training data, with --split)",
+             "text file or prepared corpus; a classifier's examples, a tagger's tag file or "
+             "text (default: the model's training data, with --split)",
              0, 0),
         FLAG_CHOICE("split", &o.split, GIVEN_SPLIT, "train | val | test | all (default all)",
                     cli_split_choices),

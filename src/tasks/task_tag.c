@@ -15,7 +15,8 @@
  * 0..t only. --bidirectional reads each example in both directions. Validation
  * reports per-character accuracy and, for a spacing tagger (tags "BI",
  * `prepare --derive spacing`), the precision, recall and F1 of the predicted
- * spaces (B). See task.h. */
+ * spaces (B). --trace-every writes a tagger trace (trace.h) of the start of
+ * the validation split. See task.h. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,7 @@
 #include "charnn/head.h"
 #include "charnn/runtime.h"
 #include "charnn/task.h"
+#include "charnn/trace.h"
 #include "task_examples.h"
 
 typedef struct {
@@ -34,6 +36,7 @@ typedef struct {
     run_config cfg;
     examples_file ex;
     int ex_open;
+    const vocab *voc;     /* the run's (the trainer's, outlives the task) */
     int K;
     int spacing;          /* the tags are B, I: report the spaces' precision and recall */
     int first, rows, G;   /* this rank's rows of a training batch; rows over all ranks */
@@ -79,6 +82,7 @@ static int tag_open(task *t, run_config *cfg, vocab *voc, int rank, int nranks)
     if (examples_open(&k->ex, cfg->data, voc) != 0)
         return -1;
     k->ex_open = 1;
+    k->voc = voc;
     const examples_file *ex = &k->ex;
     if (!ex->tagged)
         return cn_err("'%s' holds examples for classification, not tags: prepare one with "
@@ -328,6 +332,24 @@ static void tag_resume_agree(task *t, train_progress *prog)
         (unsigned long long)k->order.batches_per_epoch);
 }
 
+/* --trace-every: rank 0 writes DIR/trace_tag-<step>.h5, a tagger trace
+ * (trace.h) of the first --trace-probe-chars characters (whole examples) of
+ * the validation split, or of the training split without one. */
+static int tag_trace_step(task *t, const model *m, const model_work *w, const char *dir,
+                          int64_t step)
+{
+    (void)w;
+    if (t->rank != 0)
+        return 0;
+    tag_task *k = tg(t);
+    char path[CONFIG_PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/trace_tag-%08lld.h5", dir, (long long)step);
+    trace_tag_options o = {path, dir, k->cfg.data, t->has_val ? SPLIT_VAL : SPLIT_TRAIN,
+                           k->cfg.trace_probe_chars, k->cfg.max_len, step};
+    trace_tag_summary s;
+    return trace_tag_write(&o, m, k->voc, (const char *const *)t->labels, &k->ex, &s);
+}
+
 static void tag_print_header(const task *t, int64_t total_steps)
 {
     if (t->rank != 0)
@@ -373,6 +395,6 @@ const task_ops task_tag_ops = {
     .resume_agree = tag_resume_agree,
     .rebalance = NULL,
     .trace_open = NULL,
-    .trace_step = NULL,
+    .trace_step = tag_trace_step,
     .print_header = tag_print_header,
 };
