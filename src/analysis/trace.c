@@ -14,6 +14,7 @@
  * chunk is compressed once, whatever the block size.
  */
 #include "charnn/trace.h"
+#include "charnn/trace_cond.h"
 
 #include <errno.h>
 #include <hdf5.h>
@@ -649,6 +650,8 @@ int trace_run(const trace_options *o)
     H5E_BEGIN_TRY
     {
         rc = trace_classify_run(o); /* 1: not a classifier */
+        if (rc == 1)
+            rc = trace_cond_run(o); /* 1: neither a generator nor a vector classifier */
         if (rc == 1)
             rc = trace_text(o);
     }

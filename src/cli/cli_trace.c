@@ -53,6 +53,8 @@ int cli_trace(int argc, char **argv)
              1, 1000000),
         FLAG("lstmvis", F_BOOL, &o.lstmvis, 0, "also write an LSTMVis project beside the trace", 0,
              0),
+        FLAG("cond-vectors", F_PATH, o.cond_vectors, 0,
+             "generator on vectors: the HDF5 file of /features for --data's examples", 0, 0),
         FLAG("threads", F_INT, &threads, 0, "OpenMP threads (default all cores)", 0, 4096),
         FLAG_CHOICE("precision", &precision, 0,
                     "f32 | bf16: the matrix products' operands (default f32)",

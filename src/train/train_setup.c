@@ -205,9 +205,15 @@ done:
 static void print_header(const trainer *t)
 {
     const run_config *c = &t->cfg;
-    train_say(t, "charnn %s: %s, %d layers x %d hidden, %s, vocab %d, %zu parameters\n",
-              runtime_version(), cell_name(c->model.cell), c->model.layers, c->model.hidden,
-              c->model.embed ? "embedding" : "one-hot input", c->model.vocab, t->m.n_params);
+    if (c->model.layers == 0)
+        train_say(t, "charnn %s: MLP (no recurrent stack), %d features -> %d tanh -> %d classes, "
+                     "%zu parameters\n",
+                  runtime_version(), c->model.cond.dim, c->model.hidden, c->model.head.classes,
+                  t->m.n_params);
+    else
+        train_say(t, "charnn %s: %s, %d layers x %d hidden, %s, vocab %d, %zu parameters\n",
+                  runtime_version(), cell_name(c->model.cell), c->model.layers, c->model.hidden,
+                  c->model.embed ? "embedding" : "one-hot input", c->model.vocab, t->m.n_params);
     t->task.ops->print_header(&t->task, t->total_steps);
     train_say(t, "optimizer %s, lr %.3g (%s schedule), clip %.3g; %s\n",
               optim_name(c->optim.kind), (double)c->sched.lr, sched_name(c->sched.kind),
@@ -215,7 +221,8 @@ static void print_header(const trainer *t)
     const char *note = runtime_blas_note();
     if (note)
         train_say(t, "%s\n", note);
-    train_say(t, "recurrent step products: %s\n", kern_packed_name());
+    if (c->model.layers > 0)
+        train_say(t, "recurrent step products: %s\n", kern_packed_name());
     if (c->stop_by > 0.0)
         train_say(t, "time limit in %.0f s: a checkpoint and exit %d before it\n",
                   fmax(0.0, c->stop_by - cn_now()), TRAIN_EXIT_STOPPED);
