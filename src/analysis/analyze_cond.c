@@ -132,10 +132,15 @@ static int run_generate(const char *path, hid_t fid, cond_trace *c, int top_k, i
         fprintf(out, "},\"units\":");
     } else {
         char sh[64];
+        char cond[64];
+        if (vector)
+            snprintf(cond, sizeof cond, "vectors of width %lld", (long long)c->D);
+        else
+            snprintf(cond, sizeof cond, "%lld classes", (long long)c->C);
         fprintf(out, "trace '%s' (generate; %s, model '%s' at step %lld; condition: %s, mode "
                      "%s): %lld examples, %lld characters\n",
-                path, shape(c, sh, sizeof sh), c->model, (long long)c->step,
-                vector ? "vectors" : "classes", c->cond_mode, (long long)c->E, (long long)c->N);
+                path, shape(c, sh, sizeof sh), c->model, (long long)c->step, cond, c->cond_mode,
+                (long long)c->E, (long long)c->N);
         fprintf(out, "loss %.4f nats per character (%.4f bits); per class:", total / (double)c->N,
                 total / (double)c->N / log(2.0));
         for (int k = 0; k < c->C; k++)
