@@ -187,6 +187,11 @@ static void test_refused(void)
     model_config gen = {.cell = CELL_GRU, .vocab = 5, .layers = 0, .hidden = HID,
                         .cond = {COND_INPUT, D, 0}};
     CU_ASSERT(model_config_check(&gen) == -1 && strcmp(cn_errmsg(), msg) == 0);
+    model_config bi = mlp_config();
+    bi.bidirectional = 1;
+    CU_ASSERT(model_config_check(&bi) == -1 &&
+              strcmp(cn_errmsg(), "--bidirectional needs a recurrent stack; --layers 0 has none") ==
+                  0);
     model_config neg = mlp_config();
     neg.layers = -1;
     CU_ASSERT(model_config_check(&neg) == -1 &&

@@ -25,10 +25,11 @@ int model_config_check(const model_config *cfg)
         return cn_err("vocabulary is empty");
     if (cfg->layers < 0 || cfg->layers > MODEL_MAX_LAYERS)
         return cn_err("--layers must be between 0 and %d, got %d", MODEL_MAX_LAYERS, cfg->layers);
-    if (cfg->layers == 0 &&
-        (cfg->head.kind != HEAD_CLASSIFY || cfg->cond.mode != COND_INPUT || cfg->bidirectional))
+    if (cfg->layers == 0 && (cfg->head.kind != HEAD_CLASSIFY || cfg->cond.mode != COND_INPUT))
         return cn_err("--layers 0 (a plain MLP, no recurrent stack) is only for --task classify "
                       "--features");
+    if (cfg->layers == 0 && cfg->bidirectional)
+        return cn_err("--bidirectional needs a recurrent stack; --layers 0 has none");
     if (cfg->hidden < 1 || cfg->hidden > 65536)
         return cn_err("--hidden must be between 1 and 65536, got %d", cfg->hidden);
     if (cfg->embed < 0 || cfg->embed > 65536)
