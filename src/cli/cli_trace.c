@@ -40,7 +40,8 @@ int cli_trace(int argc, char **argv)
                     cli_split_choices),
         FLAG("out", F_PATH, o.out, 0, "HDF5 trace to write (required)", 0, 0),
         FLAG("max-chars", F_I64, &o.max_chars, 0,
-             "steps to trace (a translation model: pairs), 0 = the whole split (default 0)",
+             "steps to trace (a translation model: pairs; a vector classifier: examples), 0 = the "
+             "whole split (default 0)",
              RANGE_NONNEG),
         FLAG("block", F_INT, &o.block, 0,
              "steps held in memory and appended per write (default "
