@@ -4,7 +4,9 @@
  * features.mean and features.std (the training split's, set once at a fresh
  * start) and entering layer 0 through the condition's map (cond.h, mode
  * input; the one input symbol is a constant, so its weights act as a bias);
- * the classifier head (pool last) maps the top state to the classes.
+ * the classifier head (pool last) maps the top state to the classes. With
+ * --layers 0 there is no stack: the standardised vector goes through one
+ * tanh layer (mlp.h) into the same head.
  *
  * Data: an HDF5 file with /features (N, D) float32 and /labels (N) integers
  * (class names from /label_names (C) strings when present, else the label
