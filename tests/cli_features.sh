@@ -88,6 +88,18 @@ check "--layers 0: eval reads it: $(cat mlp.eval)" has mlp.eval "(val split, 300
 check "--layers 0: 300 + 300 resumed steps equal 600 bit for bit" \
     h5diff -q mlp_full/model.h5 mlp_half/model.h5 /model /model
 
+"$CHARNN" train "${RUN[@]}" --layers 0 --features bp.h5 --out mlp_half --steps 700 --resume auto \
+    --activation relu >relu.out 2>&1
+check "--layers 0: resuming a tanh MLP as relu is refused: $(tail -1 relu.out)" \
+    has relu.out "has activation tanh, this run asks for --activation relu"
+"$CHARNN" train "${RUN[@]}" --layers 0 --activation relu --features bp.h5 --out relu --steps 600 >relu.out 2>&1
+acc=$(sed -n 's/.*accuracy \([0-9.]*\),.*/\1/p' relu.out)
+check "--layers 0 --activation relu: validation accuracy $acc >= 0.95" "$PY" -c "import sys; sys.exit(not float('$acc') >= 0.95)"
+check "--activation relu is recorded" has <(h5dump -a /activation relu/model.h5) '"relu"'
+"$CHARNN" train "${RUN[@]}" --layers 1 --activation relu --features bp.h5 --out stack --steps 1 >stack.out 2>&1
+check "--activation with a recurrent stack is refused: $(tail -1 stack.out)" \
+    test "$(tail -1 stack.out)" = "charnn: --activation is for the MLP of --layers 0; a recurrent stack has its cells'"
+
 if command -v mpiexec >/dev/null; then
     for layers in 1 0; do
         timeout -k 5 120 mpiexec -np 2 --oversubscribe "$CHARNN" train "${RUN[@]}" --layers "$layers" \

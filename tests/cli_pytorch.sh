@@ -4,7 +4,7 @@
 # reproduces `charnn eval`'s loss: language models, and classifiers (nn.Linear
 # "classifier" over the pooled top states, every pooling, --max-len) to 1e-5,
 # and vector classifiers (classify --features: the --layers 0 MLP as
-# nn.Sequential(Linear, Tanh, Linear), one step of an LSTM/GRU) to 1e-5. Skipped (exit 77) without Debian's
+# nn.Sequential(Linear, Tanh or ReLU, Linear), one step of an LSTM/GRU) to 1e-5. Skipped (exit 77) without Debian's
 # python3-torch and python3-h5py.
 set -u
 charnn=$1
@@ -114,18 +114,18 @@ with h5py.File('bp.h5', 'w') as f:
     f['features'] = x.astype(np.float32)
     f['labels'] = (s > np.median(s)).astype(np.int32)
     f['label_names'] = np.array([b'normal', b'high'])"
-for spec in "lstm 0" "lstm 1" "gru 2"; do
+for spec in "lstm 0 tanh" "lstm 0 relu" "lstm 1 tanh" "gru 2 tanh"; do
   set -- $spec
-  cell=$1 layers=$2
-  out=feat_${cell}_$layers
-  "$charnn" train --task classify --features bp.h5 --out "$out" --cell "$cell" --layers "$layers" \
+  cell=$1 layers=$2 act=$3
+  out=feat_${cell}_${layers}_$act
+  "$charnn" train --task classify --features bp.h5 --out "$out" --cell "$cell" --layers "$layers" --activation "$act" \
     --hidden 8 --batch 16 --steps 40 --lr 0.01 --threads 1 --no-progress --eval-every 0 > "$out.log" 2>&1
-  check "features $cell, layers $layers trains" test $? = 0
+  check "features $cell, layers $layers ($act) trains" test $? = 0
   ours=$("$charnn" eval --model "$out/model.h5" --data bp.h5 --split all --json)
   theirs=$($py "$src/tests/pytorch_interop.py" "$out/model.h5" bp.h5)
   echo "  charnn: $ours"
   echo "  torch:  $theirs"
-  check "features $cell, layers $layers: torch reproduces charnn's eval loss to 1e-5" $py -c "
+  check "features $cell, layers $layers ($act): torch reproduces charnn's eval loss to 1e-5" $py -c "
 import json
 a=json.loads('''$ours'''); b=json.loads('''$theirs''')
 assert a['examples']==b['examples']==400, (a['examples'], b['examples'])

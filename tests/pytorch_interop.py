@@ -13,7 +13,7 @@ its loss as `charnn eval` does. Prints one JSON line.
     pytorch_interop.py MODEL.h5 FEATURES.h5
         a vector classifier (task "classify_features"): every row of the
         file's /features, standardised, through nn.Sequential(nn.Linear,
-        nn.Tanh, nn.Linear) (--layers 0) or one step of the stack with the
+        nn.Tanh or nn.ReLU, nn.Linear) (--layers 0) or one step of the stack with the
         input [1 ; x] (weight_ih_l0 widened by cond.weight_ih), as `charnn
         eval --split all`; {"loss": ..., "accuracy": ..., "examples": n}
     pytorch_interop.py MODEL.h5 TAGS.h5 SPLIT
@@ -38,6 +38,7 @@ with h5py.File(path, "r") as f:
     cell, L, H, V, E = a["cell"], int(a["layers"]), int(a["hidden"]), int(a["vocab_size"]), int(a["embed"])
     head = a["head"] if "head" in a else "lm"
     task = a["task"] if "task" in a else "lm"
+    activation = a["activation"] if "activation" in a else "tanh"
     pool = a["head_pool"] if "head_pool" in a else "last"
     max_len = int(a["max_len"]) if "max_len" in a else 0
     bidir = bool(int(a["bidirectional"])) if "bidirectional" in a else False
@@ -57,8 +58,9 @@ if task == "classify_features":
     z = (x - tensors["features.mean"].double()) / tensors["features.std"].double()
     D = z.shape[1]
     if L == 0:
-        # --layers 0: nn.Linear(D, H), tanh, nn.Linear(H, C)
-        model = torch.nn.Sequential(torch.nn.Linear(D, H), torch.nn.Tanh(), torch.nn.Linear(H, C))
+        # --layers 0: nn.Linear(D, H), tanh (or relu: attribute activation), nn.Linear(H, C)
+        act = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU}[activation]
+        model = torch.nn.Sequential(torch.nn.Linear(D, H), act(), torch.nn.Linear(H, C))
         model.load_state_dict({"0.weight": tensors["mlp.weight"], "0.bias": tensors["mlp.bias"],
                                "2.weight": tensors["classifier.weight"],
                                "2.bias": tensors["classifier.bias"]})

@@ -75,6 +75,9 @@ typedef struct {
                         features.std (D), set from the data, never trained */
 } cond_config;
 
+/* The MLP's activation (layers 0, mlp.h). */
+typedef enum { MLP_TANH = 0, MLP_RELU = 1 } mlp_activation;
+
 typedef struct {
     cell_kind cell;
     int vocab;        /* V */
@@ -87,6 +90,7 @@ typedef struct {
                           bidirectional=True */
     head_config head; /* what sits on top (default: the language model's decoder) */
     cond_config cond; /* conditioning (default: none) */
+    mlp_activation mlp_act; /* layers 0: the hidden layer's activation (default tanh) */
 } model_config;
 
 typedef struct head_ops head_ops; /* head.h */

@@ -5,6 +5,7 @@
 
 #include "charnn/ckpt.h"
 #include "charnn/kernels.h"
+#include "charnn/mlp.h"
 
 static double tensor_norm(const model *m, const model_tensor *t)
 {
@@ -82,9 +83,10 @@ int inspect_run(const inspect_options *o, FILE *out)
             fprintf(out, "%s\n", d.task.n_labels > 8 ? " ..." : "");
         }
         if (c->model.layers == 0)
-            fprintf(out, "  model      MLP (no recurrent stack), %d features -> %d tanh -> %d "
+            fprintf(out, "  model      MLP (no recurrent stack), %d features -> %d %s -> %d "
                          "classes\n",
-                    c->model.cond.dim, c->model.hidden, c->model.head.classes);
+                    c->model.cond.dim, c->model.hidden, mlp_act_name(c->model.mlp_act),
+                    c->model.head.classes);
         else
             fprintf(out, "  model      %s, %d layers x %d hidden, %s, vocabulary %d (%s), dropout "
                          "%g\n",

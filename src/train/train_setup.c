@@ -12,6 +12,7 @@
 #include "charnn/head.h"
 #include "charnn/kernels.h"
 #include "charnn/memplan.h"
+#include "charnn/mlp.h"
 #include "charnn/rundir.h"
 #include "charnn/runtime.h"
 #include "trainer.h"
@@ -59,6 +60,9 @@ static int check_resume_compatible(const trainer *t, const ckpt_data *d, const c
     if ((c->given & CONFIG_GIVEN_POOL) && c->model.head.pool != a->head.pool)
         return cn_err("checkpoint '%s' pools with %s, this run asks for --pool %s", path,
                       head_pool_name(a->head.pool), head_pool_name(c->model.head.pool));
+    if ((c->given & CONFIG_GIVEN_ACTIVATION) && c->model.mlp_act != a->mlp_act)
+        return cn_err("checkpoint '%s' has activation %s, this run asks for --activation %s",
+                      path, mlp_act_name(a->mlp_act), mlp_act_name(c->model.mlp_act));
     if ((c->given & CONFIG_GIVEN_PRECISION) && c->precision != d->cfg.precision)
         return cn_err("checkpoint '%s' was trained with --precision %s, this run asks for "
                       "--precision %s", path, kern_precision_name((kern_precision)d->cfg.precision),
@@ -206,10 +210,10 @@ static void print_header(const trainer *t)
 {
     const run_config *c = &t->cfg;
     if (c->model.layers == 0)
-        train_say(t, "charnn %s: MLP (no recurrent stack), %d features -> %d tanh -> %d classes, "
+        train_say(t, "charnn %s: MLP (no recurrent stack), %d features -> %d %s -> %d classes, "
                      "%zu parameters\n",
-                  runtime_version(), c->model.cond.dim, c->model.hidden, c->model.head.classes,
-                  t->m.n_params);
+                  runtime_version(), c->model.cond.dim, c->model.hidden,
+                  mlp_act_name(c->model.mlp_act), c->model.head.classes, t->m.n_params);
     else
         train_say(t, "charnn %s: %s, %d layers x %d hidden, %s, vocab %d, %zu parameters\n",
                   runtime_version(), cell_name(c->model.cell), c->model.layers, c->model.hidden,
