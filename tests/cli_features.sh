@@ -98,7 +98,7 @@ check "--layers 0 --activation relu: validation accuracy $acc >= 0.95" "$PY" -c 
 check "--activation relu is recorded" has <(h5dump -a /activation relu/model.h5) '"relu"'
 "$CHARNN" train "${RUN[@]}" --layers 1 --activation relu --features bp.h5 --out stack --steps 1 >stack.out 2>&1
 check "--activation with a recurrent stack is refused: $(tail -1 stack.out)" \
-    test "$(tail -1 stack.out)" = "charnn: --activation is for the MLP of --layers 0; a recurrent stack has its cells'"
+    test "$(tail -1 stack.out)" = "charnn: --activation is for the MLP of --layers 0, not a recurrent stack"
 
 if command -v mpiexec >/dev/null; then
     for layers in 1 0; do

@@ -231,8 +231,8 @@ static void test_refused(void)
     model_config stack = mlp_config(MLP_RELU);
     stack.layers = 1;
     CU_ASSERT(model_config_check(&stack) == -1 &&
-              strcmp(cn_errmsg(), "--activation is for the MLP of --layers 0; a recurrent stack "
-                                  "has its cells'") == 0);
+              strcmp(cn_errmsg(),
+                     "--activation is for the MLP of --layers 0, not a recurrent stack") == 0);
     CU_ASSERT(mlp_act_parse("relu") == MLP_RELU && mlp_act_parse("sigmoid") == -1);
     model_config neg = mlp_config(MLP_TANH);
     neg.layers = -1;

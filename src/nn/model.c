@@ -31,8 +31,7 @@ int model_config_check(const model_config *cfg)
     if (cfg->mlp_act != MLP_TANH && cfg->mlp_act != MLP_RELU)
         return cn_err("unknown MLP activation %d", (int)cfg->mlp_act);
     if (cfg->layers > 0 && cfg->mlp_act != MLP_TANH)
-        return cn_err("--activation is for the MLP of --layers 0; a recurrent stack has its "
-                      "cells'");
+        return cn_err("--activation is for the MLP of --layers 0, not a recurrent stack");
     if (cfg->layers == 0 && cfg->bidirectional)
         return cn_err("--bidirectional needs a recurrent stack; --layers 0 has none");
     if (cfg->hidden < 1 || cfg->hidden > 65536)
