@@ -122,10 +122,10 @@ badchoice "charnn trace: bad value 'dev' for --split: expected train, val, test 
 badchoice "charnn generate: bad value 'prose' for --kind: expected structured" \
   generate --kind prose --out choice.txt
 check "bad choices: nothing written" test ! -e choice -a ! -e choice.h5 -a ! -e choice.txt
-"$charnn" train --data text.txt --layers 0 > range.out 2> range.err; rc=$?
-check "train --layers 0: exit 2 (got $rc)" test "$rc" = 2
-check "train --layers 0: names the range" \
-  has range.err "bad value '0' for --layers: must be between 1 and"
+"$charnn" train --data text.txt --layers 17 > range.out 2> range.err; rc=$?
+check "train --layers 17: exit 2 (got $rc)" test "$rc" = 2
+check "train --layers 17: names the range (0, a plain MLP for --features, to 16)" \
+  has range.err "bad value '17' for --layers: must be between 0 and 16"
 
 # ---- the command table: the top-level usage lists every command; each answers --help ----
 "$charnn" --help > mhelp.out 2> mhelp.err; rc=$?

@@ -7,7 +7,10 @@
 # linear rule is within reach of one standardised step: measured 0.99); the
 # standardisation is stored as features.mean / features.std, the training
 # split's statistics, and stays as set while training; a resume is
-# bit-identical; a bad number is refused with its file, line and column.
+# bit-identical; 2 ranks x 16 rows make the parameters of 1 rank x 32 rows;
+# a bad number is refused with its file, line and column. All of it also for
+# --layers 0, the plain MLP (standardised vector -> 16 tanh units ->
+# classifier): it learns the rule as well (>= 0.95; measured 0.997).
 #
 #   bash tests/cli_features.sh <path-to-charnn> <source-dir>
 set -u
@@ -19,6 +22,7 @@ rm -rf "$WORK"
 mkdir -p "$WORK"
 cd "$WORK" || exit 1
 export OMP_NUM_THREADS=1
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 PY=/usr/bin/python3
 "$PY" -c "import h5py, numpy" 2>/dev/null || { echo "skipped: python3-h5py is not installed"; exit 77; }
 
@@ -63,6 +67,51 @@ check "HDF5: validation accuracy $acc >= 0.95" "$PY" -c "import sys; sys.exit(no
 "$CHARNN" train "${RUN[@]}" --features bp.h5 --out half --steps 600 --resume auto >/dev/null 2>&1
 check "300 + 300 resumed steps equal 600 bit for bit" h5diff -q h5/model.h5 half/model.h5 /model /model
 
+# --layers 0: no recurrent stack, an MLP
+"$CHARNN" train "${RUN[@]}" --layers 0 --features bp.csv --out mlp --steps 600 >mlp.out 2>&1
+check "--layers 0 says what it builds: $(grep '^charnn' mlp.out)" \
+    has mlp.out "MLP (no recurrent stack), 3 features -> 16 tanh -> 2 classes, 104 parameters"
+acc=$(sed -n 's/.*accuracy \([0-9.]*\),.*/\1/p' mlp.out)
+check "--layers 0: validation accuracy $acc >= 0.95" "$PY" -c "import sys; sys.exit(not float('$acc') >= 0.95)"
+check "--layers 0: the checkpoint holds the MLP's tensors and layers = 0" "$PY" - <<'PY'
+import h5py, sys
+f = h5py.File("mlp/model.h5", "r")
+m = f["model"]
+sys.exit(not (int(f.attrs["layers"]) == 0 and sorted(m) == ["classifier.bias", "classifier.weight",
+         "features.mean", "features.std", "mlp.bias", "mlp.weight"] and m["mlp.weight"].shape == (16, 3)))
+PY
+"$CHARNN" eval --model mlp/model.h5 --data bp.csv --split val >mlp.eval 2>&1
+check "--layers 0: eval reads it: $(cat mlp.eval)" has mlp.eval "(val split, 300 examples): loss"
+"$CHARNN" train "${RUN[@]}" --layers 0 --features bp.h5 --out mlp_full --steps 600 >/dev/null 2>&1
+"$CHARNN" train "${RUN[@]}" --layers 0 --features bp.h5 --out mlp_half --steps 300 >/dev/null 2>&1
+"$CHARNN" train "${RUN[@]}" --layers 0 --features bp.h5 --out mlp_half --steps 600 --resume auto >/dev/null 2>&1
+check "--layers 0: 300 + 300 resumed steps equal 600 bit for bit" \
+    h5diff -q mlp_full/model.h5 mlp_half/model.h5 /model /model
+
+"$CHARNN" train "${RUN[@]}" --layers 0 --features bp.h5 --out mlp_half --steps 700 --resume auto \
+    --activation relu >relu.out 2>&1
+check "--layers 0: resuming a tanh MLP as relu is refused: $(tail -1 relu.out)" \
+    has relu.out "has activation tanh, this run asks for --activation relu"
+"$CHARNN" train "${RUN[@]}" --layers 0 --activation relu --features bp.h5 --out relu --steps 600 >relu.out 2>&1
+acc=$(sed -n 's/.*accuracy \([0-9.]*\),.*/\1/p' relu.out)
+check "--layers 0 --activation relu: validation accuracy $acc >= 0.95" "$PY" -c "import sys; sys.exit(not float('$acc') >= 0.95)"
+check "--activation relu is recorded" has <(h5dump -a /activation relu/model.h5) '"relu"'
+"$CHARNN" train "${RUN[@]}" --layers 1 --activation relu --features bp.h5 --out stack --steps 1 >stack.out 2>&1
+check "--activation with a recurrent stack is refused: $(tail -1 stack.out)" \
+    test "$(tail -1 stack.out)" = "charnn: --activation is for the MLP of --layers 0, not a recurrent stack"
+
+if command -v mpiexec >/dev/null; then
+    for layers in 1 0; do
+        timeout -k 5 120 mpiexec -np 2 --oversubscribe "$CHARNN" train "${RUN[@]}" --layers "$layers" \
+            --features bp.h5 --batch 16 --out "two$layers" --steps 100 >"two$layers.out" 2>&1
+        "$CHARNN" train "${RUN[@]}" --layers "$layers" --features bp.h5 --batch 32 \
+            --out "one$layers" --steps 100 >/dev/null 2>&1
+        # the same rows and the same normalisation: the parameters agree to rounding
+        check "--layers $layers: 2 ranks x 16 rows give the parameters of 1 rank x 32 rows" \
+            h5diff -q -d 2e-5 "two$layers/model.h5" "one$layers/model.h5" /model /model
+    done
+fi
+
 if "$PY" -c 'import torch' 2>/dev/null; then
     # the model in PyTorch as docs/pytorch.md says: a formula that is wrong anywhere guesses
     check "PyTorch, from the checkpoint's tensors, classifies as well (>= 0.95 of all)" "$PY" - <<'PY'
@@ -81,6 +130,22 @@ inp = torch.cat([torch.ones(len(x), 1, dtype=torch.float64), (x - T["features.me
 with torch.no_grad():
     top, _ = rnn(inp.unsqueeze(0))
     pred = (top[0] @ T["classifier.weight"].T + T["classifier.bias"]).argmax(1)
+acc = np.mean([labels[p] == t for p, t in zip(pred.tolist(), y)])
+print(f"    # PyTorch accuracy {acc:.4f}")
+sys.exit(not acc >= 0.95)
+PY
+    check "PyTorch: the MLP is nn.Linear, nn.Tanh, nn.Linear on the standardised vector (>= 0.95)" "$PY" - <<'PY'
+import h5py, numpy as np, sys, torch
+f = h5py.File("mlp/model.h5", "r")
+T = {k: torch.from_numpy(f["model"][k][:]).double() for k in f["model"]}
+labels = [s.decode() for s in f["labels"][:]]
+mlp = torch.nn.Sequential(torch.nn.Linear(3, 16), torch.nn.Tanh(), torch.nn.Linear(16, 2)).double()
+mlp.load_state_dict({"0.weight": T["mlp.weight"], "0.bias": T["mlp.bias"],
+                     "2.weight": T["classifier.weight"], "2.bias": T["classifier.bias"]})
+x = torch.from_numpy(np.loadtxt("bp.csv", delimiter=",", skiprows=1, usecols=(0, 1, 2)))
+y = [l.strip().rsplit(",", 1)[1] for l in open("bp.csv").readlines()[1:]]
+with torch.no_grad():
+    pred = mlp((x - T["features.mean"]) / T["features.std"]).argmax(1)
 acc = np.mean([labels[p] == t for p, t in zip(pred.tolist(), y)])
 print(f"    # PyTorch accuracy {acc:.4f}")
 sys.exit(not acc >= 0.95)

@@ -2,7 +2,9 @@
 # PyTorch interop: a charnn checkpoint loads into torch.nn.RNN/LSTM/GRU through
 # h5py (tests/pytorch_interop.py, the snippet of docs/pytorch.md) and
 # reproduces `charnn eval`'s loss: language models, and classifiers (nn.Linear
-# "classifier" over the pooled top states, every pooling, --max-len) to 1e-5. Skipped (exit 77) without Debian's
+# "classifier" over the pooled top states, every pooling, --max-len) to 1e-5,
+# and vector classifiers (classify --features: the --layers 0 MLP as
+# nn.Sequential(Linear, Tanh or ReLU, Linear), one step of an LSTM/GRU) to 1e-5. Skipped (exit 77) without Debian's
 # python3-torch and python3-h5py.
 set -u
 charnn=$1
@@ -101,6 +103,34 @@ a=json.loads('''$ours'''); b=json.loads('''$theirs''')
 assert a['examples']==b['examples'], (a['examples'], b['examples'])
 assert abs(a['loss']-b['loss']) <= 1e-5*abs(b['loss']), (a['loss'], b['loss'])
 assert abs(a['accuracy']-b['accuracy']) < 1e-6, (a['accuracy'], b['accuracy'])  # charnn prints 6 decimals"
+done
+# vector classifiers: a known rule over 3 numbers, as an MLP (--layers 0) and one recurrent step
+$py -c "
+import numpy as np, h5py
+r = np.random.RandomState(3)
+x = np.stack([r.normal(80, 15, 400), r.uniform(20, 80, 400), r.normal(170, 10, 400)], 1)
+s = 0.5 * x[:, 0] + 0.3 * x[:, 1] - 0.2 * x[:, 2]
+with h5py.File('bp.h5', 'w') as f:
+    f['features'] = x.astype(np.float32)
+    f['labels'] = (s > np.median(s)).astype(np.int32)
+    f['label_names'] = np.array([b'normal', b'high'])"
+for spec in "lstm 0 tanh" "lstm 0 relu" "lstm 1 tanh" "gru 2 tanh"; do
+  set -- $spec
+  cell=$1 layers=$2 act=$3
+  out=feat_${cell}_${layers}_$act
+  "$charnn" train --task classify --features bp.h5 --out "$out" --cell "$cell" --layers "$layers" --activation "$act" \
+    --hidden 8 --batch 16 --steps 40 --lr 0.01 --threads 1 --no-progress --eval-every 0 > "$out.log" 2>&1
+  check "features $cell, layers $layers ($act) trains" test $? = 0
+  ours=$("$charnn" eval --model "$out/model.h5" --data bp.h5 --split all --json)
+  theirs=$($py "$src/tests/pytorch_interop.py" "$out/model.h5" bp.h5)
+  echo "  charnn: $ours"
+  echo "  torch:  $theirs"
+  check "features $cell, layers $layers ($act): torch reproduces charnn's eval loss to 1e-5" $py -c "
+import json
+a=json.loads('''$ours'''); b=json.loads('''$theirs''')
+assert a['examples']==b['examples']==400, (a['examples'], b['examples'])
+assert abs(a['loss']-b['loss']) <= 1e-5*abs(b['loss']), (a['loss'], b['loss'])
+assert abs(a['accuracy']-b['accuracy']) < 1e-6, (a['accuracy'], b['accuracy'])"
 done
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -10,6 +10,12 @@ its loss as `charnn eval` does. Prints one JSON line.
         examples file from a zero state, the top states pooled over its length
         (last, mean or max, the model's head_pool) into nn.Linear
         "classifier"; {"loss": mean cross-entropy, "accuracy": ..., "examples": n}
+    pytorch_interop.py MODEL.h5 FEATURES.h5
+        a vector classifier (task "classify_features"): every row of the
+        file's /features, standardised, through nn.Sequential(nn.Linear,
+        nn.Tanh or nn.ReLU, nn.Linear) (--layers 0) or one step of the stack with the
+        input [1 ; x] (weight_ih_l0 widened by cond.weight_ih), as `charnn
+        eval --split all`; {"loss": ..., "accuracy": ..., "examples": n}
     pytorch_interop.py MODEL.h5 TAGS.h5 SPLIT
         a tagger (head "tag"): every example of the split of a tag file from a
         zero state, nn.Linear "tagger" on the top state at each character;
@@ -31,12 +37,56 @@ with h5py.File(path, "r") as f:
     a = f.attrs
     cell, L, H, V, E = a["cell"], int(a["layers"]), int(a["hidden"]), int(a["vocab_size"]), int(a["embed"])
     head = a["head"] if "head" in a else "lm"
+    task = a["task"] if "task" in a else "lm"
+    activation = a["activation"] if "activation" in a else "tanh"
     pool = a["head_pool"] if "head_pool" in a else "last"
     max_len = int(a["max_len"]) if "max_len" in a else 0
     bidir = bool(int(a["bidirectional"])) if "bidirectional" in a else False
     symbols = [chr(c) for c in f["vocab"][:]]
     labels = [s.decode() for s in f["labels"][:]] if "labels" in f else []
     tensors = {name: torch.from_numpy(f["model"][name][:]) for name in f["model"]}
+
+if task == "classify_features":
+    # a vector classifier: x (N, D) of the file, standardised by the model's
+    # features.mean / features.std; every row of the file, as `charnn eval --split all`
+    C = len(labels)
+    with h5py.File(sys.argv[2], "r") as g:
+        x = torch.from_numpy(g["features"][:]).double()
+        raw = g["labels"][:]
+        given = [s.decode() for s in g["label_names"][:]] if "label_names" in g else None
+    y = torch.tensor([labels.index(given[v] if given else str(v)) for v in raw])
+    z = (x - tensors["features.mean"].double()) / tensors["features.std"].double()
+    D = z.shape[1]
+    if L == 0:
+        # --layers 0: nn.Linear(D, H), tanh (or relu: attribute activation), nn.Linear(H, C)
+        act = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU}[activation]
+        model = torch.nn.Sequential(torch.nn.Linear(D, H), act(), torch.nn.Linear(H, C))
+        model.load_state_dict({"0.weight": tensors["mlp.weight"], "0.bias": tensors["mlp.bias"],
+                               "2.weight": tensors["classifier.weight"],
+                               "2.bias": tensors["classifier.bias"]})
+        model = model.double()
+        forward = model
+    else:
+        # one step of the stack, its input [1 ; z]: weight_ih_l0 widened by cond.weight_ih
+        rnn_class = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell]
+        rnn = rnn_class(input_size=V + D, hidden_size=H, num_layers=L)
+        w = {k: tensors[k] for k in rnn.state_dict()}
+        w["weight_ih_l0"] = torch.cat([tensors["weight_ih_l0"], tensors["cond.weight_ih"]], 1)
+        rnn.load_state_dict(w)
+        rnn = rnn.double()
+        classifier = torch.nn.Linear(H, C).double()
+        classifier.load_state_dict({"weight": tensors["classifier.weight"].double(),
+                                    "bias": tensors["classifier.bias"].double()})
+
+        def forward(v):
+            top, _ = rnn(torch.cat([torch.ones(len(v), 1, dtype=v.dtype), v], 1).unsqueeze(0))
+            return classifier(top[0])
+    with torch.no_grad():
+        logits = forward(z)
+        loss = torch.nn.functional.cross_entropy(logits, y).item()
+        accuracy = (logits.argmax(1) == y).double().mean().item()
+    print(json.dumps({"loss": loss, "accuracy": accuracy, "examples": len(y)}))
+    sys.exit(0)
 
 rnn_class = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell]
 rnn = rnn_class(input_size=E if E > 0 else V, hidden_size=H, num_layers=L, bidirectional=bidir)

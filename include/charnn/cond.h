@@ -52,6 +52,9 @@ void cond_bind(model *m);
 /* model_work_init: the condition's buffers for B rows. */
 void cond_work_init(model_work *w, const model *m, int B);
 
+/* The condition the maps read, (B, D): w->cond, or with cond.standardize
+ * its standardised copy (written into w->cond_std). */
+const float *cond_features(const model *m, model_work *w);
 /* The mode the next forward applies with w's condition (COND_NONE: nothing). */
 cond_mode cond_active(const model *m, const model_work *w);
 /* init: s->h (s->c) of every layer from w->cond. */

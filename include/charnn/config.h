@@ -99,7 +99,8 @@ enum {
     CONFIG_GIVEN_BALANCED_SAMPLING = 1u << 13,
     CONFIG_GIVEN_FREEZE = 1u << 14,
     CONFIG_GIVEN_PRECISION = 1u << 15,
-    CONFIG_GIVEN_BIDIR = 1u << 16
+    CONFIG_GIVEN_BIDIR = 1u << 16,
+    CONFIG_GIVEN_ACTIVATION = 1u << 17
     /* the CLI keeps bits 24 and up for its own */
 };
 

@@ -26,6 +26,10 @@
  * 2l, its reverse at 2l+1; the reverse's "final" state is the one after it
  * read the row's first character.
  *
+ * Without a stack (layers 0, mlp.h) the model is a plain MLP over its
+ * condition vector: one tanh layer (mlp.weight, mlp.bias in bucket 1) under a
+ * per-row head; for classify --features only.
+ *
  * Ownership: model owns its slabs (the head's tensors are views into them);
  * model_work owns the activations of one chunk for a given (T, B), the head's
  * buffers included (model_work.head); model_state owns the carried hidden
@@ -71,10 +75,13 @@ typedef struct {
                         features.std (D), set from the data, never trained */
 } cond_config;
 
+/* The MLP's activation (layers 0, mlp.h). */
+typedef enum { MLP_TANH = 0, MLP_RELU = 1 } mlp_activation;
+
 typedef struct {
     cell_kind cell;
     int vocab;        /* V */
-    int layers;       /* L */
+    int layers;       /* L; 0: no stack, an MLP over the condition (mlp.h) */
     int hidden;       /* H */
     int embed;        /* E; 0 = one-hot input */
     float dropout;    /* drop probability on the outputs of layers 0..L-2, training only */
@@ -83,6 +90,7 @@ typedef struct {
                           bidirectional=True */
     head_config head; /* what sits on top (default: the language model's decoder) */
     cond_config cond; /* conditioning (default: none) */
+    mlp_activation mlp_act; /* layers 0: the hidden layer's activation (default tanh) */
 } model_config;
 
 typedef struct head_ops head_ops; /* head.h */
@@ -128,6 +136,10 @@ typedef struct {
     float *embed, *gembed; /* (V, E), NULL with one-hot input */
     model_cond cond, gcond; /* views into params / grads; all NULL without a condition */
     struct {
+        float *w; /* (H, D) mlp.weight */
+        float *b; /* (H) mlp.bias */
+    } mlp, gmlp;  /* layers 0 (mlp.h): views into params / grads, else NULL */
+    struct {
         const head_ops *ops;
         int outputs;                       /* K: the size of the output distribution */
         int n_tensors;                     /* declared by the head, in slab order */
@@ -137,7 +149,7 @@ typedef struct {
     } head;
     int n_tensors;
     model_tensor tensor[MODEL_MAX_TENSORS];
-    int n_buckets; /* 1 + L: the head, then layers top to bottom */
+    int n_buckets; /* 1 + L: the head, then layers top to bottom (layers 0: the head, the MLP) */
     size_t bucket_offset[MODEL_MAX_LAYERS + 1];
     size_t bucket_size[MODEL_MAX_LAYERS + 1];
 } model;
@@ -226,6 +238,7 @@ typedef struct {
                                             gate gradients */
     float *cond_dh0, *cond_dc0;          /* (L, B, H) init: dL/d(state set from c) */
     float *cond_std;                     /* (B, D) standardize: the standardised condition */
+    float *mlp_h;                        /* (B, H) layers 0: the MLP's hidden layer (mlp.h) */
     /* every buffer above that model_work_init allocated, with its length */
     int n_owned;
     struct {

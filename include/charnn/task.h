@@ -138,6 +138,20 @@ int task_generate_evaluate(task *t, const model *m, model_work *w, int split,
  * they are the condition) and their names. */
 int task_generate_classes(const task *t);
 const char *const *task_generate_class_names(const task *t);
+/* For traces (trace_cond.h): the condition's width (*vector: 1 for
+ * --cond-vectors, 0 for one-hot classes); examples [*begin, *end) of a split
+ * (SPLIT_*, indices into the examples file); example i as the model reads it,
+ * x and y (t->T) the row BOS c1..cn and c1..cn EOS, cond (D) its condition,
+ * *label its class in the file: returns its steps n + 1, or -1. */
+int task_generate_cond_width(const task *t, int *vector);
+void task_generate_split(const task *t, int split, size_t *begin, size_t *end);
+int task_generate_example(task *t, size_t i, int32_t *x, int32_t *y, float *cond, int32_t *label);
+/* The vector classifier's: positions [*begin, *end) of a split (SPLIT_*, no
+ * test: -1 with a message); the vector width D; the example at a position,
+ * its raw vector (D) and class, returning its row in the file. */
+int task_features_split(const task *t, int split, size_t *begin, size_t *end);
+int task_features_dim(const task *t);
+size_t task_features_example(const task *t, size_t pos, float *x, int32_t *label);
 extern const task_ops task_tag_ops;
 /* "lm" -> its ops, or NULL. */
 const task_ops *task_find(const char *name);

@@ -38,6 +38,8 @@ typedef struct {
     int grads;                   /* 1: also record gradient flow into /grads */
     int grad_len, grad_chunks;   /* --grads: steps per chunk, chunks */
     int lstmvis;                 /* 1: also write an LSTMVis project beside out (.h5/.hdf5) */
+    char cond_vectors[CONFIG_PATH_MAX]; /* a generator on vectors: /features of data's
+                                           examples (trace_cond.h), "" none */
 } trace_options;
 
 /* Run the model over the text from a zero state, one stream, and write the

@@ -46,6 +46,41 @@ static int argmax(const float *p, int n)
     return best;
 }
 
+void analyze_units_write(FILE *out, int json, const char *const *names, int K, int pair,
+                         const float *corr, int L, int H, int top_k)
+{
+    const int n_units = L * H, top = top_k < n_units ? top_k : n_units;
+    const int two = pair && K == 2; /* two classes: r of class 0 is minus class 1's */
+    unit_r *units = cn_xmalloc((size_t)n_units * sizeof *units);
+    if (json)
+        fprintf(out, "{");
+    for (int c = two ? 1 : 0, i = 0; c < K; c++, i++) {
+        int n = 0;
+        for (int l = 0; l < L; l++)
+            for (int j = 0; j < H; j++)
+                units[n++] = (unit_r){l, j, corr[((size_t)l * K + c) * H + j]};
+        qsort(units, (size_t)n, sizeof *units, unit_cmp);
+        if (json) {
+            fprintf(out, "%s", i ? "," : "");
+            cn_json_string(out, names[c]);
+            fprintf(out, ":[");
+            for (int k = 0; k < top; k++)
+                fprintf(out, "%s{\"layer\":%d,\"unit\":%d,\"r\":%.4f}", k ? "," : "",
+                        units[k].layer, units[k].unit, (double)units[k].r);
+            fprintf(out, "]");
+        } else {
+            fprintf(out, "  %-16s", names[c]);
+            for (int k = 0; k < top; k++)
+                fprintf(out, "%s layer %d unit %d r %+.3f", k ? "," : "", units[k].layer,
+                        units[k].unit, (double)units[k].r);
+            fprintf(out, "\n");
+        }
+    }
+    if (json)
+        fprintf(out, "}");
+    free(units);
+}
+
 int analyze_classify_run(const char *path, int top_k, int json, FILE *out)
 {
     /* anything but a readable classify trace goes to the text analysis, which
@@ -68,7 +103,6 @@ int analyze_classify_run(const char *path, int top_k, int json, FILE *out)
     int64_t *off = NULL;
     int32_t *lab = NULL;
     float *prob = NULL, *corr = NULL;
-    unit_r *units = NULL;
     double *settle = NULL;
     rc = -1;
     if (read_i64(path, fid, "layers", &L) < 0 || read_i64(path, fid, "hidden", &H) < 0 ||
@@ -130,9 +164,6 @@ int analyze_classify_run(const char *path, int top_k, int json, FILE *out)
     }
     qsort(settle, (size_t)E, sizeof *settle, cmp_double);
     const double settle_median = settle[E / 2];
-    const int K = top_k < L * H ? top_k : (int)(L * H);
-    const int n_cls = C == 2 ? 1 : (int)C; /* two classes: r of class 0 is minus class 1's */
-    units = cn_xmalloc((size_t)L * H * sizeof *units);
     if (json) {
         fprintf(out, "{\"trace\":");
         cn_json_string(out, path);
@@ -143,7 +174,7 @@ int analyze_classify_run(const char *path, int top_k, int json, FILE *out)
                 (long long)step, (long long)E, (long long)N, (long long)C);
         for (int f = 0; f < 4; f++)
             fprintf(out, "%s\"%.2f\":%.6f", f ? "," : "", frac[f], (double)right[f] / (double)E);
-        fprintf(out, "},\"settle_mean\":%.6f,\"settle_median\":%.6f,\"units\":{",
+        fprintf(out, "},\"settle_mean\":%.6f,\"settle_median\":%.6f,\"units\":",
                 settle_sum / (double)E, settle_median);
     } else {
         fprintf(out, "trace '%s' (classify; %s, %lld x %lld, model '%s' at step %lld): %lld "
@@ -160,30 +191,10 @@ int analyze_classify_run(const char *path, int top_k, int json, FILE *out)
         fprintf(out, "units whose final state follows a class (Pearson r over the examples)%s:\n",
                 C == 2 ? "; with two classes the other class's r is the negative" : "");
     }
-    for (int c = C == 2 ? 1 : 0, i = 0; i < n_cls; c++, i++) {
-        int n = 0;
-        for (int64_t l = 0; l < L; l++)
-            for (int64_t j = 0; j < H; j++)
-                units[n++] = (unit_r){(int)l, (int)j, corr[((size_t)l * C + c) * H + j]};
-        qsort(units, (size_t)n, sizeof *units, unit_cmp);
-        if (json) {
-            fprintf(out, "%s", i ? "," : "");
-            cn_json_string(out, names[c]);
-            fprintf(out, ":[");
-            for (int k = 0; k < K; k++)
-                fprintf(out, "%s{\"layer\":%d,\"unit\":%d,\"r\":%.4f}", k ? "," : "",
-                        units[k].layer, units[k].unit, (double)units[k].r);
-            fprintf(out, "]");
-        } else {
-            fprintf(out, "  %-16s", names[c]);
-            for (int k = 0; k < K; k++)
-                fprintf(out, "%s layer %d unit %d r %+.3f", k ? "," : "", units[k].layer,
-                        units[k].unit, (double)units[k].r);
-            fprintf(out, "\n");
-        }
-    }
+    analyze_units_write(out, json, (const char *const *)names, (int)C, 1, corr, (int)L, (int)H,
+                        top_k);
     if (json)
-        fprintf(out, "}}\n");
+        fprintf(out, "}\n");
     rc = 0;
 done:
     H5Fclose(fid);
@@ -193,7 +204,6 @@ done:
     free(lab);
     free(prob);
     free(corr);
-    free(units);
     free(settle);
     return rc;
 }

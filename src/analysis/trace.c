@@ -14,6 +14,7 @@
  * chunk is compressed once, whatever the block size.
  */
 #include "charnn/trace.h"
+#include "charnn/trace_cond.h"
 
 #include <errno.h>
 #include <hdf5.h>
@@ -651,6 +652,8 @@ int trace_run(const trace_options *o)
         rc = trace_classify_run(o); /* 1: not a classifier */
         if (rc == 1)
             rc = trace_tag_run(o); /* 1: not a tagger */
+        if (rc == 1)
+            rc = trace_cond_run(o); /* 1: neither a generator nor a vector classifier */
         if (rc == 1)
             rc = trace_text(o);
     }

@@ -375,8 +375,8 @@ int trace_tag_write(const trace_tag_options *o, const model *m, const vocab *v,
         goto done;
     if (write_root(o, &t, m, v, spacing, has_gold) < 0 || tt_create_all(&t) < 0)
         goto done;
-    size_t n;
-    int64_t ix;
+    size_t n = 0;
+    int64_t ix = 0;
     while ((got = source_next(&src, &n, &ix)) == 1) {
         /* whole examples up to max_chars characters, at least one */
         if (n_ex > 0 && o->max_chars > 0 && n_steps + (int64_t)n > o->max_chars)

@@ -131,11 +131,13 @@ int cli_analyze(int argc, char **argv)
         goto done;
     }
     o.trace = trace[0];
-    /* a classifier's or a tagger's trace: its own report (the text analysis's flags do not apply) */
+    /* a classifier's, tagger's, generator's or vector classifier's trace: its own report (the text analysis's flags do not apply) */
     if (!html[0] && !probe[0] && features->n == 0 && o.unit_layer < 0) {
         int crc = analyze_classify_run(o.trace, o.top_k, json, stdout);
         if (crc == 1) /* not a classifier's: a tagger's? */
             crc = analyze_tag_run(o.trace, o.top_k, json, stdout);
+        if (crc == 1) /* nor a tagger's: a generator's or a vector classifier's? */
+            crc = analyze_cond_run(o.trace, o.top_k, json, stdout);
         if (crc < 0) {
             fprintf(stderr, "charnn analyze: %s\n", cn_errmsg());
             rc = CLI_EXIT_ERROR;

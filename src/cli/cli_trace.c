@@ -41,7 +41,8 @@ int cli_trace(int argc, char **argv)
                     cli_split_choices),
         FLAG("out", F_PATH, o.out, 0, "HDF5 trace to write (required)", 0, 0),
         FLAG("max-chars", F_I64, &o.max_chars, 0,
-             "steps to trace (a translation model: pairs), 0 = the whole split (default 0)",
+             "steps to trace (a translation model: pairs; a vector classifier: examples), 0 = the "
+             "whole split (default 0)",
              RANGE_NONNEG),
         FLAG("block", F_INT, &o.block, 0,
              "steps held in memory and appended per write (default "
@@ -54,6 +55,8 @@ int cli_trace(int argc, char **argv)
              1, 1000000),
         FLAG("lstmvis", F_BOOL, &o.lstmvis, 0, "also write an LSTMVis project beside the trace", 0,
              0),
+        FLAG("cond-vectors", F_PATH, o.cond_vectors, 0,
+             "generator on vectors: the HDF5 file of /features for --data's examples", 0, 0),
         FLAG("threads", F_INT, &threads, 0, "OpenMP threads (default all cores)", 0, 4096),
         FLAG_CHOICE("precision", &precision, 0,
                     "f32 | bf16: the matrix products' operands (default f32)",

@@ -42,6 +42,8 @@ static const flag_choice cond_choices[] = {
     {"init", COND_INIT}, {"input", COND_INPUT}, {"every", COND_EVERY}, {NULL, 0}};
 static const flag_choice pool_choices[] = {
     {"last", HEAD_POOL_LAST}, {"mean", HEAD_POOL_MEAN}, {"max", HEAD_POOL_MAX}, {NULL, 0}};
+static const flag_choice activation_choices[] = {
+    {"tanh", MLP_TANH}, {"relu", MLP_RELU}, {NULL, 0}};
 static const flag_choice class_weight_choices[] = {
     {"none", CONFIG_CLASS_WEIGHTS_NONE}, {"balanced", CONFIG_CLASS_WEIGHTS_BALANCED}, {NULL, 0}};
 static const flag_choice attention_choices[] = {{"none", SEQ2SEQ_ATTN_NONE},
@@ -105,6 +107,7 @@ int cli_train(int argc, char **argv)
     int cond_id = COND_NONE;
     int cell_id = c.model.cell, optim_id = c.optim.kind, sched_id = c.sched.kind;
     int pool_id = c.model.head.pool;
+    int act_id = c.model.mlp_act;
     /* bits of this file's own, above the CONFIG_GIVEN_* bits of run_config.given */
     enum { GIVEN_STEPS = 1u << 24, GIVEN_EPOCHS = 1u << 25, GIVEN_ATTENTION = 1u << 26 };
     const flag_spec flags[] = {
@@ -135,8 +138,12 @@ int cli_train(int argc, char **argv)
              "run directory for model.h5, checkpoints, metrics.jsonl (default runs/charnn)", 0, 0),
         FLAG_CHOICE("cell", &cell_id, CONFIG_GIVEN_CELL, "rnn | lstm | gru (default lstm)",
                     cell_choices),
-        FLAG("layers", F_INT, &c.model.layers, CONFIG_GIVEN_LAYERS, "stacked layers (default 2)", 1,
-             MODEL_MAX_LAYERS),
+        FLAG("layers", F_INT, &c.model.layers, CONFIG_GIVEN_LAYERS,
+             "stacked layers (default 2); 0: no recurrent stack, a plain MLP (--features only)",
+             0, MODEL_MAX_LAYERS),
+        FLAG_CHOICE("activation", &act_id, CONFIG_GIVEN_ACTIVATION,
+                    "--layers 0: tanh | relu, the MLP's hidden layer (default tanh)",
+                    activation_choices),
         FLAG("hidden", F_INT, &c.model.hidden, CONFIG_GIVEN_HIDDEN, "hidden size (default 128)", 1,
              65536),
         FLAG("embed", F_INT, &c.model.embed, CONFIG_GIVEN_EMBED,
@@ -307,6 +314,7 @@ int cli_train(int argc, char **argv)
     c.optim.kind = (optim_kind)optim_id;
     c.sched.kind = (sched_kind)sched_id;
     c.model.head.pool = (head_pool)pool_id;
+    c.model.mlp_act = (mlp_activation)act_id;
     c.vocab_mode = bytes ? VOCAB_BYTES : VOCAB_CODEPOINTS;
     c.progress_bar = no_progress ? 0 : progress ? 1 : -1;
     set_stop_by(&c, time_limit);

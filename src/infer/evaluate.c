@@ -81,6 +81,9 @@ static int eval_run_task(const eval_options *o, ckpt_data *d)
                       o->model_path, d->task.task, task_names());
     run_config cfg = d->cfg;
     snprintf(cfg.data, sizeof cfg.data, "%s", o->data_path);
+    /* a vector classifier reads its examples as --features */
+    if (strcmp(d->task.task, task_features_ops.name) == 0)
+        snprintf(cfg.features, sizeof cfg.features, "%s", o->data_path);
     if (o->batch > 0)
         cfg.batch = o->batch;
     cfg.balance[0] = '\0';

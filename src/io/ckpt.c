@@ -37,6 +37,7 @@
 #include "charnn/head.h"
 #include "charnn/seq2seq.h"
 #include "charnn/kernels.h"
+#include "charnn/mlp.h"
 
 #ifndef CHARNN_VERSION
 #define CHARNN_VERSION "unknown"
@@ -181,6 +182,10 @@ static int write_config_attrs(const char *path, hid_t root, const run_config *cf
         (h5io_attr_write_str(path, root, "cond_mode", cond_mode_name(cfg->model.cond.mode)) < 0 ||
          h5io_attr_write_i64(path, root, "cond_dim", cfg->model.cond.dim) < 0 ||
          h5io_attr_write_i64(path, root, "cond_standardize", cfg->model.cond.standardize) < 0))
+        return -1;
+    /* only the MLP of layers 0 (mlp.h) has an activation to record */
+    if (cfg->model.layers == 0 &&
+        h5io_attr_write_str(path, root, "activation", mlp_act_name(cfg->model.mlp_act)) < 0)
         return -1;
     return 0;
 }
@@ -607,6 +612,15 @@ static int read_config(const char *path, hid_t root, run_config *cfg)
         if (rc < 0)
             return -1;
         cfg->model.cond.standardize = standardize != 0;
+    }
+    rc = h5io_attr_read_str(path, root, "", "activation", s, sizeof s);
+    if (rc < 0)
+        return -1;
+    if (rc > 0) {
+        int act = mlp_act_parse(s);
+        if (act < 0)
+            return cn_err("'%s': unknown activation '%s'", path, s);
+        cfg->model.mlp_act = (mlp_activation)act;
     }
     return 0;
 }

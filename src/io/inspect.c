@@ -5,6 +5,7 @@
 
 #include "charnn/ckpt.h"
 #include "charnn/kernels.h"
+#include "charnn/mlp.h"
 
 static double tensor_norm(const model *m, const model_tensor *t)
 {
@@ -81,10 +82,17 @@ int inspect_run(const inspect_options *o, FILE *out)
                 fprintf(out, " %s", d.task.labels[i]);
             fprintf(out, "%s\n", d.task.n_labels > 8 ? " ..." : "");
         }
-        fprintf(out, "  model      %s, %d layers x %d hidden, %s, vocabulary %d (%s), dropout %g\n",
-                cell_name(c->model.cell), c->model.layers, c->model.hidden,
-                c->model.embed ? "embedding" : "one-hot input", d.voc.size,
-                d.voc.mode == VOCAB_BYTES ? "bytes" : "code points", (double)c->model.dropout);
+        if (c->model.layers == 0)
+            fprintf(out, "  model      MLP (no recurrent stack), %d features -> %d %s -> %d "
+                         "classes\n",
+                    c->model.cond.dim, c->model.hidden, mlp_act_name(c->model.mlp_act),
+                    c->model.head.classes);
+        else
+            fprintf(out, "  model      %s, %d layers x %d hidden, %s, vocabulary %d (%s), dropout "
+                         "%g\n",
+                    cell_name(c->model.cell), c->model.layers, c->model.hidden,
+                    c->model.embed ? "embedding" : "one-hot input", d.voc.size,
+                    d.voc.mode == VOCAB_BYTES ? "bytes" : "code points", (double)c->model.dropout);
         fprintf(out, "  training   seq %d, batch %d x %d rank%s, %s lr %g (%s schedule), clip %g, "
                      "seed %llu\n",
                 c->seq, c->batch, c->nranks, c->nranks == 1 ? "" : "s",

@@ -55,7 +55,9 @@ void cond_declare(model *m, int bucket)
     const cond_config *c = &m->cfg.cond;
     const int H = m->cfg.hidden, D = c->dim;
     char name[32];
-    if (c->mode == COND_INIT) {
+    /* without a stack (mlp.h) the vector is the input: no maps into one */
+    const int maps = m->cfg.layers > 0;
+    if (maps && c->mode == COND_INIT) {
         for (int l = 0; l < m->cfg.layers; l++) {
             init_name(name, sizeof name, "weight_h", l);
             model_add_tensor(m, name, H, D, 0, bucket);
@@ -68,7 +70,7 @@ void cond_declare(model *m, int bucket)
                 model_add_tensor(m, name, H, 0, 1, bucket);
             }
         }
-    } else if (c->mode == COND_INPUT || c->mode == COND_EVERY) {
+    } else if (maps && (c->mode == COND_INPUT || c->mode == COND_EVERY)) {
         model_add_tensor(m, "cond.weight_ih", m->gates * H, D, 0, bucket);
     }
     /* never trained: their gradient stays zero, and as biases they get no
@@ -83,7 +85,8 @@ static void bind_views(model_cond *v, float *slab, const model *m)
 {
     char name[32];
     memset(v, 0, sizeof *v);
-    if (m->cfg.cond.mode == COND_INIT) {
+    const int maps = m->cfg.layers > 0;
+    if (maps && m->cfg.cond.mode == COND_INIT) {
         for (int l = 0; l < m->cfg.layers; l++) {
             init_name(name, sizeof name, "weight_h", l);
             v->w_h[l] = tensor_view(slab, m, name);
@@ -96,7 +99,7 @@ static void bind_views(model_cond *v, float *slab, const model *m)
                 v->b_c[l] = tensor_view(slab, m, name);
             }
         }
-    } else if (m->cfg.cond.mode != COND_NONE) {
+    } else if (maps && m->cfg.cond.mode != COND_NONE) {
         v->w_in = tensor_view(slab, m, "cond.weight_ih");
     }
     if (m->cfg.cond.mode != COND_NONE && m->cfg.cond.standardize) {
@@ -114,7 +117,7 @@ void cond_bind(model *m)
 void cond_work_init(model_work *w, const model *m, int B)
 {
     const size_t BH = (size_t)B * m->cfg.hidden, L = (size_t)m->cfg.layers;
-    switch (m->cfg.cond.mode) {
+    switch (L > 0 ? m->cfg.cond.mode : COND_NONE) {
     case COND_INIT:
         w->cond_dh0 = model_work_alloc(w, L * BH);
         if (m->cfg.cell == CELL_LSTM)
@@ -131,8 +134,7 @@ void cond_work_init(model_work *w, const model *m, int B)
         w->cond_std = model_work_alloc(w, (size_t)B * m->cfg.cond.dim);
 }
 
-/* The condition the maps read: w->cond, or its standardised copy. */
-static const float *cond_input(const model *m, model_work *w)
+const float *cond_features(const model *m, model_work *w)
 {
     if (!m->cfg.cond.standardize)
         return w->cond;
@@ -177,7 +179,7 @@ void cond_forward_state(const model *m, model_work *w, model_state *s)
 {
     const int B = w->B, H = m->cfg.hidden, D = m->cfg.cond.dim;
     const size_t BH = (size_t)B * H;
-    const float *c = cond_input(m, w);
+    const float *c = cond_features(m, w);
     for (int l = 0; l < m->cfg.layers; l++) {
         project(s->h + l * BH, c, m->cond.w_h[l], m->cond.b_h[l], B, H, D);
         if (m->cfg.cell == CELL_LSTM)
@@ -189,7 +191,7 @@ void cond_forward_input(const model *m, model_work *w, float *gates0, int T)
 {
     const int B = w->B, GH = m->gates * m->cfg.hidden;
     const size_t BG = (size_t)B * GH;
-    project(w->cond_proj, cond_input(m, w), m->cond.w_in, NULL, B, GH, m->cfg.cond.dim);
+    project(w->cond_proj, cond_features(m, w), m->cond.w_in, NULL, B, GH, m->cfg.cond.dim);
     const int steps = w->cond_on == COND_EVERY ? T : 1;
 #pragma omp parallel for schedule(static)
     for (int t = 0; t < steps; t++)

@@ -16,14 +16,24 @@
 #include "charnn/cond.h"
 #include "charnn/head.h"
 #include "charnn/kernels.h"
+#include "charnn/mlp.h"
 #include "charnn/stack.h"
 
 int model_config_check(const model_config *cfg)
 {
     if (cfg->vocab < 1)
         return cn_err("vocabulary is empty");
-    if (cfg->layers < 1 || cfg->layers > MODEL_MAX_LAYERS)
-        return cn_err("--layers must be between 1 and %d, got %d", MODEL_MAX_LAYERS, cfg->layers);
+    if (cfg->layers < 0 || cfg->layers > MODEL_MAX_LAYERS)
+        return cn_err("--layers must be between 0 and %d, got %d", MODEL_MAX_LAYERS, cfg->layers);
+    if (cfg->layers == 0 && (cfg->head.kind != HEAD_CLASSIFY || cfg->cond.mode != COND_INPUT))
+        return cn_err("--layers 0 (a plain MLP, no recurrent stack) is only for --task classify "
+                      "--features");
+    if (cfg->mlp_act != MLP_TANH && cfg->mlp_act != MLP_RELU)
+        return cn_err("unknown MLP activation %d", (int)cfg->mlp_act);
+    if (cfg->layers > 0 && cfg->mlp_act != MLP_TANH)
+        return cn_err("--activation is for the MLP of --layers 0, not a recurrent stack");
+    if (cfg->layers == 0 && cfg->bidirectional)
+        return cn_err("--bidirectional needs a recurrent stack; --layers 0 has none");
     if (cfg->hidden < 1 || cfg->hidden > 65536)
         return cn_err("--hidden must be between 1 and 65536, got %d", cfg->hidden);
     if (cfg->embed < 0 || cfg->embed > 65536)
@@ -117,10 +127,16 @@ void model_build(model *m, const model_config *cfg)
     /* Slab order = order in which backward finishes: head, top layer ... layer 0. */
     m->head.ops = head_for(cfg->head.kind);
     m->head.outputs = m->head.ops->outputs(cfg);
-    m->n_buckets = 1 + L;
+    m->n_buckets = L > 0 ? 1 + L : 2;
     m->bucket_offset[0] = 0;
     m->head.ops->declare(m);
     m->bucket_size[0] = m->n_params;
+    if (L == 0) {
+        m->bucket_offset[1] = m->n_params;
+        mlp_declare(m, 1);
+        cond_declare(m, 1);
+        m->bucket_size[1] = m->n_params - m->bucket_offset[1];
+    }
     if (m->head.ops->stack_prefix)
         pre = m->head.ops->stack_prefix;
     for (int l = L - 1; l >= 0; l--) {
@@ -159,6 +175,8 @@ void model_build(model *m, const model_config *cfg)
         m->gembed = m->grads + off_emb;
     }
     cond_bind(m);
+    if (L == 0)
+        mlp_bind(m);
     for (int l = 0; l < L; l++) {
         for (int d = 0; d < dirs; d++) {
             const size_t *o = off[l][d];
@@ -309,7 +327,10 @@ void model_work_init_stack(model_work *w, model_work *owner, const model *m, int
 void model_work_init(model_work *w, const model *m, int T, int B)
 {
     memset(w, 0, sizeof *w);
-    model_work_init_stack(w, w, m, T, B);
+    if (m->cfg.layers > 0)
+        model_work_init_stack(w, w, m, T, B);
+    else
+        mlp_work_init(w, m, T, B);
     cond_work_init(w, m, B);
     w->head.K = m->head.outputs;
     m->head.ops->work_init(w, m, T, B);
@@ -338,7 +359,8 @@ void model_work_release(model_work *w)
 double model_forward(const model *m, model_work *w, model_state *s, const int32_t *x,
                      const int32_t *y, int T, int train, uint64_t dropout_key)
 {
-    const float *top = stack_forward(m, w, s, x, T, train, dropout_key);
+    const float *top = m->cfg.layers > 0 ? stack_forward(m, w, s, x, T, train, dropout_key)
+                                          : mlp_forward(m, w, T);
     return m->head.ops->forward(m, w, top, y, T);
 }
 
@@ -346,10 +368,13 @@ void model_backward(model *m, model_work *w, const int32_t *x, const int32_t *y,
                     float grad_scale, model_bucket_fn on_bucket, void *ctx)
 {
     const int T = w->t_used;
-    const float *top = stack_top(m, w);
+    const float *top = m->cfg.layers > 0 ? stack_top(m, w) : w->mlp_h;
     CHARNN_ASSERT(y != NULL);
     m->head.ops->backward(m, w, top, y, T, grad_scale, w->dh_a);
     if (on_bucket)
         on_bucket(ctx, 0);
-    stack_backward(m, w, x, w->dh_a, on_bucket, ctx);
+    if (m->cfg.layers > 0)
+        stack_backward(m, w, x, w->dh_a, on_bucket, ctx);
+    else
+        mlp_backward(m, w, w->dh_a, on_bucket, ctx);
 }

@@ -4,7 +4,9 @@
  * features.mean and features.std (the training split's, set once at a fresh
  * start) and entering layer 0 through the condition's map (cond.h, mode
  * input; the one input symbol is a constant, so its weights act as a bias);
- * the classifier head (pool last) maps the top state to the classes.
+ * the classifier head (pool last) maps the top state to the classes. With
+ * --layers 0 there is no stack: the standardised vector goes through one
+ * tanh layer (mlp.h) into the same head.
  *
  * Data: an HDF5 file with /features (N, D) float32 and /labels (N) integers
  * (class names from /label_names (C) strings when present, else the label
@@ -19,12 +21,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "charnn/data.h"
 #include "charnn/dist.h"
 #include "charnn/exorder.h"
 #include "charnn/h5io.h"
 #include "charnn/head.h"
 #include "charnn/runtime.h"
 #include "charnn/task.h"
+#include "charnn/trace_cond.h"
 #include "task_examples.h"
 
 typedef struct {
@@ -277,8 +281,6 @@ static int feat_open(task *t, run_config *cfg, vocab *voc, int rank, int nranks)
     }
     if (cfg->batch < 1)
         return cn_err("--batch must be at least 1");
-    if (cfg->trace_every > 0)
-        return cn_err("--trace-every is not available for --task classify --features yet");
     if (cfg->balance[0] && strcmp(cfg->balance, "off") != 0)
         return cn_err("--balance is not available for --task classify --features: its rows are split evenly");
     k->B = cfg->batch;
@@ -376,24 +378,41 @@ static void feat_metrics(const task *t, double mean_loss, double seconds, int64_
     out->unit = "examples";
 }
 
-/* Loss and accuracy over the validation split (positions [0, n_val) of perm). */
+/* Positions [*begin, *end) of perm holding split's examples: val first,
+ * then train; there is no test split. 0, or -1 with a message. */
+static int feat_split_range(const task *t, int split, size_t *begin, size_t *end)
+{
+    const feat_task *k = feat(t);
+    *begin = split == SPLIT_TRAIN ? k->n_val : 0;
+    *end = split == SPLIT_VAL ? k->n_val : k->n;
+    if (split == SPLIT_TEST || *end == *begin)
+        return cn_err("'%s' has no %s examples (its split is %zu train, %zu val, no test)",
+                      k->cfg.features, data_split_name(split), k->n_train, k->n_val);
+    return 0;
+}
+
+/* Loss and accuracy over t->eval_split (training: the validation split). */
 static int feat_evaluate(task *t, const model *m, model_work *w, int64_t max_batches,
                          eval_result *out)
 {
     feat_task *k = feat(t);
+    size_t first, last;
+    /* the split is a property of the data, the same on every rank */
+    if (feat_split_range(t, t->eval_split, &first, &last) != 0)
+        return -1;
+    const size_t n = last - first;
     const int G = t->nranks * k->B;
     size_t *list = cn_xmalloc((size_t)G * sizeof *list);
     double sum[3] = {0.0, 0.0, 0.0};
-    uint64_t batches = (k->n_val + (size_t)G - 1) / (size_t)G;
+    uint64_t batches = (n + (size_t)G - 1) / (size_t)G;
     if (max_batches > 0 && (uint64_t)max_batches < batches)
         batches = (uint64_t)max_batches;
     const int keep_B = w->B;
     for (uint64_t c = 0; c < batches; c++) {
         for (int g = 0; g < G; g++)
-            list[g] = c * (size_t)G + (size_t)g < k->n_val ? c * (size_t)G + (size_t)g
-                                                           : EXORDER_NONE;
+            list[g] = c * (size_t)G + (size_t)g < n ? c * (size_t)G + (size_t)g : EXORDER_NONE;
         batch b;
-        fill_rows(t, k, list, G, 0, &b);
+        fill_rows(t, k, list, G, first, &b);
         w->B = b.B;
         w->mask = b.mask;
         w->len = b.len;
@@ -440,14 +459,54 @@ static void feat_model_init(const task *t, model *m)
     memcpy(m->cond.std, k->std, (size_t)k->D * sizeof(float));
 }
 
+/* ---- traces (trace_cond.c) --------------------------------------------- */
+
+int task_features_split(const task *t, int split, size_t *begin, size_t *end)
+{
+    return feat_split_range(t, split, begin, end);
+}
+
+int task_features_dim(const task *t)
+{
+    return feat(t)->D;
+}
+
+size_t task_features_example(const task *t, size_t pos, float *x, int32_t *label)
+{
+    const feat_task *k = feat(t);
+    const size_t i = k->perm[pos];
+    memcpy(x, k->x + i * (size_t)k->D, (size_t)k->D * sizeof(float));
+    *label = k->label[i];
+    return i;
+}
+
+/* --trace-every: rank 0 writes DIR/trace_features-<step>.h5 (trace_cond.h)
+ * of the validation split (the training split without one), at most
+ * --trace-probe-chars examples. */
+static int feat_trace_step(task *t, const model *m, const model_work *w, const char *dir,
+                           int64_t step)
+{
+    (void)w;
+    if (t->rank != 0)
+        return 0;
+    feat_task *k = feat(t);
+    char path[CONFIG_PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/trace_features-%08lld.h5", dir, (long long)step);
+    trace_cond_options o = {path, dir, k->cfg.features, t->has_val ? SPLIT_VAL : SPLIT_TRAIN,
+                            k->cfg.trace_probe_chars, step};
+    trace_cond_summary s;
+    return trace_features_write(&o, t, m, &s);
+}
+
 static void feat_print_header(const task *t, int64_t total_steps)
 {
     const feat_task *k = feat(t);
     task_say(t, "features '%s': %zu examples (train %zu, val %zu), %d features, %d classes, "
-           "standardised; %d rank%s x %d rows, one step per example, %lld steps, %d thread%s "
+           "standardised; %d rank%s x %d rows, %s per example, %lld steps, %d thread%s "
            "per rank\n",
         k->cfg.features, k->n, k->n_train, k->n_val, k->D, k->C, t->nranks,
-        t->nranks == 1 ? "" : "s", k->B, (long long)total_steps, runtime_threads(),
+        t->nranks == 1 ? "" : "s", k->B, k->cfg.model.layers ? "one step" : "an MLP",
+        (long long)total_steps, runtime_threads(),
         runtime_threads() == 1 ? "" : "s");
 }
 
@@ -465,6 +524,7 @@ const task_ops task_features_ops = {
     .state_view = task_examples_state_view,
     .state_load = task_examples_state_load,
     .resume_agree = feat_resume_agree,
+    .trace_step = feat_trace_step,
     .model_init = feat_model_init,
     .print_header = feat_print_header,
 };

@@ -25,6 +25,7 @@
 #include "charnn/generate.h"
 #include "charnn/runtime.h"
 #include "charnn/task.h"
+#include "charnn/trace_cond.h"
 #include "task_examples.h"
 
 typedef struct {
@@ -119,8 +120,6 @@ static int gen_open(task *t, run_config *cfg, vocab *voc, int rank, int nranks)
         return -1;
     if (cfg->batch < 1)
         return cn_err("--batch must be at least 1");
-    if (cfg->trace_every > 0)
-        return cn_err("--trace-every is not available for --task generate yet");
     if (cfg->balance[0] && strcmp(cfg->balance, "off") != 0)
         return cn_err("--balance is not available for --task generate: its rows are split evenly");
     k->cfg = *cfg;
@@ -392,6 +391,65 @@ static void gen_resume_agree(task *t, train_progress *prog)
             (unsigned long long)prog->chunk, (long long)prog->epoch);
 }
 
+/* ---- traces (trace_cond.c) --------------------------------------------- */
+
+int task_generate_cond_width(const task *t, int *vector)
+{
+    *vector = gen(t)->features != NULL;
+    return gen(t)->D;
+}
+
+void task_generate_split(const task *t, int split, size_t *begin, size_t *end)
+{
+    *begin = gen(t)->ex.split_begin[split];
+    *end = gen(t)->ex.split_end[split];
+}
+
+int task_generate_example(task *t, size_t i, int32_t *x, int32_t *y, float *cond, int32_t *label)
+{
+    gen_task *k = gen(t);
+    const int n = (int)examples_length(&k->ex, i);
+    /* the text's ids land in y first, then move one on as the model's */
+    if (examples_read_tokens(&k->ex, i, y) != 0)
+        return -1;
+    x[0] = k->boundary;
+    for (int j = 0; j < n; j++) {
+        y[j] = k->remap[y[j]];
+        x[j + 1] = y[j];
+    }
+    y[n] = k->boundary;
+    *label = k->ex.labels[i];
+    if (k->features)
+        memcpy(cond, k->features + i * (size_t)k->D, (size_t)k->D * sizeof(float));
+    else
+        for (int c = 0; c < k->D; c++)
+            cond[c] = c == *label ? 1.0f : 0.0f;
+    return n + 1;
+}
+
+/* --trace-every: rank 0 writes DIR/trace_generate-<step>.h5 (trace_cond.h)
+ * of the first --trace-probe-chars characters (whole examples) of the
+ * validation split, or of the training split without one. */
+static int gen_trace_step(task *t, const model *m, const model_work *w, const char *dir,
+                          int64_t step)
+{
+    (void)w;
+    if (t->rank != 0)
+        return 0;
+    gen_task *k = gen(t);
+    vocab voc = {0};
+    if (gen_vocab(&k->exvoc, &voc) != 0)
+        return -1;
+    char path[CONFIG_PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/trace_generate-%08lld.h5", dir, (long long)step);
+    trace_cond_options o = {path, dir, k->cfg.data, t->has_val ? SPLIT_VAL : SPLIT_TRAIN,
+                            k->cfg.trace_probe_chars, step};
+    trace_cond_summary s;
+    int rc = trace_generate_write(&o, t, m, &voc, &s);
+    vocab_free(&voc);
+    return rc;
+}
+
 static void gen_print_header(const task *t, int64_t total_steps)
 {
     const gen_task *k = gen(t);
@@ -424,5 +482,6 @@ const task_ops task_generate_ops = {
     .state_view = task_examples_state_view,
     .state_load = task_examples_state_load,
     .resume_agree = gen_resume_agree,
+    .trace_step = gen_trace_step,
     .print_header = gen_print_header,
 };

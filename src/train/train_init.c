@@ -22,6 +22,7 @@
 #include "charnn/corpus.h"
 #include "charnn/data.h"
 #include "charnn/examples.h"
+#include "charnn/mlp.h"
 #include "trainer.h"
 
 /* The shape flags given on the command line must agree with the model's. */
@@ -39,6 +40,9 @@ static int check_shape(const run_config *c, const model_config *a, const char *p
     if ((c->given & CONFIG_GIVEN_EMBED) && c->model.embed != a->embed)
         return cn_err("--init-from '%s' has embedding size %d, this run asks for --embed %d",
                       path, a->embed, c->model.embed);
+    if ((c->given & CONFIG_GIVEN_ACTIVATION) && c->model.mlp_act != a->mlp_act)
+        return cn_err("--init-from '%s' has activation %s, this run asks for --activation %s",
+                      path, mlp_act_name(a->mlp_act), mlp_act_name(c->model.mlp_act));
     return 0;
 }
 
@@ -121,6 +125,7 @@ int train_init_read(trainer *t, ckpt_data *src)
     c->model.layers = src->cfg.model.layers;
     c->model.hidden = src->cfg.model.hidden;
     c->model.embed = src->cfg.model.embed;
+    c->model.mlp_act = src->cfg.model.mlp_act;
     c->vocab_mode = src->voc.mode;
     if (strcmp(c->task, CKPT_TASK_LM) != 0) {
         /* tasks of examples read them with the model's vocabulary (examples_open maps the

@@ -12,6 +12,7 @@
 #include "charnn/head.h"
 #include "charnn/kernels.h"
 #include "charnn/memplan.h"
+#include "charnn/mlp.h"
 #include "charnn/rundir.h"
 #include "charnn/runtime.h"
 #include "trainer.h"
@@ -59,6 +60,9 @@ static int check_resume_compatible(const trainer *t, const ckpt_data *d, const c
     if ((c->given & CONFIG_GIVEN_POOL) && c->model.head.pool != a->head.pool)
         return cn_err("checkpoint '%s' pools with %s, this run asks for --pool %s", path,
                       head_pool_name(a->head.pool), head_pool_name(c->model.head.pool));
+    if ((c->given & CONFIG_GIVEN_ACTIVATION) && c->model.mlp_act != a->mlp_act)
+        return cn_err("checkpoint '%s' has activation %s, this run asks for --activation %s",
+                      path, mlp_act_name(a->mlp_act), mlp_act_name(c->model.mlp_act));
     if ((c->given & CONFIG_GIVEN_PRECISION) && c->precision != d->cfg.precision)
         return cn_err("checkpoint '%s' was trained with --precision %s, this run asks for "
                       "--precision %s", path, kern_precision_name((kern_precision)d->cfg.precision),
@@ -205,9 +209,15 @@ done:
 static void print_header(const trainer *t)
 {
     const run_config *c = &t->cfg;
-    train_say(t, "charnn %s: %s, %d layers x %d hidden, %s, vocab %d, %zu parameters\n",
-              runtime_version(), cell_name(c->model.cell), c->model.layers, c->model.hidden,
-              c->model.embed ? "embedding" : "one-hot input", c->model.vocab, t->m.n_params);
+    if (c->model.layers == 0)
+        train_say(t, "charnn %s: MLP (no recurrent stack), %d features -> %d %s -> %d classes, "
+                     "%zu parameters\n",
+                  runtime_version(), c->model.cond.dim, c->model.hidden,
+                  mlp_act_name(c->model.mlp_act), c->model.head.classes, t->m.n_params);
+    else
+        train_say(t, "charnn %s: %s, %d layers x %d hidden, %s, vocab %d, %zu parameters\n",
+                  runtime_version(), cell_name(c->model.cell), c->model.layers, c->model.hidden,
+                  c->model.embed ? "embedding" : "one-hot input", c->model.vocab, t->m.n_params);
     t->task.ops->print_header(&t->task, t->total_steps);
     train_say(t, "optimizer %s, lr %.3g (%s schedule), clip %.3g; %s\n",
               optim_name(c->optim.kind), (double)c->sched.lr, sched_name(c->sched.kind),
@@ -215,7 +225,8 @@ static void print_header(const trainer *t)
     const char *note = runtime_blas_note();
     if (note)
         train_say(t, "%s\n", note);
-    train_say(t, "recurrent step products: %s\n", kern_packed_name());
+    if (c->model.layers > 0)
+        train_say(t, "recurrent step products: %s\n", kern_packed_name());
     if (c->stop_by > 0.0)
         train_say(t, "time limit in %.0f s: a checkpoint and exit %d before it\n",
                   fmax(0.0, c->stop_by - cn_now()), TRAIN_EXIT_STOPPED);
