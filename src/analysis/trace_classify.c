@@ -248,7 +248,8 @@ int trace_classify_write(const trace_classify_options *o, const model *m, const 
     int64_t *index = cn_xmalloc((n_ex ? n_ex : 1) * sizeof *index);
     int32_t *ids = cn_xmalloc(longest * sizeof *ids);
     float *prob = cn_xmalloc(T * C * sizeof *prob); /* (T, C) one example's prefixes */
-    float *pool = cn_xmalloc((size_t)H * sizeof *pool), *mean = cn_xmalloc((size_t)H * sizeof *mean);
+    float *pool = cn_xmalloc((size_t)H * sizeof *pool);
+    float *mean = cn_xmalloc((size_t)H * sizeof *mean);
     int32_t *px = PB ? cn_xmalloc(T * PB * sizeof *px) : NULL;  /* (T, PB) */
     int32_t *plens = PB ? cn_xmalloc((size_t)PB * sizeof *plens) : NULL;
     model_work w, pw;

@@ -54,23 +54,29 @@ static int tt_create_all(tt_writer *t)
     return 0;
 }
 
+/* Append the buffered rows to dataset name. */
+static int tt_append(tt_writer *t, const char *name, hid_t mem_type, int cols, const void *buf)
+{
+    return trace_rows_append(t->path, t->fid, name, mem_type, cols, t->rows, t->n, buf);
+}
+
 static int tt_flush(tt_writer *t)
 {
     if (t->n == 0)
         return 0;
-    if (trace_rows_append(t->path, t->fid, "/tokens", H5T_NATIVE_INT32, 0, t->rows, t->n, t->tok) < 0 ||
-        trace_rows_append(t->path, t->fid, "/tags", H5T_NATIVE_INT32, 0, t->rows, t->n, t->gold) < 0 ||
-        trace_rows_append(t->path, t->fid, "/pred", H5T_NATIVE_INT32, 0, t->rows, t->n, t->pred) < 0 ||
-        trace_rows_append(t->path, t->fid, "/prob", H5T_NATIVE_FLOAT, t->K, t->rows, t->n, t->prob) < 0)
+    if (tt_append(t, "/tokens", H5T_NATIVE_INT32, 0, t->tok) < 0 ||
+        tt_append(t, "/tags", H5T_NATIVE_INT32, 0, t->gold) < 0 ||
+        tt_append(t, "/pred", H5T_NATIVE_INT32, 0, t->pred) < 0 ||
+        tt_append(t, "/prob", H5T_NATIVE_FLOAT, t->K, t->prob) < 0)
         return -1;
     char name[64];
     for (int l = 0; l < t->L; l++)
         for (int d = 0; d < t->D; d++) {
             trace_state_name(name, sizeof name, l, d, 'h');
-            if (trace_rows_append(t->path, t->fid, name, H5T_NATIVE_FLOAT, t->H, t->rows, t->n, t->h[l][d]) < 0)
+            if (tt_append(t, name, H5T_NATIVE_FLOAT, t->H, t->h[l][d]) < 0)
                 return -1;
             trace_state_name(name, sizeof name, l, d, 'c');
-            if (t->lstm && trace_rows_append(t->path, t->fid, name, H5T_NATIVE_FLOAT, t->H, t->rows, t->n, t->c[l][d]) < 0)
+            if (t->lstm && tt_append(t, name, H5T_NATIVE_FLOAT, t->H, t->c[l][d]) < 0)
                 return -1;
         }
     t->rows += t->n;
