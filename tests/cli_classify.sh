@@ -5,8 +5,11 @@
 # shuffle) and truncation; a run stopped mid-epoch and resumed is bit-identical
 # to an uninterrupted one (losses, parameters, optimizer state), and a
 # checkpoint of 2 ranks x 4 resumes on 1 rank x 8 at the same batch; every
-# optimizer, class weights and balanced sampling train; bad input fails with
-# one line naming the file and what is wrong, leaving no run behind.
+# optimizer, class weights and balanced sampling train; traces record where
+# the decision forms (for a bidirectional classifier too: both directions'
+# states, recomputed in PyTorch, and each prefix's probability = charnn
+# predict's on that prefix); bad input fails with one line naming the file
+# and what is wrong, leaving no run behind.
 #
 #   bash tests/cli_classify.sh <path-to-charnn> <source-dir>
 set -u
