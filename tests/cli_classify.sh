@@ -5,8 +5,11 @@
 # shuffle) and truncation; a run stopped mid-epoch and resumed is bit-identical
 # to an uninterrupted one (losses, parameters, optimizer state), and a
 # checkpoint of 2 ranks x 4 resumes on 1 rank x 8 at the same batch; every
-# optimizer, class weights and balanced sampling train; bad input fails with
-# one line naming the file and what is wrong, leaving no run behind.
+# optimizer, class weights and balanced sampling train; traces record where
+# the decision forms (for a bidirectional classifier too: both directions'
+# states, recomputed in PyTorch, and each prefix's probability = charnn
+# predict's on that prefix); bad input fails with one line naming the file
+# and what is wrong, leaving no run behind.
 #
 #   bash tests/cli_classify.sh <path-to-charnn> <source-dir>
 set -u
@@ -169,6 +172,124 @@ check "and --json: one object with 3 units" grep -q '^{"trace":"learn_trace.h5",
     --no-progress > traced.log 2>&1
 check "train --trace-every writes a classifier trace per traced step" \
     test -s traced/trace_classify-00000010.h5 -a -s traced/trace_classify-00000020.h5
+# a bidirectional classifier: the reverse direction reads from the example's
+# end, so its states are recorded beside the forward's (h_reverse, c_reverse),
+# the head reads [forward ; reverse] (C, 2H), and the probability after a
+# character is the model's answer on the prefix run as an example of its own
+"$CHARNN" train --task classify --data ab.h5 --out bi --cell lstm --layers 2 --hidden 8 \
+    --embed 6 --bidirectional --pool mean --batch 16 --steps 60 --lr 0.02 --eval-every 0 \
+    --threads 1 --no-progress > bi.log 2>&1
+check "a bidirectional LSTM classifier trains (exit $?)" test -s bi/model.h5 || show bi.log
+"$CHARNN" trace --model bi/model.h5 --data ab.h5 --split val --max-chars 400 --out bi_trace.h5 \
+    > bi_trace.log 2>&1
+check "charnn trace on a bidirectional classifier (exit $?): $(cat bi_trace.log)" \
+    grep -qE "^trace of [0-9]+ examples .* unit [0-9]+ of layer [01]( \(reverse\))? follows class 'more_[ab]' most \(r = -?[0-9.]+\)$" bi_trace.log
+if /usr/bin/python3 -c 'import h5py' 2>/dev/null; then
+    check "its shapes: h, c, h_reverse, c_reverse of every layer and character, label_corr per direction" \
+        /usr/bin/python3 -c "
+import h5py, numpy as np
+f = h5py.File('bi_trace.h5', 'r')
+a = f.attrs
+assert int(a['directions']) == 2 and a['prefix_prob'] == 'rerun', dict(a)
+N, E = int(a['n_steps']), int(a['n_examples'])
+assert f['prob'].shape == (N, 2) and np.allclose(f['prob'][:].sum(1), 1, atol=1e-5)
+for l in range(2):
+    assert set(f['layer%d' % l].keys()) == {'h', 'c', 'h_reverse', 'c_reverse', 'label_corr', 'label_corr_reverse'}
+    for n in ('h', 'c', 'h_reverse', 'c_reverse'):
+        assert f['layer%d/%s' % (l, n)].shape == (N, 8)
+    assert f['layer%d/label_corr_reverse' % l].shape == (2, 8)
+v, tok, off = f['vocab'][:], f['tokens'][:], f['offsets'][:]
+with open('bi_val.txt', 'w') as o, open('bi_prefix.txt', 'w') as p:
+    for i in range(E):
+        s = ''.join(chr(v[t]) for t in tok[off[i]:off[i + 1]])
+        o.write(s + '\n')
+        if i < 5:
+            for k in range(1, len(s) + 1):
+                p.write(s[:k] + '\n')"
+    "$CHARNN" predict --model bi/model.h5 --json --top-k 2 bi_val.txt > bi_val.json 2>&1
+    "$CHARNN" predict --model bi/model.h5 --json --top-k 2 bi_prefix.txt > bi_prefix.json 2>&1
+    cat > bi_check.py <<'PY'
+import json, sys
+import h5py, numpy as np
+f = h5py.File('bi_trace.h5', 'r')
+names = [s.decode() for s in f['label_names'][:]]
+prob, off, pred = f['prob'][:], f['offsets'][:], f['pred'][:]
+def probs(path):
+    out = []
+    for line in open(path):
+        r = json.loads(line)
+        q = [0.0] * len(names)
+        for t in r['top']:
+            q[names.index(t['label'])] = t['probability']
+        out.append(q)
+    return np.array(out)
+if sys.argv[1] == 'final':
+    q = probs('bi_val.json')
+    assert q.shape == (len(off) - 1, 2), q.shape
+    d = np.abs(q - prob[off[1:] - 1]).max()
+    assert (prob[off[1:] - 1].argmax(1) == pred).all()
+else:  # every prefix of the first 5 examples
+    q = probs('bi_prefix.json')
+    d = np.abs(q - prob[:off[5]]).max()
+print('%.3g' % d)
+assert d <= 1e-5
+PY
+    d=$(/usr/bin/python3 bi_check.py final 2>&1)
+    check "its final probabilities are charnn predict --json's: max difference $d <= 1e-5" test $? = 0
+    d=$(/usr/bin/python3 bi_check.py prefix 2>&1)
+    check "its probability after each character is charnn predict's on that prefix: max difference $d <= 1e-5" test $? = 0
+    if /usr/bin/python3 -c 'import torch' 2>/dev/null; then
+        cat > bi_torch.py <<'PY'
+# Recompute the trace from the checkpoint in PyTorch, one bidirectional layer
+# at a time: every h of both directions, the final c of each, the final
+# probabilities (mean pooling of [forward ; reverse], nn.Linear(2H, C)).
+import h5py, numpy as np, torch
+with h5py.File('bi/model.h5', 'r') as f:
+    a = f.attrs
+    L, H, E = int(a['layers']), int(a['hidden']), int(a['embed'])
+    t = {n: torch.from_numpy(f['model'][n][:]) for n in f['model']}
+layers = []
+for l in range(L):
+    m = torch.nn.LSTM(input_size=E if l == 0 else 2 * H, hidden_size=H, bidirectional=True)
+    m.load_state_dict({'%s_l0%s' % (w, s): t['%s_l%d%s' % (w, l, s)]
+                       for w in ('weight_ih', 'weight_hh', 'bias_ih', 'bias_hh') for s in ('', '_reverse')})
+    layers.append(m)
+lin = torch.nn.Linear(2 * H, 2)
+lin.load_state_dict({'weight': t['classifier.weight'], 'bias': t['classifier.bias']})
+worst = 0.0
+with h5py.File('bi_trace.h5', 'r') as f, torch.no_grad():
+    off, tok, prob = f['offsets'][:], torch.from_numpy(f['tokens'][:].astype('int64')), f['prob'][:]
+    hs = [[f['layer%d/h%s' % (l, s)][:] for s in ('', '_reverse')] for l in range(L)]
+    cs = [[f['layer%d/c%s' % (l, s)][:] for s in ('', '_reverse')] for l in range(L)]
+    for i in range(len(off) - 1):
+        lo, hi = int(off[i]), int(off[i + 1])
+        x = torch.nn.functional.embedding(tok[lo:hi], t['embedding.weight']).unsqueeze(1)
+        for l, m in enumerate(layers):
+            x, (h_n, c_n) = m(x)
+            out = x.squeeze(1).numpy()
+            for d in range(2):
+                worst = max(worst, np.abs(out[:, d * H:(d + 1) * H] - hs[l][d][lo:hi]).max())
+            worst = max(worst, np.abs(c_n[0, 0].numpy() - cs[l][0][hi - 1]).max(),
+                        np.abs(c_n[1, 0].numpy() - cs[l][1][lo]).max())
+        p = torch.softmax(lin(x.squeeze(1).mean(0)), 0).numpy()
+        worst = max(worst, np.abs(p - prob[hi - 1]).max())
+print('%.3g' % worst)
+PY
+        d=$(/usr/bin/python3 bi_torch.py 2>&1)
+        check "PyTorch recomputes its states of both directions and final probabilities: max difference $d <= 1e-5" \
+            awk -v d="$d" 'BEGIN { exit !(d + 0 == d && d <= 1e-5) }'
+    fi
+fi
+"$CHARNN" analyze --json --top 40 bi_trace.h5 > bi_analyze.json
+check "analyze names the direction of each of a bidirectional classifier's 32 units" \
+    /usr/bin/python3 -c "
+import json
+u = json.load(open('bi_analyze.json'))['units']['more_b']
+assert len(u) == 32 and sorted((x['layer'], x['direction'], x['unit']) for x in u) == sorted((l, d, j) for l in range(2) for d in ('forward', 'reverse') for j in range(8)), u"
+"$CHARNN" analyze --top 32 bi_trace.h5 > bi_analyze.log 2>&1
+check "and as text: the header says bidirectional" \
+    grep -q "^trace 'bi_trace.h5' (classify; lstm, 2 x 8, bidirectional, model 'bi/model.h5'" bi_analyze.log
+check "and names reverse units" grep -q "layer [01] reverse unit [0-9]* r [-+]" bi_analyze.log
 
 # ---- 7. bad input --------------------------------------------------------
 expect_error() { # what, wanted stderr, command...

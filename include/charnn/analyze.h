@@ -305,13 +305,14 @@ int analyze_write_html(const char *path, const analyze_report *r);
  * each class; printed to out as a table or one JSON object. 1 when path is
  * not a classify trace (nothing printed), 0, or -1 with a message. */
 int analyze_classify_run(const char *path, int top_k, int json, FILE *out);
-/* The top_k units of largest |r| for each of K targets from corr (L, K, H)
- * (layer l's (K, H) correlations of its H units with the K targets, named by
- * names): one line per target, or with json one object {"name":[{"layer",
+/* The top_k units of largest |r| for each of K targets from corr (L, D, K, H)
+ * (layer l's, direction d's (K, H) correlations of its H units with the K
+ * targets, named by names; D = 2 for a bidirectional model, d = 1 reverse):
+ * one line per target, or with json one object {"name":[{"layer","direction",
  * "unit","r"}, ...], ...}. pair: the targets are classes, and with two only
  * the second is listed (the first's r is its negative). */
 void analyze_units_write(FILE *out, int json, const char *const *names, int K, int pair,
-                         const float *corr, int L, int H, int top_k);
+                         const float *corr, int L, int D, int H, int top_k);
 /* `charnn analyze` on a trace of a conditional generator (kind "generate":
  * loss per character overall and per class, the units that follow each
  * condition class or dimension) or of a vector classifier (kind "features":

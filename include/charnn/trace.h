@@ -75,11 +75,16 @@ int trace_streams_write(const char *path, const model *m, const model_work *w, i
 
 /* A classifier's trace (kind "classify", docs/trace-format.md): whole
  * examples of a split of an examples file, each from a zero state; after each
- * character the hidden (and cell) states of every layer and the class
- * probabilities the head gives the prefix (its pooling over the states so
- * far: for "last" the classifier applied to h_t); per example its label and
- * the predicted class; per layer the correlation over examples of each unit's
- * final state with each class. Written atomically. Serial. */
+ * character the hidden (and cell) states of every layer and direction (the
+ * reverse direction's, of the whole example, under names ending in
+ * "_reverse") and the class probabilities the model gives the prefix as an
+ * example of its own (unidirectional: the head's pooling over the states so
+ * far; bidirectional: the model run on each prefix, len (len - 1) / 2 more
+ * positions per example); at the last character the whole example's, as
+ * predict computes them; per example its label and the predicted class; per
+ * layer and direction the correlation over examples of each unit's final
+ * state (the reverse's: after the first character) with each class. Written
+ * atomically. Serial. */
 typedef struct {
     const char *path;       /* the trace to write */
     const char *model_name; /* for the attributes: the model file or run directory */
@@ -93,7 +98,7 @@ typedef struct {
 typedef struct {
     int64_t n_examples, n_steps, correct;
     float best_r; /* the unit whose final state correlates most with a class */
-    int best_layer, best_unit, best_class;
+    int best_layer, best_dir, best_unit, best_class; /* best_dir: 0 forward, 1 reverse */
 } trace_classify_summary;
 
 /* `charnn trace` on a checkpoint: 1 (nothing done) when it is not a

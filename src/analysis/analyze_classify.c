@@ -20,7 +20,7 @@ static int read_i64(const char *path, hid_t fid, const char *name, int64_t *out)
 }
 
 typedef struct {
-    int layer, unit;
+    int layer, dir, unit; /* dir: 0 forward, 1 reverse */
     float r;
 } unit_r;
 
@@ -47,9 +47,9 @@ static int argmax(const float *p, int n)
 }
 
 void analyze_units_write(FILE *out, int json, const char *const *names, int K, int pair,
-                         const float *corr, int L, int H, int top_k)
+                         const float *corr, int L, int D, int H, int top_k)
 {
-    const int n_units = L * H, top = top_k < n_units ? top_k : n_units;
+    const int n_units = L * D * H, top = top_k < n_units ? top_k : n_units;
     const int two = pair && K == 2; /* two classes: r of class 0 is minus class 1's */
     unit_r *units = cn_xmalloc((size_t)n_units * sizeof *units);
     if (json)
@@ -57,22 +57,24 @@ void analyze_units_write(FILE *out, int json, const char *const *names, int K, i
     for (int c = two ? 1 : 0, i = 0; c < K; c++, i++) {
         int n = 0;
         for (int l = 0; l < L; l++)
-            for (int j = 0; j < H; j++)
-                units[n++] = (unit_r){l, j, corr[((size_t)l * K + c) * H + j]};
+            for (int d = 0; d < D; d++)
+                for (int j = 0; j < H; j++)
+                    units[n++] = (unit_r){l, d, j, corr[(((size_t)l * D + d) * K + c) * H + j]};
         qsort(units, (size_t)n, sizeof *units, unit_cmp);
         if (json) {
             fprintf(out, "%s", i ? "," : "");
             cn_json_string(out, names[c]);
             fprintf(out, ":[");
             for (int k = 0; k < top; k++)
-                fprintf(out, "%s{\"layer\":%d,\"unit\":%d,\"r\":%.4f}", k ? "," : "",
-                        units[k].layer, units[k].unit, (double)units[k].r);
+                fprintf(out, "%s{\"layer\":%d,\"direction\":\"%s\",\"unit\":%d,\"r\":%.4f}",
+                        k ? "," : "", units[k].layer, units[k].dir ? "reverse" : "forward",
+                        units[k].unit, (double)units[k].r);
             fprintf(out, "]");
         } else {
             fprintf(out, "  %-16s", names[c]);
             for (int k = 0; k < top; k++)
-                fprintf(out, "%s layer %d unit %d r %+.3f", k ? "," : "", units[k].layer,
-                        units[k].unit, (double)units[k].r);
+                fprintf(out, "%s layer %d%s unit %d r %+.3f", k ? "," : "", units[k].layer,
+                        units[k].dir ? " reverse" : "", units[k].unit, (double)units[k].r);
             fprintf(out, "\n");
         }
     }
@@ -97,7 +99,7 @@ int analyze_classify_run(const char *path, int top_k, int json, FILE *out)
         H5Fclose(fid);
         return 1;
     }
-    int64_t L = 0, H = 0, C = 0, E = 0, N = 0, step = 0;
+    int64_t L = 0, H = 0, C = 0, E = 0, N = 0, step = 0, D = 1;
     char **names = NULL;
     size_t n_names = 0;
     int64_t *off = NULL;
@@ -109,18 +111,20 @@ int analyze_classify_run(const char *path, int top_k, int json, FILE *out)
         read_i64(path, fid, "n_classes", &C) < 0 || read_i64(path, fid, "n_examples", &E) < 0 ||
         read_i64(path, fid, "n_steps", &N) < 0 || read_i64(path, fid, "model_step", &step) < 0 ||
         h5io_attr_read_str(path, fid, "", "cell", cell, sizeof cell) < 0 ||
-        h5io_attr_read_str(path, fid, "", "model", model, sizeof model) < 0)
-        goto done;
-    if (L < 1 || H < 1 || C < 2 || E < 1 || N < E) {
-        cn_err("'%s' is damaged: a classify trace of %lld layers, %lld units, %lld classes, %lld "
-               "examples and %lld steps",
-               path, (long long)L, (long long)H, (long long)C, (long long)E, (long long)N);
+        h5io_attr_read_str(path, fid, "", "model", model, sizeof model) < 0 ||
+        h5io_attr_read_num(path, fid, "", "directions", H5T_NATIVE_INT64, 1, &D) < 0)
+        goto done; /* no directions attribute: a trace of before bidirectional models, 1 */
+    if (L < 1 || H < 1 || C < 2 || E < 1 || N < E || D < 1 || D > 2) {
+        cn_err("'%s' is damaged: a classify trace of %lld layers, %lld units, %lld directions, "
+               "%lld classes, %lld examples and %lld steps",
+               path, (long long)L, (long long)H, (long long)D, (long long)C, (long long)E,
+               (long long)N);
         goto done;
     }
     off = cn_xmalloc((size_t)(E + 1) * sizeof *off);
     lab = cn_xmalloc((size_t)E * sizeof *lab);
     prob = cn_xmalloc((size_t)N * (size_t)C * sizeof *prob);
-    corr = cn_xmalloc((size_t)L * (size_t)C * (size_t)H * sizeof *corr);
+    corr = cn_xmalloc((size_t)(L * D) * (size_t)C * (size_t)H * sizeof *corr);
     hsize_t de1[1] = {(hsize_t)E + 1}, de[1] = {(hsize_t)E}, dp[2] = {(hsize_t)N, (hsize_t)C},
             dc[2] = {(hsize_t)C, (hsize_t)H};
     if (h5io_dataset_read(path, fid, "/offsets", H5T_NATIVE_INT64, H5T_INTEGER, 1, de1, off) < 0 ||
@@ -128,13 +132,15 @@ int analyze_classify_run(const char *path, int top_k, int json, FILE *out)
         h5io_dataset_read(path, fid, "/prob", H5T_NATIVE_FLOAT, H5T_FLOAT, 2, dp, prob) < 0 ||
         h5io_dataset_read_strings(path, fid, "/label_names", &names, &n_names) < 0)
         goto done;
-    for (int64_t l = 0; l < L; l++) {
-        char name[64];
-        snprintf(name, sizeof name, "/layer%lld/label_corr", (long long)l);
-        if (h5io_dataset_read(path, fid, name, H5T_NATIVE_FLOAT, H5T_FLOAT, 2, dc,
-                              corr + (size_t)l * C * H) < 0)
-            goto done;
-    }
+    for (int64_t l = 0; l < L; l++)
+        for (int64_t d = 0; d < D; d++) {
+            char name[64];
+            snprintf(name, sizeof name, "/layer%lld/label_corr%s", (long long)l,
+                     d ? "_reverse" : "");
+            if (h5io_dataset_read(path, fid, name, H5T_NATIVE_FLOAT, H5T_FLOAT, 2, dc,
+                                  corr + (size_t)(l * D + d) * C * H) < 0)
+                goto done;
+        }
     if ((int64_t)n_names != C || off[0] != 0 || off[E] != N) {
         cn_err("'%s' is damaged: its offsets or label names do not match its attributes", path);
         goto done;
@@ -177,10 +183,10 @@ int analyze_classify_run(const char *path, int top_k, int json, FILE *out)
         fprintf(out, "},\"settle_mean\":%.6f,\"settle_median\":%.6f,\"units\":",
                 settle_sum / (double)E, settle_median);
     } else {
-        fprintf(out, "trace '%s' (classify; %s, %lld x %lld, model '%s' at step %lld): %lld "
+        fprintf(out, "trace '%s' (classify; %s, %lld x %lld%s, model '%s' at step %lld): %lld "
                      "examples, %lld characters, %lld classes\n",
-                path, cell, (long long)L, (long long)H, model, (long long)step, (long long)E,
-                (long long)N, (long long)C);
+                path, cell, (long long)L, (long long)H, D == 2 ? ", bidirectional" : "", model,
+                (long long)step, (long long)E, (long long)N, (long long)C);
         fprintf(out, "accuracy of the prediction after 25%% / 50%% / 75%% / all of each example: "
                      "%.4f / %.4f / %.4f / %.4f\n",
                 (double)right[0] / E, (double)right[1] / E, (double)right[2] / E,
@@ -191,8 +197,8 @@ int analyze_classify_run(const char *path, int top_k, int json, FILE *out)
         fprintf(out, "units whose final state follows a class (Pearson r over the examples)%s:\n",
                 C == 2 ? "; with two classes the other class's r is the negative" : "");
     }
-    analyze_units_write(out, json, (const char *const *)names, (int)C, 1, corr, (int)L, (int)H,
-                        top_k);
+    analyze_units_write(out, json, (const char *const *)names, (int)C, 1, corr, (int)L, (int)D,
+                        (int)H, top_k);
     if (json)
         fprintf(out, "}\n");
     rc = 0;

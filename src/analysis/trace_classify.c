@@ -1,9 +1,12 @@
 /* Traces of a classifier (kind "classify"): every example of a split from a
  * zero state, with after each character the hidden states of every layer and
- * the class probabilities the head gives the prefix read so far, so that one
- * sees where the decision forms; and, per unit, the correlation of the state
- * an example ends in with each class (the "sentiment unit" question). The
- * layout is in docs/trace-format.md. See trace.h. */
+ * direction and the class probabilities the model gives the prefix read so
+ * far, so that one sees where the decision forms; and, per unit of each
+ * layer and direction, the correlation of the state an example ends in with
+ * each class (the "sentiment unit" question). A unidirectional model's prefix
+ * probabilities come from pooling its states so far; a bidirectional one's
+ * reverse direction reads from the example's end, so each prefix is run as an
+ * example of its own. The layout is in docs/trace-format.md. See trace.h. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,71 +20,69 @@
 #include "charnn/head.h"
 #include "charnn/memplan.h"
 #include "charnn/trace.h"
+#include "trace_rows.h"
 
-enum { CT_BLOCK = 4096 }; /* positions buffered per append */
+enum {
+    CT_BLOCK = 4096, /* positions buffered per append */
+    CT_PREFIX_ROWS = 32, /* bidirectional: prefixes run side by side in one forward */
+};
 
 typedef struct {
     const char *path;   /* the file being written (a temporary name) */
     hid_t fid;
-    int L, H, C, lstm;
+    int L, H, C, D, lstm; /* D: directions, 1 or 2 */
     int64_t rows;       /* positions written */
     int n;              /* positions buffered */
     int32_t *tok;       /* (CT_BLOCK) */
     float *prob;        /* (CT_BLOCK, C) */
-    float *h[MODEL_MAX_LAYERS], *c[MODEL_MAX_LAYERS]; /* (CT_BLOCK, H) */
+    float *h[MODEL_MAX_LAYERS][2], *c[MODEL_MAX_LAYERS][2]; /* (CT_BLOCK, H) per direction */
 } ct_writer;
 
-/* A growable dataset of rows of `cols` values (0: a vector); 0 or -1. */
-static int ct_create(ct_writer *t, const char *name, hid_t type, int cols)
+static int ct_create_all(ct_writer *t)
 {
-    hsize_t dims[2] = {0, (hsize_t)cols}, chunk[2];
-    chunk[1] = (hsize_t)(cols > 0 ? cols : 1);
-    chunk[0] = (hsize_t)(65536 / chunk[1] > 0 ? 65536 / chunk[1] : 1);
-    hid_t d = h5io_dataset_create(t->path, t->fid, name, type, cols > 0 ? 2 : 1, dims, chunk,
-                                  H5IO_GROWABLE | H5IO_COMPRESS | H5IO_NO_FILL);
-    if (d < 0)
+    if (trace_rows_create(t->path, t->fid, "/tokens", H5T_STD_I32LE, 0) < 0 ||
+        trace_rows_create(t->path, t->fid, "/prob", H5T_IEEE_F32LE, t->C) < 0)
         return -1;
-    H5Dclose(d);
+    char name[64];
+    for (int l = 0; l < t->L; l++)
+        for (int d = 0; d < t->D; d++) {
+            trace_state_name(name, sizeof name, l, d, 'h');
+            if (trace_rows_create(t->path, t->fid, name, H5T_IEEE_F32LE, t->H) < 0)
+                return -1;
+            trace_state_name(name, sizeof name, l, d, 'c');
+            if (t->lstm && trace_rows_create(t->path, t->fid, name, H5T_IEEE_F32LE, t->H) < 0)
+                return -1;
+        }
     return 0;
-}
-
-/* Append `n` buffered rows of each (cols 0: a vector) to dataset name. */
-static int ct_append(ct_writer *t, const char *name, hid_t mem_type, int cols, const void *buf)
-{
-    hid_t d = h5io_dataset_open(t->path, t->fid, name, H5P_DEFAULT, cols > 0 ? 2 : 1, NULL, NULL);
-    if (d < 0)
-        return -1;
-    hsize_t start[2] = {(hsize_t)t->rows, 0}, count[2] = {(hsize_t)t->n, (hsize_t)cols};
-    int rc = h5io_dataset_set_rows(t->path, name, d, (hsize_t)(t->rows + t->n));
-    if (rc == 0)
-        rc = h5io_dataset_write_box(t->path, name, d, mem_type, cols > 0 ? 2 : 1, start, count,
-                                    H5I_INVALID_HID, H5P_DEFAULT, buf);
-    H5Dclose(d);
-    return rc;
 }
 
 static int ct_flush(ct_writer *t)
 {
     if (t->n == 0)
         return 0;
-    char name[64];
-    if (ct_append(t, "/tokens", H5T_NATIVE_INT32, 0, t->tok) < 0 ||
-        ct_append(t, "/prob", H5T_NATIVE_FLOAT, t->C, t->prob) < 0)
+    if (trace_rows_append(t->path, t->fid, "/tokens", H5T_NATIVE_INT32, 0, t->rows, t->n,
+                          t->tok) < 0 ||
+        trace_rows_append(t->path, t->fid, "/prob", H5T_NATIVE_FLOAT, t->C, t->rows, t->n,
+                          t->prob) < 0)
         return -1;
-    for (int l = 0; l < t->L; l++) {
-        snprintf(name, sizeof name, "/layer%d/h", l);
-        if (ct_append(t, name, H5T_NATIVE_FLOAT, t->H, t->h[l]) < 0)
-            return -1;
-        snprintf(name, sizeof name, "/layer%d/c", l);
-        if (t->lstm && ct_append(t, name, H5T_NATIVE_FLOAT, t->H, t->c[l]) < 0)
-            return -1;
-    }
+    char name[64];
+    for (int l = 0; l < t->L; l++)
+        for (int d = 0; d < t->D; d++) {
+            trace_state_name(name, sizeof name, l, d, 'h');
+            if (trace_rows_append(t->path, t->fid, name, H5T_NATIVE_FLOAT, t->H, t->rows, t->n,
+                                  t->h[l][d]) < 0)
+                return -1;
+            trace_state_name(name, sizeof name, l, d, 'c');
+            if (t->lstm && trace_rows_append(t->path, t->fid, name, H5T_NATIVE_FLOAT, t->H,
+                                             t->rows, t->n, t->c[l][d]) < 0)
+                return -1;
+        }
     t->rows += t->n;
     t->n = 0;
     return 0;
 }
 
-/* softmax(W p + b) into out (C). */
+/* softmax(W p + b) into out (C); W (C, H). */
 static void classify_prefix(const float *W, const float *bias, const float *p, int C, int H,
                             float *out)
 {
@@ -101,6 +102,69 @@ static void classify_prefix(const float *W, const float *bias, const float *p, i
         out[c] = (float)(exp((double)out[c] - mx) / sum);
 }
 
+/* Unidirectional: the class probabilities of every prefix of the example
+ * just run (w, one row of len steps) from its pooled states so far, into
+ * prob (len, C): the same states the model would pool had the example ended
+ * there. */
+static void prefix_prob_pooled(const model *m, const model_work *w, size_t len, float *pool,
+                               float *mean, float *prob)
+{
+    const int L = m->cfg.layers, H = m->cfg.hidden, C = m->cfg.head.classes;
+    const model_tensor *wt = model_find_tensor(m, "classifier.weight");
+    const model_tensor *bt = model_find_tensor(m, "classifier.bias");
+    CHARNN_ASSERT(wt && bt && model_top_width(&m->cfg) == H);
+    const float *W = m->params + wt->offset, *bias = m->params + bt->offset;
+    const float *top = w->hs[L - 1] + H;
+    for (size_t k = 0; k < len; k++) {
+        const float *h = top + k * H;
+        for (int j = 0; j < H; j++) {
+            if (m->cfg.head.pool == HEAD_POOL_LAST)
+                pool[j] = h[j];
+            else if (m->cfg.head.pool == HEAD_POOL_MEAN)
+                pool[j] = k == 0 ? h[j] : pool[j] + h[j];
+            else
+                pool[j] = k == 0 || h[j] > pool[j] ? h[j] : pool[j];
+        }
+        if (m->cfg.head.pool == HEAD_POOL_MEAN) {
+            for (int j = 0; j < H; j++)
+                mean[j] = pool[j] / (float)(k + 1);
+            classify_prefix(W, bias, mean, C, H, prob + k * C);
+        } else {
+            classify_prefix(W, bias, pool, C, H, prob + k * C);
+        }
+    }
+}
+
+/* Bidirectional: the reverse direction reads the example from its end, so a
+ * prefix's decision is not in the states of the whole example; run the model
+ * on every proper prefix ids[0..k], k < len - 1, as an example of its own
+ * (CT_PREFIX_ROWS prefixes per forward in pw, rows of lengths k + 1), into
+ * prob (len - 1, C). Costs len (len - 1) / 2 positions through the stack. */
+static void prefix_prob_rerun(const model *m, model_work *pw, const int32_t *ids, size_t len,
+                              int32_t *x, int32_t *lens, float *prob)
+{
+    const int C = m->cfg.head.classes;
+    for (size_t k0 = 0; k0 + 1 < len; k0 += CT_PREFIX_ROWS) {
+        const int B = (int)(len - 1 - k0 < CT_PREFIX_ROWS ? len - 1 - k0 : CT_PREFIX_ROWS);
+        const int T = (int)k0 + B; /* the longest prefix of the group */
+        for (int b = 0; b < B; b++)
+            lens[b] = (int32_t)k0 + b + 1;
+        for (int t = 0; t < T; t++)
+            for (int b = 0; b < B; b++)
+                x[(size_t)t * B + b] = ids[t]; /* valid past a row's length, as forward needs */
+        model_state s;
+        model_state_init(&s, &m->cfg, B);
+        pw->B = B;
+        pw->len = lens;
+        pw->mask = NULL;
+        model_forward(m, pw, &s, x, NULL, T, 0, 0);
+        for (int b = 0; b < B; b++)
+            memcpy(prob + (k0 + (size_t)b) * C, head_output(pw, (size_t)b),
+                   (size_t)C * sizeof(float));
+        model_state_free(&s);
+    }
+}
+
 static int write_root(const trace_classify_options *o, const ct_writer *t, const model *m,
                       const vocab *v, int64_t n_steps, int64_t n_examples)
 {
@@ -114,6 +178,7 @@ static int write_root(const trace_classify_options *o, const ct_writer *t, const
         h5io_attr_write_str(path, fid, "cell", cell_name(m->cfg.cell)) < 0 ||
         h5io_attr_write_i64(path, fid, "layers", m->cfg.layers) < 0 ||
         h5io_attr_write_i64(path, fid, "hidden", m->cfg.hidden) < 0 ||
+        h5io_attr_write_i64(path, fid, "directions", t->D) < 0 ||
         h5io_attr_write_i64(path, fid, "vocab_size", m->cfg.vocab) < 0 ||
         h5io_attr_write_str(path, fid, "vocab_mode",
                             v->mode == VOCAB_BYTES ? "bytes" : "codepoints") < 0 ||
@@ -123,6 +188,7 @@ static int write_root(const trace_classify_options *o, const ct_writer *t, const
         h5io_attr_write_i64(path, fid, "n_examples", n_examples) < 0 ||
         h5io_attr_write_i64(path, fid, "n_classes", m->cfg.head.classes) < 0 ||
         h5io_attr_write_str(path, fid, "pool", head_pool_name(m->cfg.head.pool)) < 0 ||
+        h5io_attr_write_str(path, fid, "prefix_prob", t->D == 2 ? "rerun" : "pooled") < 0 ||
         h5io_attr_write_i64(path, fid, "max_len", o->max_len) < 0)
         return -1;
     hsize_t dv[1] = {(hsize_t)v->size};
@@ -130,68 +196,12 @@ static int write_root(const trace_classify_options *o, const ct_writer *t, const
                               v->symbols);
 }
 
-/* Pearson correlation over examples of each unit's final state with each
- * class's indicator, (L, C, H). */
-typedef struct {
-    double *sx, *sxx; /* (L, H) */
-    double *sxy;      /* (L, C, H) */
-    int64_t *nc;      /* (C) */
-    int64_t n;
-} corr_acc;
-
-static void corr_add(corr_acc *a, const model_work *w, int t_last, int L, int H, int C, int y)
-{
-    for (int l = 0; l < L; l++) {
-        const float *h = w->hs[l] + (size_t)(t_last + 1) * H;
-        for (int j = 0; j < H; j++) {
-            a->sx[(size_t)l * H + j] += h[j];
-            a->sxx[(size_t)l * H + j] += (double)h[j] * h[j];
-            a->sxy[((size_t)l * C + y) * H + j] += h[j];
-        }
-    }
-    a->nc[y]++;
-    a->n++;
-}
-
-static float corr_value(const corr_acc *a, int l, int c, int j, int H, int C)
-{
-    const double n = (double)a->n, mx = a->sx[(size_t)l * H + j] / n,
-                 vx = a->sxx[(size_t)l * H + j] / n - mx * mx, my = (double)a->nc[c] / n,
-                 vy = my * (1.0 - my), cov = a->sxy[((size_t)l * C + c) * H + j] / n - mx * my;
-    return vx > 1e-12 && vy > 0.0 ? (float)(cov / sqrt(vx * vy)) : 0.0f;
-}
-
-static int write_corr(const ct_writer *t, const corr_acc *a, trace_classify_summary *sum)
-{
-    const int L = t->L, H = t->H, C = t->C;
-    float *r = cn_xmalloc((size_t)C * H * sizeof *r);
-    int rc = 0;
-    sum->best_r = 0.0f;
-    for (int l = 0; l < L && rc == 0; l++) {
-        for (int c = 0; c < C; c++)
-            for (int j = 0; j < H; j++) {
-                r[(size_t)c * H + j] = corr_value(a, l, c, j, H, C);
-                if (fabsf(r[(size_t)c * H + j]) > fabsf(sum->best_r)) {
-                    sum->best_r = r[(size_t)c * H + j];
-                    sum->best_layer = l;
-                    sum->best_unit = j;
-                    sum->best_class = c;
-                }
-            }
-        char name[64];
-        snprintf(name, sizeof name, "/layer%d/label_corr", l);
-        hsize_t d[2] = {(hsize_t)C, (hsize_t)H};
-        rc = h5io_dataset_write(t->path, t->fid, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, d, r);
-    }
-    free(r);
-    return rc;
-}
-
 int trace_classify_write(const trace_classify_options *o, const model *m, const vocab *v,
                          const char *const *labels, examples_file *ex,
                          trace_classify_summary *sum)
 {
     const int L = m->cfg.layers, H = m->cfg.hidden, C = m->cfg.head.classes;
+    const int D = model_directions(&m->cfg);
     const size_t begin = ex->split_begin[o->split], end = ex->split_end[o->split];
     if (end == begin)
         return cn_err("split '%s' of '%s' has no examples: nothing to trace",
@@ -212,56 +222,48 @@ int trace_classify_write(const trace_classify_options *o, const model *m, const 
         if (len > T)
             T = len;
     }
-    if (memplan_check_infer(&m->cfg, (int)T, 1, 4.0 * CT_BLOCK * (2.0 * L * H + C), "trace") !=
-        0)
+    const int PB = D == 2 ? (T < CT_PREFIX_ROWS ? (int)T : CT_PREFIX_ROWS) : 0;
+    if (memplan_check_infer(&m->cfg, (int)T, 1 + PB,
+                            4.0 * CT_BLOCK * (2.0 * L * D * H + C) + 4.0 * T * C, "trace") != 0)
         return -1;
-    const model_tensor *wt = model_find_tensor(m, "classifier.weight");
-    const model_tensor *bt = model_find_tensor(m, "classifier.bias");
-    CHARNN_ASSERT(wt && bt);
-    const float *W = m->params + wt->offset, *bias = m->params + bt->offset;
 
     char tmp[4200];
     if (fsio_tmp_path(tmp, sizeof tmp, o->path) != 0)
         return -1;
-    ct_writer t = {.path = tmp, .fid = H5I_INVALID_HID, .L = L, .H = H, .C = C,
+    ct_writer t = {.path = tmp, .fid = H5I_INVALID_HID, .L = L, .H = H, .C = C, .D = D,
                    .lstm = m->cfg.cell == CELL_LSTM};
     t.tok = cn_xmalloc(CT_BLOCK * sizeof *t.tok);
     t.prob = cn_xmalloc((size_t)CT_BLOCK * C * sizeof *t.prob);
-    for (int l = 0; l < L; l++) {
-        t.h[l] = cn_xmalloc((size_t)CT_BLOCK * H * sizeof(float));
-        t.c[l] = t.lstm ? cn_xmalloc((size_t)CT_BLOCK * H * sizeof(float)) : NULL;
-    }
-    corr_acc acc = {cn_xcalloc((size_t)L * H, sizeof(double)),
-                    cn_xcalloc((size_t)L * H, sizeof(double)),
-                    cn_xcalloc((size_t)L * C * H, sizeof(double)),
-                    cn_xcalloc((size_t)C, sizeof(int64_t)), 0};
+    for (int l = 0; l < L; l++)
+        for (int d = 0; d < D; d++) {
+            t.h[l][d] = cn_xmalloc((size_t)CT_BLOCK * H * sizeof(float));
+            t.c[l][d] = t.lstm ? cn_xmalloc((size_t)CT_BLOCK * H * sizeof(float)) : NULL;
+        }
+    trace_corr acc;
+    trace_corr_init(&acc, L, D, H, C);
+    trace_corr_best best;
     int64_t *offsets = cn_xmalloc((n_ex + 1) * sizeof *offsets);
     int32_t *ylab = cn_xmalloc((n_ex ? n_ex : 1) * sizeof *ylab);
     int32_t *pred = cn_xmalloc((n_ex ? n_ex : 1) * sizeof *pred);
     int64_t *index = cn_xmalloc((n_ex ? n_ex : 1) * sizeof *index);
     int32_t *ids = cn_xmalloc(longest * sizeof *ids);
-    float *pool = cn_xmalloc((size_t)H * sizeof *pool), *mean = cn_xmalloc((size_t)H * sizeof *mean);
-    model_work w;
+    float *prob = cn_xmalloc(T * C * sizeof *prob); /* (T, C) one example's prefixes */
+    float *pool = cn_xmalloc((size_t)H * sizeof *pool);
+    float *mean = cn_xmalloc((size_t)H * sizeof *mean);
+    int32_t *px = PB ? cn_xmalloc(T * PB * sizeof *px) : NULL;  /* (T, PB) */
+    int32_t *plens = PB ? cn_xmalloc((size_t)PB * sizeof *plens) : NULL;
+    model_work w, pw;
     model_state s;
     model_work_init(&w, m, (int)T, 1);
+    if (PB)
+        model_work_init(&pw, m, (int)T, PB);
     model_state_init(&s, &m->cfg, 1);
     int rc = -1;
-    char name[64];
     memset(sum, 0, sizeof *sum);
     if ((t.fid = h5io_file_create(tmp, H5P_DEFAULT)) < 0)
         goto done;
-    if (write_root(o, &t, m, v, n_steps, (int64_t)n_ex) < 0 ||
-        ct_create(&t, "/tokens", H5T_STD_I32LE, 0) < 0 ||
-        ct_create(&t, "/prob", H5T_IEEE_F32LE, C) < 0)
+    if (write_root(o, &t, m, v, n_steps, (int64_t)n_ex) < 0 || ct_create_all(&t) < 0)
         goto done;
-    for (int l = 0; l < L; l++) {
-        snprintf(name, sizeof name, "/layer%d/h", l);
-        if (ct_create(&t, name, H5T_IEEE_F32LE, H) < 0)
-            goto done;
-        snprintf(name, sizeof name, "/layer%d/c", l);
-        if (t.lstm && ct_create(&t, name, H5T_IEEE_F32LE, H) < 0)
-            goto done;
-    }
     offsets[0] = 0;
     for (size_t e = 0; e < n_ex; e++) {
         const size_t i = begin + e;
@@ -274,46 +276,43 @@ int trace_classify_write(const trace_classify_options *o, const model *m, const 
         w.len = NULL;
         w.mask = NULL;
         model_forward(m, &w, &s, ids, NULL, (int)len, 0, 0);
-        const float *top = w.hs[L - 1] + H;
+        if (D == 2)
+            prefix_prob_rerun(m, &pw, ids, len, px, plens, prob);
+        else
+            prefix_prob_pooled(m, &w, len, pool, mean, prob);
+        /* the whole example's decision, as predict and eval compute it */
+        memcpy(prob + (len - 1) * C, head_output(&w, 0), (size_t)C * sizeof(float));
         for (size_t k = 0; k < len; k++) {
-            const float *h = top + k * H;
-            for (int j = 0; j < H; j++) {
-                if (m->cfg.head.pool == HEAD_POOL_LAST)
-                    pool[j] = h[j];
-                else if (m->cfg.head.pool == HEAD_POOL_MEAN)
-                    pool[j] = k == 0 ? h[j] : pool[j] + h[j];
-                else
-                    pool[j] = k == 0 || h[j] > pool[j] ? h[j] : pool[j];
-            }
-            float *p = t.prob + (size_t)t.n * C;
-            if (m->cfg.head.pool == HEAD_POOL_MEAN) {
-                for (int j = 0; j < H; j++)
-                    mean[j] = pool[j] / (float)(k + 1);
-                classify_prefix(W, bias, mean, C, H, p);
-            } else {
-                classify_prefix(W, bias, pool, C, H, p);
-            }
+            memcpy(t.prob + (size_t)t.n * C, prob + k * C, (size_t)C * sizeof(float));
             t.tok[t.n] = ids[k];
-            for (int l = 0; l < L; l++) {
-                memcpy(t.h[l] + (size_t)t.n * H, w.hs[l] + (k + 1) * H, (size_t)H * sizeof(float));
-                if (t.lstm)
-                    memcpy(t.c[l] + (size_t)t.n * H, w.cs[l] + (k + 1) * H,
+            for (int l = 0; l < L; l++)
+                for (int d = 0; d < D; d++) {
+                    /* forward: after reading 0..k; reverse: after reading len-1 down to k,
+                       step len-1-k of its reversed time */
+                    const size_t at = d ? len - k : k + 1;
+                    memcpy(t.h[l][d] + (size_t)t.n * H, (d ? w.hs_rev[l] : w.hs[l]) + at * H,
                            (size_t)H * sizeof(float));
-            }
-            if (k + 1 == len) {
-                int best = 0;
-                for (int c = 1; c < C; c++)
-                    if (p[c] > p[best])
-                        best = c;
-                pred[e] = best;
-            }
+                    if (t.lstm)
+                        memcpy(t.c[l][d] + (size_t)t.n * H, (d ? w.cs_rev[l] : w.cs[l]) + at * H,
+                               (size_t)H * sizeof(float));
+                }
             if (++t.n == CT_BLOCK && ct_flush(&t) < 0)
                 goto done;
         }
+        const float *p = prob + (len - 1) * C;
+        int top = 0;
+        for (int c = 1; c < C; c++)
+            if (p[c] > p[top])
+                top = c;
+        pred[e] = top;
         ylab[e] = ex->labels[i];
         index[e] = (int64_t)i;
         offsets[e + 1] = offsets[e] + (int64_t)len;
-        corr_add(&acc, &w, (int)len - 1, L, H, C, ylab[e]);
+        /* the final states: forward after the last character, reverse after the first */
+        for (int l = 0; l < L; l++)
+            for (int d = 0; d < D; d++)
+                trace_corr_add_units(&acc, l, d, (d ? w.hs_rev[l] : w.hs[l]) + len * H, ylab[e]);
+        trace_corr_count(&acc, ylab[e]);
         sum->correct += pred[e] == ylab[e];
     }
     if (ct_flush(&t) < 0)
@@ -328,7 +327,7 @@ int trace_classify_write(const trace_classify_options *o, const model *m, const 
         h5io_dataset_write(tmp, t.fid, "/example_index", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, de,
                            index) < 0 ||
         h5io_dataset_write_strings(tmp, t.fid, "/label_names", labels, (size_t)C) < 0 ||
-        write_corr(&t, &acc, sum) < 0)
+        trace_corr_write(&acc, tmp, t.fid, "label_corr", &best) < 0)
         goto done;
     if (h5io_file_close(tmp, t.fid) < 0) {
         t.fid = H5I_INVALID_HID;
@@ -339,6 +338,11 @@ int trace_classify_write(const trace_classify_options *o, const model *m, const 
         goto done;
     sum->n_examples = (int64_t)n_ex;
     sum->n_steps = n_steps;
+    sum->best_r = best.r;
+    sum->best_layer = best.layer;
+    sum->best_dir = best.dir;
+    sum->best_unit = best.unit;
+    sum->best_class = best.cls;
     rc = 0;
 done:
     if (t.fid >= 0)
@@ -346,22 +350,25 @@ done:
     if (rc != 0)
         unlink(tmp);
     model_work_free(&w);
+    if (PB)
+        model_work_free(&pw);
     model_state_free(&s);
+    free(plens);
+    free(px);
     free(pool);
     free(mean);
+    free(prob);
     free(ids);
     free(index);
     free(pred);
     free(ylab);
     free(offsets);
-    free(acc.sx);
-    free(acc.sxx);
-    free(acc.sxy);
-    free(acc.nc);
-    for (int l = 0; l < L; l++) {
-        free(t.h[l]);
-        free(t.c[l]);
-    }
+    trace_corr_free(&acc);
+    for (int l = 0; l < L; l++)
+        for (int d = 0; d < D; d++) {
+            free(t.h[l][d]);
+            free(t.c[l][d]);
+        }
     free(t.prob);
     free(t.tok);
     return rc;
@@ -408,11 +415,12 @@ int trace_classify_run(const trace_options *o)
     if (trace_classify_write(&to, &d.m, &voc, (const char *const *)d.task.labels, &ex, &s) != 0)
         goto done;
     printf("trace of %lld examples (%lld characters, %s split of '%s') by '%s' written to '%s': "
-           "accuracy %.4f at their last character; unit %d of layer %d follows class '%s' most "
+           "accuracy %.4f at their last character; unit %d of layer %d%s follows class '%s' most "
            "(r = %.3f)\n",
            (long long)s.n_examples, (long long)s.n_steps, data_split_name(o->split), source,
            o->model, o->out, s.n_examples ? (double)s.correct / (double)s.n_examples : 0.0,
-           s.best_unit, s.best_layer, d.task.labels[s.best_class], (double)s.best_r);
+           s.best_unit, s.best_layer, s.best_dir ? " (reverse)" : "", d.task.labels[s.best_class],
+           (double)s.best_r);
     fflush(stdout);
     rc = 0;
 done:

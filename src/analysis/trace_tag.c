@@ -19,10 +19,9 @@
 #include "charnn/head.h"
 #include "charnn/memplan.h"
 #include "charnn/trace.h"
+#include "trace_rows.h"
 
 enum { TT_BLOCK = 4096 }; /* positions buffered per append */
-
-static const char *const dir_suffix[2] = {"", "_reverse"};
 
 typedef struct {
     const char *path;   /* the file being written (a temporary name) */
@@ -35,59 +34,30 @@ typedef struct {
     float *h[MODEL_MAX_LAYERS][2], *c[MODEL_MAX_LAYERS][2]; /* (TT_BLOCK, H) per direction */
 } tt_writer;
 
-/* A growable dataset of rows of `cols` values (0: a vector); 0 or -1. */
-static int tt_create(tt_writer *t, const char *name, hid_t type, int cols)
-{
-    hsize_t dims[2] = {0, (hsize_t)cols}, chunk[2];
-    chunk[1] = (hsize_t)(cols > 0 ? cols : 1);
-    chunk[0] = (hsize_t)(65536 / chunk[1] > 0 ? 65536 / chunk[1] : 1);
-    hid_t d = h5io_dataset_create(t->path, t->fid, name, type, cols > 0 ? 2 : 1, dims, chunk,
-                                  H5IO_GROWABLE | H5IO_COMPRESS | H5IO_NO_FILL);
-    if (d < 0)
-        return -1;
-    H5Dclose(d);
-    return 0;
-}
-
-/* Append the n buffered rows (cols 0: a vector) to dataset name. */
-static int tt_append(tt_writer *t, const char *name, hid_t mem_type, int cols, const void *buf)
-{
-    hid_t d = h5io_dataset_open(t->path, t->fid, name, H5P_DEFAULT, cols > 0 ? 2 : 1, NULL, NULL);
-    if (d < 0)
-        return -1;
-    hsize_t start[2] = {(hsize_t)t->rows, 0}, count[2] = {(hsize_t)t->n, (hsize_t)cols};
-    int rc = h5io_dataset_set_rows(t->path, name, d, (hsize_t)(t->rows + t->n));
-    if (rc == 0)
-        rc = h5io_dataset_write_box(t->path, name, d, mem_type, cols > 0 ? 2 : 1, start, count,
-                                    H5I_INVALID_HID, H5P_DEFAULT, buf);
-    H5Dclose(d);
-    return rc;
-}
-
-/* The state datasets of layer l, direction d: h, and c for the LSTM. */
-static void state_name(char *out, size_t n, int l, int d, char state)
-{
-    snprintf(out, n, "/layer%d/%c%s", l, state, dir_suffix[d]);
-}
-
 static int tt_create_all(tt_writer *t)
 {
-    if (tt_create(t, "/tokens", H5T_STD_I32LE, 0) < 0 ||
-        tt_create(t, "/tags", H5T_STD_I32LE, 0) < 0 ||
-        tt_create(t, "/pred", H5T_STD_I32LE, 0) < 0 ||
-        tt_create(t, "/prob", H5T_IEEE_F32LE, t->K) < 0)
+    if (trace_rows_create(t->path, t->fid, "/tokens", H5T_STD_I32LE, 0) < 0 ||
+        trace_rows_create(t->path, t->fid, "/tags", H5T_STD_I32LE, 0) < 0 ||
+        trace_rows_create(t->path, t->fid, "/pred", H5T_STD_I32LE, 0) < 0 ||
+        trace_rows_create(t->path, t->fid, "/prob", H5T_IEEE_F32LE, t->K) < 0)
         return -1;
     char name[64];
     for (int l = 0; l < t->L; l++)
         for (int d = 0; d < t->D; d++) {
-            state_name(name, sizeof name, l, d, 'h');
-            if (tt_create(t, name, H5T_IEEE_F32LE, t->H) < 0)
+            trace_state_name(name, sizeof name, l, d, 'h');
+            if (trace_rows_create(t->path, t->fid, name, H5T_IEEE_F32LE, t->H) < 0)
                 return -1;
-            state_name(name, sizeof name, l, d, 'c');
-            if (t->lstm && tt_create(t, name, H5T_IEEE_F32LE, t->H) < 0)
+            trace_state_name(name, sizeof name, l, d, 'c');
+            if (t->lstm && trace_rows_create(t->path, t->fid, name, H5T_IEEE_F32LE, t->H) < 0)
                 return -1;
         }
     return 0;
+}
+
+/* Append the buffered rows to dataset name. */
+static int tt_append(tt_writer *t, const char *name, hid_t mem_type, int cols, const void *buf)
+{
+    return trace_rows_append(t->path, t->fid, name, mem_type, cols, t->rows, t->n, buf);
 }
 
 static int tt_flush(tt_writer *t)
@@ -102,10 +72,10 @@ static int tt_flush(tt_writer *t)
     char name[64];
     for (int l = 0; l < t->L; l++)
         for (int d = 0; d < t->D; d++) {
-            state_name(name, sizeof name, l, d, 'h');
+            trace_state_name(name, sizeof name, l, d, 'h');
             if (tt_append(t, name, H5T_NATIVE_FLOAT, t->H, t->h[l][d]) < 0)
                 return -1;
-            state_name(name, sizeof name, l, d, 'c');
+            trace_state_name(name, sizeof name, l, d, 'c');
             if (t->lstm && tt_append(t, name, H5T_NATIVE_FLOAT, t->H, t->c[l][d]) < 0)
                 return -1;
         }
@@ -207,66 +177,6 @@ static int source_next(tt_source *s, size_t *n, int64_t *index)
 
 /* ---- the correlation of each unit with each tag ------------------------- */
 
-/* Pearson correlation over positions of each unit's h with each tag's
- * indicator; sums per (layer, direction). */
-typedef struct {
-    int H, K, D;
-    double *sx, *sxx; /* (L, D, H) */
-    double *sxy;      /* (L, D, K, H) */
-    int64_t *nk;      /* (K) */
-    int64_t n;
-} corr_acc;
-
-static void corr_add_unit_row(corr_acc *a, int l, int d, const float *h, int y)
-{
-    const int H = a->H, K = a->K;
-    const size_t ld = (size_t)l * a->D + d;
-    double *sx = a->sx + ld * H, *sxx = a->sxx + ld * H, *sxy = a->sxy + (ld * K + y) * H;
-    for (int j = 0; j < H; j++) {
-        sx[j] += h[j];
-        sxx[j] += (double)h[j] * h[j];
-        sxy[j] += h[j];
-    }
-}
-
-static float corr_value(const corr_acc *a, int l, int d, int k, int j)
-{
-    const size_t ld = (size_t)l * a->D + d;
-    const double n = (double)a->n, mx = a->sx[ld * a->H + j] / n,
-                 vx = a->sxx[ld * a->H + j] / n - mx * mx, my = (double)a->nk[k] / n,
-                 vy = my * (1.0 - my), cov = a->sxy[(ld * a->K + k) * a->H + j] / n - mx * my;
-    return n > 0 && vx > 1e-12 && vy > 0.0 ? (float)(cov / sqrt(vx * vy)) : 0.0f;
-}
-
-static int write_corr(const tt_writer *t, const corr_acc *a, trace_tag_summary *sum)
-{
-    const int H = t->H, K = t->K;
-    float *r = cn_xmalloc((size_t)K * H * sizeof *r);
-    int rc = 0;
-    sum->best_r = 0.0f;
-    for (int l = 0; l < t->L && rc == 0; l++)
-        for (int d = 0; d < t->D && rc == 0; d++) {
-            for (int k = 0; k < K; k++)
-                for (int j = 0; j < H; j++) {
-                    const float v = r[(size_t)k * H + j] = corr_value(a, l, d, k, j);
-                    if (fabsf(v) > fabsf(sum->best_r)) {
-                        sum->best_r = v;
-                        sum->best_layer = l;
-                        sum->best_dir = d;
-                        sum->best_unit = j;
-                        sum->best_tag = k;
-                    }
-                }
-            char name[64];
-            snprintf(name, sizeof name, "/layer%d/tag_corr%s", l, dir_suffix[d]);
-            hsize_t dims[2] = {(hsize_t)K, (hsize_t)H};
-            rc = h5io_dataset_write(t->path, t->fid, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2,
-                                    dims, r);
-        }
-    free(r);
-    return rc;
-}
-
 /* ---- the trace ------------------------------------------------------------ */
 
 static int write_root(const trace_tag_options *o, const tt_writer *t, const model *m,
@@ -356,10 +266,9 @@ int trace_tag_write(const trace_tag_options *o, const model *m, const vocab *v,
             t.h[l][d] = cn_xmalloc((size_t)TT_BLOCK * H * sizeof(float));
             t.c[l][d] = t.lstm ? cn_xmalloc((size_t)TT_BLOCK * H * sizeof(float)) : NULL;
         }
-    corr_acc acc = {H, K, D, cn_xcalloc((size_t)L * D * H, sizeof(double)),
-                    cn_xcalloc((size_t)L * D * H, sizeof(double)),
-                    cn_xcalloc((size_t)L * D * K * H, sizeof(double)),
-                    cn_xcalloc((size_t)K, sizeof(int64_t)), 0};
+    trace_corr acc;
+    trace_corr_init(&acc, L, D, H, K);
+    trace_corr_best top_unit;
     size_t off_cap = 1024, n_ex = 0;
     int64_t *offsets = cn_xmalloc(off_cap * sizeof *offsets);
     int64_t *index = cn_xmalloc(off_cap * sizeof *index);
@@ -409,10 +318,9 @@ int trace_tag_write(const trace_tag_options *o, const model *m, const vocab *v,
                     if (t.lstm)
                         memcpy(t.c[l][d] + (size_t)t.n * H, (d ? w.cs_rev[l] : w.cs[l]) + at * H,
                                (size_t)H * sizeof(float));
-                    corr_add_unit_row(&acc, l, d, h, y_corr);
+                    trace_corr_add_units(&acc, l, d, h, y_corr);
                 }
-            acc.nk[y_corr]++;
-            acc.n++;
+            trace_corr_count(&acc, y_corr);
             sum->n_gold += y >= 0;
             sum->correct += y >= 0 && best == y;
             if (++t.n == TT_BLOCK && tt_flush(&t) < 0)
@@ -443,7 +351,7 @@ int trace_tag_write(const trace_tag_options *o, const model *m, const vocab *v,
         h5io_dataset_write(tmp, t.fid, "/example_index", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, de,
                            index) < 0 ||
         h5io_dataset_write_strings(tmp, t.fid, "/tag_names", tags, (size_t)K) < 0 ||
-        write_corr(&t, &acc, sum) < 0)
+        trace_corr_write(&acc, tmp, t.fid, "tag_corr", &top_unit) < 0)
         goto done;
     if (h5io_file_close(tmp, t.fid) < 0) {
         t.fid = H5I_INVALID_HID;
@@ -454,6 +362,11 @@ int trace_tag_write(const trace_tag_options *o, const model *m, const vocab *v,
         goto done;
     sum->n_examples = (int64_t)n_ex;
     sum->n_steps = n_steps;
+    sum->best_r = top_unit.r;
+    sum->best_layer = top_unit.layer;
+    sum->best_dir = top_unit.dir;
+    sum->best_unit = top_unit.unit;
+    sum->best_tag = top_unit.cls;
     rc = 0;
 done:
     if (t.fid >= 0)
@@ -470,10 +383,7 @@ done:
     model_state_free(&s);
     free(index);
     free(offsets);
-    free(acc.sx);
-    free(acc.sxx);
-    free(acc.sxy);
-    free(acc.nk);
+    trace_corr_free(&acc);
     for (int l = 0; l < L; l++)
         for (int d = 0; d < D; d++) {
             free(t.h[l][d]);
