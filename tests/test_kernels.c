@@ -495,6 +495,25 @@ static void test_sumsq(void)
     free(x);
 }
 
+/* -------------------------------------------------------------- argmax */
+
+/* The predicted class of every head: the largest entry, the lowest index on
+ * a tie (what greedy decoding and the metrics count on), -inf and a single
+ * entry included. */
+static void test_argmax(void)
+{
+    const float a[] = {0.1f, 0.7f, 0.2f};
+    const float tie[] = {0.2f, 0.4f, 0.4f, 0.0f};
+    const float neg[] = {-INFINITY, -3.0f, -INFINITY, -2.5f, -2.5f};
+    const float one[] = {-1.0f};
+    CU_ASSERT_EQUAL(kern_argmax(a, 3), 1);
+    CU_ASSERT_EQUAL(kern_argmax(a, 1), 0);
+    CU_ASSERT_EQUAL(kern_argmax(tie, 4), 1);
+    CU_ASSERT_EQUAL(kern_argmax(neg, 5), 3);
+    CU_ASSERT_EQUAL(kern_argmax(neg, 2), 1);
+    CU_ASSERT_EQUAL(kern_argmax(one, 1), 0);
+}
+
 /* ------------------------------------------------------------- dropout */
 
 static void test_dropout(void)
@@ -1083,6 +1102,7 @@ int main(int argc, char **argv)
     testlib_add(k, "softmax_xent incl. +-80 logits", test_softmax_xent);
     testlib_add(k, "softmax_xent_backward", test_softmax_xent_backward);
     testlib_add(k, "sumsq: vs double, 1 vs 2 threads", test_sumsq);
+    testlib_add(k, "argmax: largest, lowest index on ties", test_argmax);
     testlib_add(k, "dropout: rate, scale, keys, backward", test_dropout);
 
     CU_pSuite c = testlib_suite("cells");

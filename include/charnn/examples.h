@@ -240,6 +240,10 @@ int examples_prepare_tag(const examples_tag_options *o);
 /* Examples per class in a split (SPLIT_ALL for all); counts has C entries. */
 void examples_class_counts(const examples_file *ex, int split, size_t *counts);
 
+/* The token lengths of a split's examples in index order (exorder_init's
+ * lengths): a new array of max(n, 1) entries, the caller frees it. */
+uint32_t *examples_lengths(const examples_file *ex, int split);
+
 /* Token lengths of a split, for bucketing by length. */
 typedef struct {
     size_t n;              /* examples */

@@ -116,6 +116,9 @@ double kern_softmax_xent_naive(float *logits, const int32_t *y, size_t N, int V,
 /* Turn the probabilities left by kern_softmax_xent into dlogits = scale * (p - onehot(y)). */
 void kern_softmax_xent_backward(float *probs, const int32_t *y, size_t N, int V, float scale);
 
+/* The index of the largest of p's n entries, the lowest one on a tie. */
+int kern_argmax(const float *p, int n);
+
 /* Sum of squares of x (n), in double, in an order independent of the thread count. */
 double kern_sumsq(const float *x, size_t n);
 /* x *= s */

@@ -10,6 +10,7 @@
 #include "charnn/analyze.h"
 #include "charnn/common.h"
 #include "charnn/h5io.h"
+#include "charnn/kernels.h"
 
 static int read_i64(const char *path, hid_t fid, const char *name, int64_t *out)
 {
@@ -35,15 +36,6 @@ static int cmp_double(const void *pa, const void *pb)
 {
     double a = *(const double *)pa, b = *(const double *)pb;
     return a < b ? -1 : a > b;
-}
-
-static int argmax(const float *p, int n)
-{
-    int best = 0;
-    for (int i = 1; i < n; i++)
-        if (p[i] > p[best])
-            best = i;
-    return best;
 }
 
 void analyze_units_write(FILE *out, int json, const char *const *names, int K, int pair,
@@ -159,11 +151,11 @@ int analyze_classify_run(const char *path, int top_k, int json, FILE *out)
         }
         for (int f = 0; f < 4; f++) {
             int64_t t = (int64_t)ceil(frac[f] * (double)n) - 1;
-            right[f] += argmax(prob + (size_t)(b + t) * C, (int)C) == lab[e];
+            right[f] += kern_argmax(prob + (size_t)(b + t) * C, (int)C) == lab[e];
         }
-        const int final = argmax(prob + (size_t)(b + n - 1) * C, (int)C);
+        const int final = kern_argmax(prob + (size_t)(b + n - 1) * C, (int)C);
         int64_t t = n - 1;
-        while (t > 0 && argmax(prob + (size_t)(b + t - 1) * C, (int)C) == final)
+        while (t > 0 && kern_argmax(prob + (size_t)(b + t - 1) * C, (int)C) == final)
             t--;
         settle[e] = (double)(t + 1) / (double)n;
         settle_sum += settle[e];

@@ -16,6 +16,7 @@
 #include "charnn/fsio.h"
 #include "charnn/h5io.h"
 #include "charnn/head.h"
+#include "charnn/kernels.h"
 #include "charnn/memplan.h"
 
 enum { TC_BLOCK = 4096, TC_MAX_SETS = 2 * MODEL_MAX_LAYERS + 12 };
@@ -465,10 +466,7 @@ int trace_features_write(const trace_cond_options *o, task *t, const model *m,
         model_forward(m, &wk, &s, xin, y, 1, 0, 0);
         for (int r = 0; r < nb; r++) {
             const float *p = head_output(&wk, (size_t)r), loss = wk.head.loss[r];
-            int32_t best = 0;
-            for (int c = 1; c < C; c++)
-                if (p[c] > p[best])
-                    best = c;
+            int32_t best = kern_argmax(p, C);
             const float *units[MODEL_MAX_LAYERS];
             for (int l = 0; l < S; l++)
                 units[l] = L > 0 ? wk.hs[l] + (size_t)(B + r) * H : wk.mlp_h + (size_t)r * H;

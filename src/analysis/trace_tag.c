@@ -17,6 +17,7 @@
 #include "charnn/fsio.h"
 #include "charnn/h5io.h"
 #include "charnn/head.h"
+#include "charnn/kernels.h"
 #include "charnn/memplan.h"
 #include "charnn/trace.h"
 #include "trace_rows.h"
@@ -298,10 +299,7 @@ int trace_tag_write(const trace_tag_options *o, const model *m, const vocab *v,
         model_forward(m, &w, &s, src.ids, NULL, (int)n, 0, 0);
         for (size_t k = 0; k < n; k++) {
             const float *p = head_output(&w, k);
-            int best = 0;
-            for (int c = 1; c < K; c++)
-                if (p[c] > p[best])
-                    best = c;
+            const int best = kern_argmax(p, K);
             const int32_t y = src.gold[k];
             const int y_corr = has_gold ? y : best;
             memcpy(t.prob + (size_t)t.n * K, p, (size_t)K * sizeof *p);

@@ -1442,6 +1442,16 @@ static int ex_size_cmp(const void *pa, const void *pb)
     return a < b ? -1 : a > b;
 }
 
+uint32_t *examples_lengths(const examples_file *ex, int split)
+{
+    size_t b, e;
+    ex_split_bounds(ex, split, &b, &e);
+    uint32_t *len = cn_xmalloc((e > b ? e - b : 1) * sizeof *len);
+    for (size_t i = b; i < e; i++)
+        len[i - b] = (uint32_t)examples_length(ex, i);
+    return len;
+}
+
 void examples_split_lengths(const examples_file *ex, int split, examples_length_stats *st)
 {
     size_t b, e;

@@ -13,19 +13,11 @@
 #include "charnn/fsio.h"
 #include "charnn/head.h"
 #include "charnn/htmlplot.h"
+#include "charnn/kernels.h"
 #include "charnn/memplan.h"
 
 /* Length-sorted windows of this many batches (exorder's bucketing). */
 #define CLASSEVAL_BUCKET_BATCHES 64
-
-static int argmax(const float *p, int K)
-{
-    int best = 0;
-    for (int k = 1; k < K; k++)
-        if (p[k] > p[best])
-            best = k;
-    return best;
-}
 
 /* The file's classes must be the model's (prepare sorts them by bytes, so the
  * same set is the same order). */
@@ -99,7 +91,7 @@ static int run_split(const eval_options *o, const ckpt_data *d, examples_file *e
         model_forward(&d->m, &w, &s, x, y, T, 0, 0);
         for (int b = 0; b < B; b++)
             if (mask[b] > 0.0f)
-                classmetrics_add(cm, y[b], argmax(head_output(&w, (size_t)b), C),
+                classmetrics_add(cm, y[b], kern_argmax(head_output(&w, (size_t)b), C),
                                  (double)w.head.loss[b]);
     }
     free(idx);

@@ -8,6 +8,7 @@
 
 #include "charnn/ckpt.h"
 #include "charnn/head.h"
+#include "charnn/kernels.h"
 #include "charnn/memplan.h"
 #include "charnn/model.h"
 #include "charnn/runtime.h"
@@ -29,13 +30,8 @@ int sample_pick(const float *p, int V, double temperature, int top_k, cn_rng *rn
 {
     /* Below SAMPLE_GREEDY_TEMPERATURE, p^(1/T) puts all but nothing on the
      * argmax (see sample.h): draw it directly, ties to the lowest index. */
-    if (temperature < SAMPLE_GREEDY_TEMPERATURE) {
-        int best = 0;
-        for (int v = 1; v < V; v++)
-            if (p[v] > p[best])
-                best = v;
-        return best;
-    }
+    if (temperature < SAMPLE_GREEDY_TEMPERATURE)
+        return kern_argmax(p, V);
     int n = V;
     for (int v = 0; v < V; v++)
         scratch_idx[v] = v;

@@ -9,6 +9,7 @@
 #include "charnn/ckpt.h"
 #include "charnn/common.h"
 #include "charnn/head.h"
+#include "charnn/kernels.h"
 #include "charnn/model.h"
 #include "charnn/runtime.h"
 #include "charnn/vocab.h"
@@ -90,12 +91,7 @@ static void tagger_run(tagger *g, size_t n)
     model_forward(&g->d.m, &g->w, &g->s, g->ids, NULL, (int)n, 0, 0);
     const int K = g->d.m.head.outputs;
     for (size_t t = 0; t < n; t++) {
-        const float *p = head_output(&g->w, t);
-        int best = 0;
-        for (int k = 1; k < K; k++)
-            if (p[k] > p[best])
-                best = k;
-        g->pred[t] = (uint8_t)best;
+        g->pred[t] = (uint8_t)kern_argmax(head_output(&g->w, t), K);
     }
 }
 

@@ -159,6 +159,15 @@ double kern_softmax_xent(float *logits, const int32_t *y, size_t N, int V, float
     return total;
 }
 
+int kern_argmax(const float *p, int n)
+{
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (p[i] > p[best])
+            best = i;
+    return best;
+}
+
 double kern_softmax_xent_naive(float *logits, const int32_t *y, size_t N, int V, float *row_loss)
 {
     double total = 0.0;

@@ -27,6 +27,7 @@
 #include "charnn/examples.h"
 #include "charnn/exorder.h"
 #include "charnn/head.h"
+#include "charnn/kernels.h"
 #include "charnn/runtime.h"
 #include "charnn/task.h"
 #include "charnn/trace.h"
@@ -45,8 +46,7 @@ typedef struct {
     int G;                /* rows of a training batch over all ranks */
     int Bv;               /* rows per rank of an evaluation batch */
     exorder order;        /* the training split */
-    exorder eval_order;   /* the split evaluate reads (eval_order_split) */
-    int eval_order_split; /* -1: none built */
+    task_eval_order eval_order; /* the split evaluate reads */
     float *class_w;       /* (C) loss weight of each class */
     size_t n_truncated;   /* training examples longer than --max-len */
     size_t *idx;          /* (rows_cap) */
@@ -89,15 +89,6 @@ static int split_rows(cls_task *k, const run_config *cfg, int R)
     return 0;
 }
 
-static uint32_t *split_lengths(const examples_file *ex, int split)
-{
-    const size_t b = ex->split_begin[split], n = ex->split_end[split] - b;
-    uint32_t *len = cn_xmalloc((n ? n : 1) * sizeof *len);
-    for (size_t i = 0; i < n; i++)
-        len[i] = (uint32_t)examples_length(ex, b + i);
-    return len;
-}
-
 /* The class weights and sampling weights of the training split. */
 static int set_weights(cls_task *k)
 {
@@ -129,7 +120,6 @@ static int set_weights(cls_task *k)
 static int cls_open(task *t, run_config *cfg, vocab *voc, int rank, int nranks)
 {
     cls_task *k = task_examples_alloc(t, sizeof *k, rank, nranks);
-    k->eval_order_split = -1;
     if (cfg->batch < 1)
         return cn_err("--batch must be at least 1");
     if (examples_open_input(&k->ex, cfg->data, voc, cfg->vocab_mode, cfg->val_frac,
@@ -162,7 +152,7 @@ static int cls_open(task *t, run_config *cfg, vocab *voc, int rank, int nranks)
         return -1;
     k->G = R * cfg->batch;
     exorder_shard(k->G, R, k->split, rank, &k->first, &k->rows);
-    uint32_t *len = split_lengths(ex, SPLIT_TRAIN);
+    uint32_t *len = examples_lengths(ex, SPLIT_TRAIN);
     int rc = exorder_init(&k->order, n_train, len, k->G, cfg->bucket_batches, 1, cfg->seed);
     if (rc == 0)
         for (size_t i = 0; i < n_train; i++)
@@ -200,7 +190,7 @@ static void cls_close(task *t)
     if (k->ex_open)
         examples_close(&k->ex);
     exorder_free(&k->order);
-    exorder_free(&k->eval_order);
+    task_examples_eval_order_free(&k->eval_order);
     free(k->split);
     free(k->class_w);
     free(k->idx);
@@ -295,42 +285,16 @@ static void cls_metrics(const task *t, double mean_loss, double seconds, int64_t
     memset(&k->iv, 0, sizeof k->iv);
 }
 
-/* The order of the split evaluate reads: by length, in index order. */
-static int eval_order_for(task *t, int split)
-{
-    cls_task *k = cls(t);
-    if (k->eval_order_split == split)
-        return 0;
-    exorder_free(&k->eval_order);
-    k->eval_order_split = -1;
-    const size_t n = k->ex.split_end[split] - k->ex.split_begin[split];
-    if (n == 0)
-        return cn_err("split '%s' of '%s' has no examples", data_split_name(split), k->cfg.data);
-    uint32_t *len = split_lengths(&k->ex, split);
-    int rc = exorder_init(&k->eval_order, n, len, t->nranks * k->Bv, 1, 0, 0);
-    free(len);
-    if (rc == 0)
-        k->eval_order_split = split;
-    return rc;
-}
-
-static int argmax(const float *p, int n)
-{
-    int best = 0;
-    for (int i = 1; i < n; i++)
-        if (p[i] > p[best])
-            best = i;
-    return best;
-}
-
 static int cls_evaluate(task *t, const model *m, model_work *w, int64_t max_batches,
                         eval_result *out)
 {
     cls_task *k = cls(t);
     const int split = t->eval_split;
-    if (eval_order_for(t, split) != 0)
+    if (task_examples_eval_order(&k->eval_order, &k->ex, split, t->nranks * k->Bv,
+                                 k->cfg.data) != 0)
         return -1;
-    uint64_t nb = k->eval_order.batches_per_epoch;
+    exorder *order = &k->eval_order.order;
+    uint64_t nb = order->batches_per_epoch;
     if (max_batches > 0 && (uint64_t)max_batches < nb)
         nb = (uint64_t)max_batches;
     const int keep_B = w->B;
@@ -340,8 +304,8 @@ static int cls_evaluate(task *t, const model *m, model_work *w, int64_t max_batc
     double local[3] = {0.0, 0.0, 0.0}; /* loss, correct, examples */
     int rc = 0;
     for (uint64_t i = 0; i < nb && rc == 0; i++) {
-        const size_t *rows = exorder_batch(&k->eval_order, 0, i);
-        int T = exorder_batch_max_len(&k->eval_order, rows, k->cfg.max_len);
+        const size_t *rows = exorder_batch(order, 0, i);
+        int T = exorder_batch_max_len(order, rows, k->cfg.max_len);
         if (T < 1)
             T = 1;
         rc = fill_rows(k, rows, t->rank * k->Bv, k->Bv, base, T, NULL);
@@ -354,7 +318,7 @@ static int cls_evaluate(task *t, const model *m, model_work *w, int64_t max_batc
         local[0] += model_forward(m, w, &k->val_st, k->x, k->y, T, 0, 0);
         for (int b = 0; b < k->Bv; b++)
             if (k->mask[b] > 0.0f) {
-                local[1] += argmax(head_output(w, (size_t)b), k->C) == k->y[b];
+                local[1] += kern_argmax(head_output(w, (size_t)b), k->C) == k->y[b];
                 local[2] += 1.0;
             }
     }

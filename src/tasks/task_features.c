@@ -26,6 +26,7 @@
 #include "charnn/exorder.h"
 #include "charnn/h5io.h"
 #include "charnn/head.h"
+#include "charnn/kernels.h"
 #include "charnn/runtime.h"
 #include "charnn/task.h"
 #include "charnn/trace_cond.h"
@@ -423,10 +424,7 @@ static int feat_evaluate(task *t, const model *m, model_work *w, int64_t max_bat
             if (b.mask[r] == 0.0f)
                 continue;
             const float *p = head_output(w, (size_t)r);
-            int best = 0;
-            for (int j = 1; j < k->C; j++)
-                if (p[j] > p[best])
-                    best = j;
+            const int best = kern_argmax(p, k->C);
             sum[0] += w->head.loss[r];
             sum[1] += 1.0;
             sum[2] += best == b.y[r];

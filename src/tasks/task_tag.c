@@ -26,6 +26,7 @@
 #include "charnn/examples.h"
 #include "charnn/exorder.h"
 #include "charnn/head.h"
+#include "charnn/kernels.h"
 #include "charnn/runtime.h"
 #include "charnn/task.h"
 #include "charnn/trace.h"
@@ -41,8 +42,8 @@ typedef struct {
     int spacing;          /* the tags are B, I: report the spaces' precision and recall */
     int first, rows, G;   /* this rank's rows of a training batch; rows over all ranks */
     int Bv;               /* rows per rank of an evaluation batch */
-    exorder order, eval_order;
-    int eval_order_split;
+    exorder order;
+    task_eval_order eval_order;
     size_t n_truncated;
     size_t *idx;          /* (rows_cap) */
     int32_t *x, *len, *y; /* (T, cap), (cap), (T, cap) */
@@ -61,19 +62,9 @@ static tag_task *tg(const task *t)
     return (tag_task *)t->impl;
 }
 
-static uint32_t *split_lengths(const examples_file *ex, int split)
-{
-    const size_t b = ex->split_begin[split], n = ex->split_end[split] - b;
-    uint32_t *len = cn_xmalloc((n ? n : 1) * sizeof *len);
-    for (size_t i = 0; i < n; i++)
-        len[i] = (uint32_t)examples_length(ex, b + i);
-    return len;
-}
-
 static int tag_open(task *t, run_config *cfg, vocab *voc, int rank, int nranks)
 {
     tag_task *k = task_examples_alloc(t, sizeof *k, rank, nranks);
-    k->eval_order_split = -1;
     if (cfg->batch < 1)
         return cn_err("--batch must be at least 1");
     if (!examples_is_examples_file(cfg->data))
@@ -111,7 +102,7 @@ static int tag_open(task *t, run_config *cfg, vocab *voc, int rank, int nranks)
 
     k->G = nranks * cfg->batch;
     exorder_shard(k->G, nranks, NULL, rank, &k->first, &k->rows);
-    uint32_t *len = split_lengths(ex, SPLIT_TRAIN);
+    uint32_t *len = examples_lengths(ex, SPLIT_TRAIN);
     int rc = exorder_init(&k->order, n_train, len, k->G, cfg->bucket_batches, 1, cfg->seed);
     for (size_t i = 0; rc == 0 && i < n_train; i++)
         k->n_truncated += cfg->max_len > 0 && len[i] > (uint32_t)cfg->max_len;
@@ -147,7 +138,7 @@ static void tag_close(task *t)
     if (k->ex_open)
         examples_close(&k->ex);
     exorder_free(&k->order);
-    exorder_free(&k->eval_order);
+    task_examples_eval_order_free(&k->eval_order);
     free(k->idx);
     free(k->x);
     free(k->len);
@@ -231,41 +222,16 @@ static void tag_metrics(const task *t, double mean_loss, double seconds, int64_t
     memset(&k->iv, 0, sizeof k->iv);
 }
 
-static int eval_order_for(task *t, int split)
-{
-    tag_task *k = tg(t);
-    if (k->eval_order_split == split)
-        return 0;
-    exorder_free(&k->eval_order);
-    k->eval_order_split = -1;
-    const size_t n = k->ex.split_end[split] - k->ex.split_begin[split];
-    if (n == 0)
-        return cn_err("split '%s' of '%s' has no examples", data_split_name(split), k->cfg.data);
-    uint32_t *len = split_lengths(&k->ex, split);
-    int rc = exorder_init(&k->eval_order, n, len, t->nranks * k->Bv, 1, 0, 0);
-    free(len);
-    if (rc == 0)
-        k->eval_order_split = split;
-    return rc;
-}
-
-static int argmax(const float *p, int n)
-{
-    int best = 0;
-    for (int i = 1; i < n; i++)
-        if (p[i] > p[best])
-            best = i;
-    return best;
-}
-
 static int tag_evaluate(task *t, const model *m, model_work *w, int64_t max_batches,
                         eval_result *out)
 {
     tag_task *k = tg(t);
     const int split = t->eval_split;
-    if (eval_order_for(t, split) != 0)
+    if (task_examples_eval_order(&k->eval_order, &k->ex, split, t->nranks * k->Bv,
+                                 k->cfg.data) != 0)
         return -1;
-    uint64_t nb = k->eval_order.batches_per_epoch;
+    exorder *order = &k->eval_order.order;
+    uint64_t nb = order->batches_per_epoch;
     if (max_batches > 0 && (uint64_t)max_batches < nb)
         nb = (uint64_t)max_batches;
     const int keep_B = w->B;
@@ -276,8 +242,8 @@ static int tag_evaluate(task *t, const model *m, model_work *w, int64_t max_batc
     double local[6] = {0};
     int rc = 0;
     for (uint64_t i = 0; i < nb && rc == 0; i++) {
-        const size_t *rows = exorder_batch(&k->eval_order, 0, i);
-        int T = exorder_batch_max_len(&k->eval_order, rows, k->cfg.max_len);
+        const size_t *rows = exorder_batch(order, 0, i);
+        int T = exorder_batch_max_len(order, rows, k->cfg.max_len);
         if (T < 1)
             T = 1;
         rc = fill_rows(k, rows, t->rank * k->Bv, k->Bv, base, T);
@@ -291,7 +257,7 @@ static int tag_evaluate(task *t, const model *m, model_work *w, int64_t max_batc
         for (size_t n = 0; n < (size_t)T * k->Bv; n++) {
             if (k->mask[n] == 0.0f)
                 continue;
-            const int pred = argmax(head_output(w, n), k->K);
+            const int pred = kern_argmax(head_output(w, n), k->K);
             local[1] += pred == k->y[n];
             local[2] += 1.0;
             local[3] += pred == 0 && k->y[n] == 0;
