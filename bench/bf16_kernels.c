@@ -2,18 +2,18 @@
  * the AVX-512 W_hh panels) against bf16 (kernels_bf16.c), one shape at a time:
  * GFLOP/s per CPU-second of the process (CLOCK_PROCESS_CPUTIME_ID, so that a
  * busy machine's time slicing counts less; caches shared with other processes
- * still do). Shapes of LSTM H x 4H with B streams and T steps (default
- * 512, 64, 100, the issue's 2x512 B64 T100):
- *   step fwd  h W_hh^T      M = B,     N = 4H, K = H   (packed panels)
- *   step bwd  dG W_hh       M = B,     N = H,  K = 4H  (packed panels)
- *   in proj   x W_ih^T      M = T B,   N = 4H, K = H
- *   dW        dG^T x        M = 4H,    N = H,  K = T B
- *   dx        dG W_ih       M = T B,   N = H,  K = 4H
+ * still do). Shapes of a cell of G gates (LSTM 4, GRU 3, RNN 1), H x GH, with
+ * B streams and T steps (default 512, 64, 100, 4: the issue's LSTM 2x512 B64 T100):
+ *   step fwd  h W_hh^T      M = B,     N = GH, K = H   (packed panels)
+ *   step bwd  dG W_hh       M = B,     N = H,  K = GH  (packed panels)
+ *   in proj   x W_ih^T      M = T B,   N = GH, K = H
+ *   dW        dG^T x        M = GH,    N = H,  K = T B
+ *   dx        dG W_ih       M = T B,   N = H,  K = GH
  *
  * Build (from the repository, after cmake --build build):
  *   gcc -std=gnu11 -O2 -fopenmp -Iinclude bench/bf16_kernels.c build/libcharnn_core.a \
  *       -lopenblas -lm -o build/bf16_kernels
- * Run: OMP_NUM_THREADS=1 build/bf16_kernels [H B T]
+ * Run: OMP_NUM_THREADS=1 build/bf16_kernels [H B T G]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,18 +66,18 @@ static double measure(int packed, int ta, int tb, int M, int N, int K, int reps)
 int main(int argc, char **argv)
 {
     int H = argc > 1 ? atoi(argv[1]) : 512, B = argc > 2 ? atoi(argv[2]) : 64,
-        T = argc > 3 ? atoi(argv[3]) : 100;
+        T = argc > 3 ? atoi(argv[3]) : 100, G = argc > 4 ? atoi(argv[4]) : 4;
     struct {
         const char *name;
         int packed, ta, tb, M, N, K, reps;
     } s[] = {
-        {"step fwd (packed)", 1, 0, 1, B, 4 * H, H, 20},
-        {"step bwd (packed)", 1, 0, 0, B, H, 4 * H, 20},
-        {"in proj x W_ih^T", 0, 0, 1, T * B, 4 * H, H, 3},
-        {"dW = dG^T x", 0, 1, 0, 4 * H, H, T * B, 3},
-        {"dx = dG W_ih", 0, 0, 0, T * B, H, 4 * H, 3},
+        {"step fwd (packed)", 1, 0, 1, B, G * H, H, 20},
+        {"step bwd (packed)", 1, 0, 0, B, H, G * H, 20},
+        {"in proj x W_ih^T", 0, 0, 1, T * B, G * H, H, 3},
+        {"dW = dG^T x", 0, 1, 0, G * H, H, T * B, 3},
+        {"dx = dG W_ih", 0, 0, 0, T * B, H, G * H, 3},
     };
-    printf("H %d B %d T %d (GFLOP/s per CPU-second, best of reps)\n", H, B, T);
+    printf("H %d B %d T %d G %d (GFLOP/s per CPU-second, best of reps)\n", H, B, T, G);
     printf("%-20s %10s %10s %7s\n", "product", "f32", "bf16", "ratio");
     int bf16 = kern_bf16_missing() == NULL;
     for (size_t i = 0; i < sizeof s / sizeof s[0]; i++) {
