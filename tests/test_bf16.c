@@ -159,8 +159,8 @@ static void report(const char *what, const check *ck)
 
 static void test_gemm(void)
 {
-    /* K odd and across the k-blocks (1024); M not a multiple of 8 and across
-     * the row blocks (64); N not a multiple of 32 */
+    /* K odd and across the k-blocks (1024, or 512 with A transposed); M not a
+     * multiple of 8 and across the row blocks (64); N not a multiple of 32 */
     static const int shapes[][3] = {{1, 1, 1},   {7, 33, 5},    {9, 31, 64},  {17, 65, 257},
                                     {64, 300, 33}, {13, 40, 600}, {8, 256, 512}, {3, 5, 2},
                                     {130, 45, 1031}};

@@ -11,8 +11,9 @@
  *   A block:  up to 8 rows of op(A), per row and k-pair one lane (A[r][2p], A[r][2p+1]).
  * The micro-kernel keeps an 8 x 32 block of C in 16 registers, as the FP32 one.
  *
- * kern_gemm_bf16 packs B one block of KB_KC k's at a time into a buffer it keeps
- * (grown to the largest product), and the threads split the rows of C;
+ * kern_gemm_bf16 packs B one block of KB_KC k's (KB_KC_T with A transposed) at a
+ * time into a buffer it keeps (grown to the largest product), and the threads
+ * split the rows of C, each converting its own blocks of op(A);
  * kern_gemm_packed_bf16 takes W_hh's panels packed once per chunk (kern_pack_bf16) and the threads
  * split the panels, as the FP32 step products do. Either way every element of C
  * is summed in one fixed order (k-blocks in order, pairs in order within one),
@@ -37,6 +38,9 @@ enum {
     KB_W = 32,   /* panel width (columns of C per micro-kernel call) */
     KB_MR = 8,   /* rows of C per micro-kernel call */
     KB_KC = 1024, /* k per block (even) */
+    KB_KC_T = 512, /* k per block of kern_gemm_bf16 with A transposed (a weight gradient,
+                      C the weight's size): C is passed over twice as often, from cache,
+                      and the scratch is half as large (dW +1-5%, bf16_kernels) */
     KB_MC = 64,   /* rows of C per block of kern_gemm_bf16 (a multiple of KB_MR) */
     KB_PF = 4     /* k-pairs ahead that the packing of row pairs asks for */
 };
@@ -380,7 +384,7 @@ KB_TARGET static void kb_gemm_panels(int M, const float *A, int lda, const kern_
 
 /* The packing buffer of kern_gemm_bf16, grown to the largest product and kept
  * (so that a step does not fault pages in again): B's panels for one k-block,
- * then per thread KB_MC rows of A. Products run one at a time, from outside
+ * then per thread KB_MC rows of op(A). Products run one at a time, from outside
  * any parallel region (asserted). */
 static uint32_t *kb_buf;
 static size_t kb_buf_words;
@@ -397,25 +401,27 @@ static uint32_t *kb_scratch(size_t words)
 
 /* The general product, blocked as GotoBLAS does: per block of KB_KC k's, all
  * of B's panels for it are packed once (the threads split the panels); then
- * the threads take KB_MC rows of C at a time, convert those rows of A once,
- * and run every panel over them, so that a panel is reused from cache
- * KB_MC / 8 times and C is passed over once per k-block. */
+ * the threads take KB_MC rows of C at a time, convert those rows of op(A) once
+ * into their own buffer, and run every panel over them, so that a panel is
+ * reused from cache KB_MC / 8 times and C is passed over once per k-block.
+ * With A transposed (the weight gradients, op(A) = dG^T), a block is KB_MC
+ * columns of A's rows k0..: 256 contiguous bytes of each row, the pairs of
+ * rows asked for KB_PF ahead, and the k-blocks are KB_KC_T long. The scratch
+ * is B's panels for one k-block plus KB_MC rows of op(A) per thread for it,
+ * whatever M is. */
 KB_TARGET static void kb_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
                               const float *A, int lda, const float *B, int ldb, float beta,
                               float *C, int ldc)
 {
     CHARNN_ASSERT(!omp_in_parallel());
-    const int np = (N + KB_W - 1) / KB_W, kc_max = K < KB_KC ? K : KB_KC;
+    const int kb = trans_a ? KB_KC_T : KB_KC;
+    const int np = (N + KB_W - 1) / KB_W, kc_max = K < kb ? K : kb;
     const int kp_max = (kc_max + 1) / 2, nthreads = omp_get_max_threads();
-    const int mpad = (M + 15) / 16 * 16;
-    const size_t bwords = (size_t)np * kp_max * KB_W;
-    /* per thread KB_MC rows of A, or with A transposed all M rows, shared */
-    const size_t awords = trans_a ? (size_t)mpad * kp_max : (size_t)KB_MC * kp_max;
-    uint32_t *bp = kb_scratch(bwords + (trans_a ? 1 : (size_t)nthreads) * awords);
-    uint32_t *at = bp + bwords;
+    const size_t bwords = (size_t)np * kp_max * KB_W, awords = (size_t)KB_MC * kp_max;
+    uint32_t *bp = kb_scratch(bwords + (size_t)nthreads * awords);
     const int nmb = (M + KB_MC - 1) / KB_MC;
-    for (int k0 = 0; k0 < K; k0 += KB_KC) {
-        const int kc = K - k0 < KB_KC ? K - k0 : KB_KC, kp = (kc + 1) / 2;
+    for (int k0 = 0; k0 < K; k0 += kb) {
+        const int kc = K - k0 < kb ? K - k0 : kb, kp = (kc + 1) / 2;
         const float b = k0 == 0 ? beta : 1.0f;
 #pragma omp parallel
         {
@@ -443,35 +449,33 @@ KB_TARGET static void kb_gemm(int trans_a, int trans_b, int M, int N, int K, flo
                     }
                 }
             }
-            if (trans_a) { /* op(A) = A^T: A's rows k0.. read once, whole, into at[p][m] */
-#pragma omp for schedule(static)
-                for (int p = 0; p < kp; p++) {
-                    const float *lo = A + (size_t)(k0 + 2 * p) * lda;
-                    const float *hi = 2 * p + 1 < kc ? lo + lda : NULL;
-                    uint32_t *o = at + (size_t)p * mpad;
-                    if (p + KB_PF < kp)
-                        kb_prefetch_pair(lo, (size_t)lda, M);
-                    for (int c = 0; c < M; c += 16)
-                        kb_pairs16(o + c, lo + c, hi ? hi + c : NULL, M - c < 16 ? M - c : 16);
-                }
-            }
-            uint32_t *ab = trans_a ? NULL : at + (size_t)omp_get_thread_num() * awords;
+            uint32_t *ab = bp + bwords + (size_t)omp_get_thread_num() * awords;
 #pragma omp for schedule(static)
             for (int mb = 0; mb < nmb; mb++) {
                 const int i0 = mb * KB_MC, mrows = M - i0 < KB_MC ? M - i0 : KB_MC;
-                /* pair p of row i0 + i: ab[i * kp + p], or at[p * mpad + i0 + i] */
-                const uint32_t *a0 = trans_a ? at + i0 : ab;
-                const size_t sr = trans_a ? 1 : (size_t)kp, sp = trans_a ? (size_t)mpad : 1;
-                if (!trans_a)
+                /* pair p of row i0 + i of op(A): ab[i * kp + p], or ab[p * KB_MC + i] */
+                const size_t sr = trans_a ? 1 : (size_t)kp, sp = trans_a ? (size_t)KB_MC : 1;
+                if (trans_a) {
+                    for (int p = 0; p < kp; p++) {
+                        const float *lo = A + (size_t)(k0 + 2 * p) * lda + i0;
+                        const float *hi = 2 * p + 1 < kc ? lo + lda : NULL;
+                        if (p + KB_PF < kp)
+                            kb_prefetch_pair(lo, (size_t)lda, mrows);
+                        for (int c = 0; c < mrows; c += 16) /* stores 16 words: c + 16 <= KB_MC */
+                            kb_pairs16(ab + (size_t)p * KB_MC + c, lo + c, hi ? hi + c : NULL,
+                                       mrows - c < 16 ? mrows - c : 16);
+                    }
+                } else {
                     for (int i = 0; i < mrows; i += KB_MR)
                         kb_convert_a(ab + (size_t)i * kp, kp, A, lda, i0 + i,
                                      mrows - i < KB_MR ? mrows - i : KB_MR, k0, kc);
+                }
                 for (int j = 0; j < np; j++) {
                     const int c0 = j * KB_W, cols = N - c0 < KB_W ? N - c0 : KB_W;
                     if (j + 1 < np) /* the next panel's column block of these rows */
                         kb_prefetch_c(C + (size_t)i0 * ldc + c0 + KB_W, ldc, mrows);
                     for (int i = 0; i < mrows; i += KB_MR)
-                        kb_rows(mrows - i < KB_MR ? mrows - i : KB_MR, a0 + (size_t)i * sr, sr,
+                        kb_rows(mrows - i < KB_MR ? mrows - i : KB_MR, ab + (size_t)i * sr, sr,
                                 sp, bp + (size_t)j * kp * KB_W, kp,
                                 C + (size_t)(i0 + i) * ldc + c0, ldc, cols, alpha, b);
                 }
