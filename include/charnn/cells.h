@@ -85,7 +85,8 @@ typedef struct {
 /* How many steps a cell backward runs between progress calls. */
 #define CELL_PROGRESS_EVERY 4
 
-/* Floats a cell_chunk's wpack needs (forward and backward packings). */
+/* Floats a cell_chunk's wpack needs (forward and backward packings) at the
+ * precision set now (kern_pack_need): half as many in bf16. */
 size_t cell_wpack_floats(cell_kind kind, int H);
 
 void rnn_forward(const cell_chunk *c);

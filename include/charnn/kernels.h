@@ -53,6 +53,10 @@ typedef struct {
     float *panels;
 } kern_packed;
 size_t kern_pack_floats(int N, int K);
+/* Floats kern_pack's panels need at the precision set now: kern_pack_floats,
+ * or in bf16 kern_pack_bf16_words (half as many). A buffer sized by it serves
+ * while the precision stays what it was. */
+size_t kern_pack_need(int N, int K);
 /* 1 when this CPU runs the AVX-512 panels (checked at run time, also in a
  * portable build) and CHARNN_AVX512=0 is not set in the environment. */
 int kern_packed_available(void);

@@ -175,6 +175,7 @@ typedef struct {
     float *emb;                          /* (T, B, E) embedded input, E > 0 */
     float *hproj;                        /* (B, G*H) */
     float *wpack;                        /* a layer's W_hh packed for the step products */
+    size_t wpack_floats;                 /* its size: cell_wpack_floats at allocation */
     float *dgh_n;                        /* (T, B, H) GRU only */
     float *dh_a;                         /* (T, B, max(top width, E)) gradient from the head */
     float *dh_b;                         /* (T, B, max(H, E)) a second one, only where

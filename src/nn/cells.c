@@ -74,6 +74,6 @@ void cell_backward(const cell_chunk *c, const cell_grads *g)
 size_t cell_wpack_floats(cell_kind kind, int H)
 {
     const int GH = cell_gates(kind) * H;
-    size_t fwd = kern_pack_floats(GH, H), bwd = kern_pack_floats(H, GH);
+    size_t fwd = kern_pack_need(GH, H), bwd = kern_pack_need(H, GH);
     return fwd > bwd ? fwd : bwd;
 }

@@ -36,6 +36,11 @@ size_t kern_pack_floats(int N, int K)
     return (size_t)kp_panels(N) * KP_W * (size_t)K;
 }
 
+size_t kern_pack_need(int N, int K)
+{
+    return kern_get_precision() == KERN_BF16 ? kern_pack_bf16_words(N, K) : kern_pack_floats(N, K);
+}
+
 /* 1: AVX-512 panels; 0: the CPU has no AVX-512 (or not x86-64); -1: turned off
  * by CHARNN_AVX512=0. Decided once; the first call comes from one thread
  * (kern_pack runs before its parallel region). */

@@ -312,7 +312,8 @@ void model_work_init_stack(model_work *w, model_work *owner, const model *m, int
     if (E > 0)
         w->emb = model_work_alloc(owner, N * E);
     w->hproj = model_work_alloc(owner, (size_t)B * GH);
-    w->wpack = model_work_alloc(owner, cell_wpack_floats(m->cfg.cell, H));
+    w->wpack_floats = cell_wpack_floats(m->cfg.cell, H);
+    w->wpack = model_work_alloc(owner, w->wpack_floats);
     if (m->cfg.cell == CELL_GRU)
         w->dgh_n = model_work_alloc(owner, N * H);
     const int top = model_top_width(&m->cfg);

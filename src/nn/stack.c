@@ -39,6 +39,8 @@ static int layer_input_width(const model *m, int l)
 static cell_chunk layer_chunk(const model *m, model_work *w, int l, int d, int T)
 {
     const model_layer *p = d ? &m->layer_rev[l] : &m->layer[l];
+    /* sized for the precision at allocation: bf16 panels need half of FP32's */
+    CHARNN_ASSERT(w->wpack_floats >= cell_wpack_floats(m->cfg.cell, m->cfg.hidden));
     cell_chunk c = {
         .kind = m->cfg.cell,
         .T = T,
