@@ -117,11 +117,16 @@ def main():
             rows.append(dict(config=name, threads=threads, chars_per_s=med, flops_per_char=fpc,
                              peak_f32=pk, peak_bf16=pkb, runs=res))
     md = ["| config | threads | charnn f32 | charnn bf16 | oneDNN f32 | oneDNN bf16 | PyTorch | "
-          "bf16 / f32 | charnn bf16 / oneDNN bf16 | charnn bf16 GFLOP/s (% of bf16 peak) |",
-          "|---|---|---|---|---|---|---|---|---|---|"]
+          "bf16 / f32 | charnn bf16 / oneDNN bf16 | charnn bf16 GFLOP/s (% of bf16 peak) | "
+          "charnn peak RSS f32 → bf16 (MiB) |",
+          "|---|---|---|---|---|---|---|---|---|---|---|"]
 
     def c(v):
         return f"{v / 1000:.1f}k" if v else "-"
+
+    def rss(runs):
+        v = [x["peak_rss_mib"] for x in runs if x.get("ok") and x.get("peak_rss_mib")]
+        return f"{statistics.median(v):.1f}" if v else "-"
 
     for r in rows:
         m = r["chars_per_s"]
@@ -133,9 +138,10 @@ def main():
         share = f"{g:.0f} ({100 * g / r['peak_bf16']:.0f}%)" if r["peak_bf16"] else f"{g:.0f}"
         md.append(f"| {r['config']} | {r['threads']} | {c(m.get('charnn_f32'))} | "
                   f"{c(m.get('charnn_bf16'))} | {c(m.get('onednn_f32'))} | "
-                  f"{c(m.get('onednn_bf16'))} | {c(m.get('torch'))} | {ratio} | {vs} | {share} |")
+                  f"{c(m.get('onednn_bf16'))} | {c(m.get('torch'))} | {ratio} | {vs} | {share} | "
+                  f"{rss(r['runs'].get('charnn_f32', []))} → {rss(r['runs'].get('charnn_bf16', []))} |")
     md.append("")
-    md.append(f"chars/s, median of {a.repeats}; peaks (fma_peak): FP32 "
+    md.append(f"chars/s and peak RSS (maximum resident set of the process), median of {a.repeats}; peaks (fma_peak): FP32 "
               f"{peak['peak_gflops_1']:.0f} / {peak['peak_gflops_all']:.0f} GFLOP/s, bf16 "
               f"{peak.get('bf16_gflops_1', 0):.0f} / {peak.get('bf16_gflops_all', 0):.0f} GFLOP/s "
               f"(1 / all threads)")
