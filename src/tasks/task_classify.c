@@ -31,29 +31,18 @@
 #include "charnn/runtime.h"
 #include "charnn/task.h"
 #include "charnn/trace.h"
+#include "task_batches.h"
 #include "task_examples.h"
 
 typedef struct {
     task_examples shared; /* first: the order's checkpoint record and resume */
+    task_batches b;       /* the file, its orders, a batch's buffers: y and mask (rows_cap) */
     run_config cfg;
-    examples_file ex;
-    int ex_open;
     const vocab *voc;     /* the run's (the trainer's, outlives the task) */
     int raw;              /* --data was a raw input, prepared into a temporary file */
     int C;
     int *split;           /* (R) rows per rank of a training batch */
-    int first, rows;      /* this rank's rows of a training batch */
-    int G;                /* rows of a training batch over all ranks */
-    int Bv;               /* rows per rank of an evaluation batch */
-    exorder order;        /* the training split */
-    task_eval_order eval_order; /* the split evaluate reads */
     float *class_w;       /* (C) loss weight of each class */
-    size_t n_truncated;   /* training examples longer than --max-len */
-    size_t *idx;          /* (rows_cap) */
-    int32_t *x, *len, *y; /* (T, rows_cap), (rows_cap), (rows_cap) */
-    float *mask;          /* (rows_cap) */
-    model_state st;       /* (L, rows, H) zeroed for every batch */
-    model_state val_st;   /* (L, Bv, H) */
     double norm;          /* loss weights of the current global batch */
     struct {
         double positions, padded;
@@ -92,8 +81,8 @@ static int split_rows(cls_task *k, const run_config *cfg, int R)
 /* The class weights and sampling weights of the training split. */
 static int set_weights(cls_task *k)
 {
-    const examples_file *ex = &k->ex;
-    const size_t b = ex->split_begin[SPLIT_TRAIN], n = ex->split_end[SPLIT_TRAIN] - b;
+    const examples_file *ex = &k->b.ex;
+    const size_t b0 = ex->split_begin[SPLIT_TRAIN], n = ex->split_end[SPLIT_TRAIN] - b0;
     size_t *count = cn_xcalloc((size_t)k->C, sizeof *count);
     examples_class_counts(ex, SPLIT_TRAIN, count);
     int present = 0;
@@ -109,8 +98,8 @@ static int set_weights(cls_task *k)
     if (k->cfg.balanced_sampling) {
         double *w = cn_xmalloc(n * sizeof *w);
         for (size_t i = 0; i < n; i++)
-            w[i] = 1.0 / (double)count[ex->labels[b + i]];
-        rc = exorder_set_weights(&k->order, w);
+            w[i] = 1.0 / (double)count[ex->labels[b0 + i]];
+        rc = exorder_set_weights(&k->b.order, w);
         free(w);
     }
     free(count);
@@ -122,13 +111,13 @@ static int cls_open(task *t, run_config *cfg, vocab *voc, int rank, int nranks)
     cls_task *k = task_examples_alloc(t, sizeof *k, rank, nranks);
     if (cfg->batch < 1)
         return cn_err("--batch must be at least 1");
-    if (examples_open_input(&k->ex, cfg->data, voc, cfg->vocab_mode, cfg->val_frac,
+    if (examples_open_input(&k->b.ex, cfg->data, voc, cfg->vocab_mode, cfg->val_frac,
                             cfg->test_frac, cfg->seed, rank, &k->raw) != 0)
         return -1;
-    k->ex_open = 1;
+    k->b.ex_open = 1;
     k->voc = voc;
     cfg->vocab_mode = voc->mode;
-    const examples_file *ex = &k->ex;
+    const examples_file *ex = &k->b.ex;
     k->C = ex->n_classes;
     cfg->model.vocab = voc->size;
     if (cfg->model.head.kind == HEAD_CLASSIFY) { /* resuming: the checkpoint's head */
@@ -147,38 +136,10 @@ static int cls_open(task *t, run_config *cfg, vocab *voc, int rank, int nranks)
     k->cfg = *cfg;
     task_examples_copy_labels(t, k->C, ex->class_names);
 
-    const int R = nranks;
-    if (split_rows(k, cfg, R) != 0)
+    if (split_rows(k, cfg, nranks) != 0 || task_batches_init(t, &k->b, cfg, k->split, 0) != 0 ||
+        set_weights(k) != 0)
         return -1;
-    k->G = R * cfg->batch;
-    exorder_shard(k->G, R, k->split, rank, &k->first, &k->rows);
-    uint32_t *len = examples_lengths(ex, SPLIT_TRAIN);
-    int rc = exorder_init(&k->order, n_train, len, k->G, cfg->bucket_batches, 1, cfg->seed);
-    if (rc == 0)
-        for (size_t i = 0; i < n_train; i++)
-            k->n_truncated += cfg->max_len > 0 && len[i] > (uint32_t)cfg->max_len;
-    free(len);
-    if (rc != 0 || set_weights(k) != 0)
-        return -1;
-    task_examples_init(&k->shared, &k->order, k->G, TASK_RECORD_GLOBAL_BATCH, &cfg->model);
-
-    k->Bv = cfg->batch;
-    t->has_val = ex->split_end[SPLIT_VAL] > ex->split_begin[SPLIT_VAL];
-    t->eval_split = SPLIT_VAL;
-    t->T = (int)ex->max_len;
-    if (cfg->max_len > 0 && cfg->max_len < t->T)
-        t->T = cfg->max_len;
-    if (t->T < 1)
-        t->T = 1;
-    t->rows_cap = k->rows > k->Bv ? k->rows : k->Bv;
-    const size_t cap = (size_t)t->rows_cap;
-    k->idx = cn_xmalloc(cap * sizeof *k->idx);
-    k->x = cn_xmalloc((size_t)t->T * cap * sizeof *k->x);
-    k->len = cn_xmalloc(cap * sizeof *k->len);
-    k->y = cn_xmalloc(cap * sizeof *k->y);
-    k->mask = cn_xmalloc(cap * sizeof *k->mask);
-    model_state_init(&k->st, &cfg->model, k->rows);
-    model_state_init(&k->val_st, &cfg->model, k->Bv);
+    task_examples_init(&k->shared, &k->b.order, k->b.G, TASK_RECORD_GLOBAL_BATCH, &cfg->model);
     return 0;
 }
 
@@ -187,19 +148,9 @@ static void cls_close(task *t)
     cls_task *k = cls(t);
     if (!k)
         return;
-    if (k->ex_open)
-        examples_close(&k->ex);
-    exorder_free(&k->order);
-    task_examples_eval_order_free(&k->eval_order);
+    task_batches_free(&k->b);
     free(k->split);
     free(k->class_w);
-    free(k->idx);
-    free(k->x);
-    free(k->len);
-    free(k->y);
-    free(k->mask);
-    model_state_free(&k->st);
-    model_state_free(&k->val_st);
     task_examples_free(t);
 }
 
@@ -209,18 +160,15 @@ static void cls_close(task *t)
 static int fill_rows(cls_task *k, const size_t *rows, int first, int n, size_t base, int T,
                      const float *class_w)
 {
-    for (int b = 0; b < n; b++) {
-        const size_t r = rows[first + b];
-        k->idx[b] = base + (r == EXORDER_NONE ? rows[0] : r); /* row 0 is always real */
-    }
-    if (examples_fill_batch(&k->ex, k->idx, n, T, 0, k->x, k->len, k->y, NULL) != 0)
+    task_batches_index(&k->b, rows, first, n, base);
+    if (examples_fill_batch(&k->b.ex, k->b.idx, n, T, 0, k->b.x, k->b.len, k->b.y, NULL) != 0)
         return -1;
-    for (int b = 0; b < n; b++) {
-        if (rows[first + b] == EXORDER_NONE) {
-            k->len[b] = 0;
-            k->mask[b] = 0.0f;
+    for (int i = 0; i < n; i++) {
+        if (rows[first + i] == EXORDER_NONE) {
+            k->b.len[i] = 0;
+            k->b.mask[i] = 0.0f;
         } else {
-            k->mask[b] = class_w ? class_w[k->y[b]] : 1.0f;
+            k->b.mask[i] = class_w ? class_w[k->b.y[i]] : 1.0f;
         }
     }
     return 0;
@@ -230,38 +178,25 @@ static int cls_next_batch(task *t, train_progress *prog, batch *out)
 {
     cls_task *k = cls(t);
     const size_t *rows = task_examples_next(t, prog);
-    int T = exorder_batch_max_len(&k->order, rows, k->cfg.max_len);
-    if (T < 1)
-        T = 1;
-    const size_t base = k->ex.split_begin[SPLIT_TRAIN];
-    if (fill_rows(k, rows, k->first, k->rows, base, T, k->class_w) != 0)
+    const int T = task_batches_steps(&k->b.order, rows, k->cfg.max_len);
+    const size_t base = k->b.ex.split_begin[SPLIT_TRAIN];
+    if (fill_rows(k, rows, k->b.first, k->b.rows, base, T, k->class_w) != 0)
         return -1;
     /* what the whole global batch weighs and pads: every rank knows it */
     double norm = 0.0, used = 0.0;
-    for (int b = 0; b < k->G; b++) {
-        if (rows[b] == EXORDER_NONE)
+    for (int i = 0; i < k->b.G; i++) {
+        if (rows[i] == EXORDER_NONE)
             continue;
-        const uint32_t n = k->order.lengths[rows[b]];
-        norm += k->class_w[k->ex.labels[base + rows[b]]];
+        const uint32_t n = k->b.order.lengths[rows[i]];
+        norm += k->class_w[k->b.ex.labels[base + rows[i]]];
         used += n < (uint32_t)T ? n : (uint32_t)T;
         k->iv.truncated += n > (uint32_t)T;
         k->iv.examples++;
     }
     k->norm = norm;
-    k->iv.positions += (double)T * k->G;
-    k->iv.padded += (double)T * k->G - used;
-    model_state_reset(&k->st);
-    *out = (batch){
-        .T = T,
-        .B = k->rows,
-        .x = k->x,
-        .y = k->y,
-        .mask = k->mask,
-        .len = k->len,
-        .carry = &k->st,
-        .first_row = k->first,
-        .rows_global = k->G,
-    };
+    k->iv.positions += (double)T * k->b.G;
+    k->iv.padded += (double)T * k->b.G - used;
+    *out = task_batches_train(&k->b, T);
     return 0;
 }
 
@@ -285,50 +220,32 @@ static void cls_metrics(const task *t, double mean_loss, double seconds, int64_t
     memset(&k->iv, 0, sizeof k->iv);
 }
 
+/* evaluate's batches: weight 1 for every real row */
+static int eval_fill(void *ctx, const size_t *rows, int first, int n, size_t base, int T)
+{
+    return fill_rows(ctx, rows, first, n, base, T, NULL);
+}
+
+/* local: correct, examples */
+static void eval_score(void *ctx, const model_work *w, int T, double *local)
+{
+    (void)T;
+    const cls_task *k = ctx;
+    for (int i = 0; i < k->b.Bv; i++)
+        if (k->b.mask[i] > 0.0f) {
+            local[0] += kern_argmax(head_output(w, (size_t)i), k->C) == k->b.y[i];
+            local[1] += 1.0;
+        }
+}
+
 static int cls_evaluate(task *t, const model *m, model_work *w, int64_t max_batches,
                         eval_result *out)
 {
     cls_task *k = cls(t);
-    const int split = t->eval_split;
-    if (task_examples_eval_order(&k->eval_order, &k->ex, split, t->nranks * k->Bv,
-                                 k->cfg.data) != 0)
+    double local[3]; /* loss, correct, examples */
+    if (task_batches_evaluate(t, &k->b, m, w, max_batches, k->cfg.max_len, k->cfg.data,
+                              eval_fill, eval_score, k, local, 3) != 0)
         return -1;
-    exorder *order = &k->eval_order.order;
-    uint64_t nb = order->batches_per_epoch;
-    if (max_batches > 0 && (uint64_t)max_batches < nb)
-        nb = (uint64_t)max_batches;
-    const int keep_B = w->B;
-    const float *keep_mask = w->mask;
-    const int32_t *keep_len = w->len;
-    const size_t base = k->ex.split_begin[split];
-    double local[3] = {0.0, 0.0, 0.0}; /* loss, correct, examples */
-    int rc = 0;
-    for (uint64_t i = 0; i < nb && rc == 0; i++) {
-        const size_t *rows = exorder_batch(order, 0, i);
-        int T = exorder_batch_max_len(order, rows, k->cfg.max_len);
-        if (T < 1)
-            T = 1;
-        rc = fill_rows(k, rows, t->rank * k->Bv, k->Bv, base, T, NULL);
-        if (rc != 0)
-            break;
-        model_state_reset(&k->val_st);
-        w->B = k->Bv;
-        w->mask = k->mask;
-        w->len = k->len;
-        local[0] += model_forward(m, w, &k->val_st, k->x, k->y, T, 0, 0);
-        for (int b = 0; b < k->Bv; b++)
-            if (k->mask[b] > 0.0f) {
-                local[1] += kern_argmax(head_output(w, (size_t)b), k->C) == k->y[b];
-                local[2] += 1.0;
-            }
-    }
-    w->B = keep_B;
-    w->mask = keep_mask;
-    w->len = keep_len;
-    /* a read error is this rank's alone: end the job rather than leave the others waiting */
-    if (rc != 0)
-        dist_abort(1, "%s", cn_errmsg());
-    dist_allreduce_sum_f64(local, 3);
     out->loss_sum = local[0];
     out->correct = (int64_t)local[1];
     out->tokens = (int64_t)local[2];
@@ -348,15 +265,15 @@ static void cls_resume_agree(task *t, train_progress *prog)
         dist_abort(1, "checkpoint '%s' has other classes than '%s' (same count, other names or "
                       "order): it was trained on other data",
                    path, k->cfg.data);
-    if (old_G == k->G || old_G <= 0) {
+    if (old_G == k->b.G || old_G <= 0) {
         task_say(t, "resumed from '%s' at step %lld (epoch %lld, batch %llu of %llu)\n", path,
             (long long)prog->step, (long long)prog->epoch, (unsigned long long)prog->chunk,
-            (unsigned long long)k->order.batches_per_epoch);
+            (unsigned long long)k->b.order.batches_per_epoch);
     } else {
         task_say(t, "resumed from '%s' at step %lld: its global batch was %lld examples, this run's "
                "is %d: the order is re-derived from the examples seen (batch %llu of epoch "
                "%lld)\n",
-            path, (long long)prog->step, (long long)old_G, k->G,
+            path, (long long)prog->step, (long long)old_G, k->b.G,
             (unsigned long long)prog->chunk, (long long)prog->epoch);
     }
 }
@@ -376,7 +293,7 @@ static int cls_trace_step(task *t, const model *m, const model_work *w, const ch
     trace_classify_options o = {path, dir, k->cfg.data, t->has_val ? SPLIT_VAL : SPLIT_TRAIN,
                                 k->cfg.trace_probe_chars, k->cfg.max_len, step};
     trace_classify_summary s;
-    return trace_classify_write(&o, m, k->voc, (const char *const *)t->labels, &k->ex, &s);
+    return trace_classify_write(&o, m, k->voc, (const char *const *)t->labels, &k->b.ex, &s);
 }
 
 static void cls_print_header(const task *t, int64_t total_steps)
@@ -385,10 +302,10 @@ static void cls_print_header(const task *t, int64_t total_steps)
         return;
     cls_task *k = cls(t);
     const run_config *c = &k->cfg;
-    const examples_file *ex = &k->ex;
+    const examples_file *ex = &k->b.ex;
     exorder plain;
-    double pad = exorder_epoch_padding(&k->order, 0, c->max_len), plain_pad = NAN;
-    if (exorder_init(&plain, k->order.n, k->order.lengths, k->G, 0, 1, c->seed) == 0) {
+    double pad = exorder_epoch_padding(&k->b.order, 0, c->max_len), plain_pad = NAN;
+    if (exorder_init(&plain, k->b.order.n, k->b.order.lengths, k->b.G, 0, 1, c->seed) == 0) {
         plain_pad = exorder_epoch_padding(&plain, 0, c->max_len);
         exorder_free(&plain);
     }
@@ -401,11 +318,11 @@ static void cls_print_header(const task *t, int64_t total_steps)
         ex->split_end[SPLIT_TEST] - ex->split_begin[SPLIT_TEST], ex->max_len);
     task_say(t, "%d rank%s x %d examples (%d per step), %llu steps per epoch, %lld steps, %d thread%s "
            "per rank; padding %.1f%% (%.1f%% without length buckets), ",
-        t->nranks, t->nranks == 1 ? "" : "s", c->batch, k->G,
-        (unsigned long long)k->order.batches_per_epoch, (long long)total_steps,
+        t->nranks, t->nranks == 1 ? "" : "s", c->batch, k->b.G,
+        (unsigned long long)k->b.order.batches_per_epoch, (long long)total_steps,
         runtime_threads(), runtime_threads() == 1 ? "" : "s", 100.0 * pad, 100.0 * plain_pad);
     if (c->max_len > 0)
-        task_say(t, "--max-len %d truncates %zu training examples\n", c->max_len, k->n_truncated);
+        task_say(t, "--max-len %d truncates %zu training examples\n", c->max_len, k->b.n_truncated);
     else
         task_say(t, "no truncation\n");
     if (!t->has_val)

@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "charnn/common.h"
-#include "charnn/data.h"
 
 static task_examples *shared(const task *t)
 {
@@ -139,27 +138,4 @@ const char *task_examples_resume(task *t, train_progress *prog, int64_t *old_G)
 int task_examples_labels_match(const task *t)
 {
     return shared(t)->resume.labels_ok;
-}
-
-int task_examples_eval_order(task_eval_order *e, const examples_file *ex, int split, int G,
-                             const char *data)
-{
-    if (e->built && e->split == split)
-        return 0;
-    task_examples_eval_order_free(e);
-    const size_t n = ex->split_end[split] - ex->split_begin[split];
-    if (n == 0)
-        return cn_err("split '%s' of '%s' has no examples", data_split_name(split), data);
-    uint32_t *len = examples_lengths(ex, split);
-    int rc = exorder_init(&e->order, n, len, G, 1, 0, 0);
-    free(len);
-    e->built = rc == 0;
-    e->split = split;
-    return rc;
-}
-
-void task_examples_eval_order_free(task_eval_order *e)
-{
-    exorder_free(&e->order);
-    e->built = 0;
 }

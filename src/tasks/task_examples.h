@@ -39,7 +39,6 @@
 
 #include "charnn/ckpt.h"
 #include "charnn/config.h"
-#include "charnn/examples.h"
 #include "charnn/exorder.h"
 #include "charnn/model.h"
 #include "charnn/task.h"
@@ -96,20 +95,5 @@ void task_examples_state_load(task *t, const ckpt_data *d, const train_progress 
 const char *task_examples_resume(task *t, train_progress *prog, int64_t *old_G);
 /* After state_load: whether the checkpoint's labels are t's (names, order). */
 int task_examples_labels_match(const task *t);
-
-/* The order evaluate reads a split of an examples file in (classify, tag):
- * every example once, sorted by length within each batch of G rows over all
- * ranks, no shuffle. Built on first use and kept until another split is
- * asked for; a zeroed struct holds none. */
-typedef struct {
-    exorder order;
-    int built; /* order holds split's */
-    int split;
-} task_eval_order;
-/* e's order for split (data names the file in the error when the split is
- * empty): 0, or -1 with a message. */
-int task_examples_eval_order(task_eval_order *e, const examples_file *ex, int split, int G,
-                             const char *data);
-void task_examples_eval_order_free(task_eval_order *e);
 
 #endif

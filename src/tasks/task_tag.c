@@ -30,25 +30,16 @@
 #include "charnn/runtime.h"
 #include "charnn/task.h"
 #include "charnn/trace.h"
+#include "task_batches.h"
 #include "task_examples.h"
 
 typedef struct {
     task_examples shared; /* first: the order's checkpoint record and resume */
+    task_batches b;       /* the file, its orders, a batch's buffers: y and mask (T, rows_cap) */
     run_config cfg;
-    examples_file ex;
-    int ex_open;
     const vocab *voc;     /* the run's (the trainer's, outlives the task) */
     int K;
     int spacing;          /* the tags are B, I: report the spaces' precision and recall */
-    int first, rows, G;   /* this rank's rows of a training batch; rows over all ranks */
-    int Bv;               /* rows per rank of an evaluation batch */
-    exorder order;
-    task_eval_order eval_order;
-    size_t n_truncated;
-    size_t *idx;          /* (rows_cap) */
-    int32_t *x, *len, *y; /* (T, cap), (cap), (T, cap) */
-    float *mask;          /* (T, cap) */
-    model_state st, val_st;
     double norm;          /* tagged characters of the current global batch */
     struct {
         double positions, tagged;
@@ -70,11 +61,11 @@ static int tag_open(task *t, run_config *cfg, vocab *voc, int rank, int nranks)
     if (!examples_is_examples_file(cfg->data))
         return cn_err("'%s' is not a tag file: prepare one with charnn prepare --task tag",
                       cfg->data);
-    if (examples_open(&k->ex, cfg->data, voc) != 0)
+    if (examples_open(&k->b.ex, cfg->data, voc) != 0)
         return -1;
-    k->ex_open = 1;
+    k->b.ex_open = 1;
     k->voc = voc;
-    const examples_file *ex = &k->ex;
+    const examples_file *ex = &k->b.ex;
     if (!ex->tagged)
         return cn_err("'%s' holds examples for classification, not tags: prepare one with "
                       "charnn prepare --task tag", cfg->data);
@@ -100,33 +91,9 @@ static int tag_open(task *t, run_config *cfg, vocab *voc, int rank, int nranks)
     k->cfg = *cfg;
     task_examples_copy_labels(t, k->K, ex->class_names);
 
-    k->G = nranks * cfg->batch;
-    exorder_shard(k->G, nranks, NULL, rank, &k->first, &k->rows);
-    uint32_t *len = examples_lengths(ex, SPLIT_TRAIN);
-    int rc = exorder_init(&k->order, n_train, len, k->G, cfg->bucket_batches, 1, cfg->seed);
-    for (size_t i = 0; rc == 0 && i < n_train; i++)
-        k->n_truncated += cfg->max_len > 0 && len[i] > (uint32_t)cfg->max_len;
-    free(len);
-    if (rc != 0)
+    if (task_batches_init(t, &k->b, cfg, NULL, 1) != 0)
         return -1;
-    task_examples_init(&k->shared, &k->order, k->G, TASK_RECORD_GLOBAL_BATCH, &cfg->model);
-    k->Bv = cfg->batch;
-    t->has_val = ex->split_end[SPLIT_VAL] > ex->split_begin[SPLIT_VAL];
-    t->eval_split = SPLIT_VAL;
-    t->T = (int)ex->max_len;
-    if (cfg->max_len > 0 && cfg->max_len < t->T)
-        t->T = cfg->max_len;
-    if (t->T < 1)
-        t->T = 1;
-    t->rows_cap = k->rows > k->Bv ? k->rows : k->Bv;
-    const size_t cap = (size_t)t->rows_cap, TC = (size_t)t->T * cap;
-    k->idx = cn_xmalloc(cap * sizeof *k->idx);
-    k->x = cn_xmalloc(TC * sizeof *k->x);
-    k->len = cn_xmalloc(cap * sizeof *k->len);
-    k->y = cn_xmalloc(TC * sizeof *k->y);
-    k->mask = cn_xmalloc(TC * sizeof *k->mask);
-    model_state_init(&k->st, &cfg->model, k->rows);
-    model_state_init(&k->val_st, &cfg->model, k->Bv);
+    task_examples_init(&k->shared, &k->b.order, k->b.G, TASK_RECORD_GLOBAL_BATCH, &cfg->model);
     return 0;
 }
 
@@ -135,35 +102,22 @@ static void tag_close(task *t)
     tag_task *k = tg(t);
     if (!k)
         return;
-    if (k->ex_open)
-        examples_close(&k->ex);
-    exorder_free(&k->order);
-    task_examples_eval_order_free(&k->eval_order);
-    free(k->idx);
-    free(k->x);
-    free(k->len);
-    free(k->y);
-    free(k->mask);
-    model_state_free(&k->st);
-    model_state_free(&k->val_st);
+    task_batches_free(&k->b);
     task_examples_free(t);
 }
 
 /* Rows [first, first + n) of a global batch into x, len, y, mask (T steps). */
 static int fill_rows(tag_task *k, const size_t *rows, int first, int n, size_t base, int T)
 {
-    for (int b = 0; b < n; b++) {
-        const size_t r = rows[first + b];
-        k->idx[b] = base + (r == EXORDER_NONE ? rows[0] : r); /* row 0 is always real */
-    }
-    if (examples_fill_tags(&k->ex, k->idx, n, T, 0, 0, k->x, k->len, k->y, NULL) != 0)
+    task_batches_index(&k->b, rows, first, n, base);
+    if (examples_fill_tags(&k->b.ex, k->b.idx, n, T, 0, 0, k->b.x, k->b.len, k->b.y, NULL) != 0)
         return -1;
-    for (int b = 0; b < n; b++)
-        if (rows[first + b] == EXORDER_NONE)
-            k->len[b] = 0;
+    for (int i = 0; i < n; i++)
+        if (rows[first + i] == EXORDER_NONE)
+            k->b.len[i] = 0;
     for (int t = 0; t < T; t++)
-        for (int b = 0; b < n; b++)
-            k->mask[(size_t)t * n + b] = t < k->len[b] ? 1.0f : 0.0f;
+        for (int i = 0; i < n; i++)
+            k->b.mask[(size_t)t * n + i] = t < k->b.len[i] ? 1.0f : 0.0f;
     return 0;
 }
 
@@ -171,34 +125,21 @@ static int tag_next_batch(task *t, train_progress *prog, batch *out)
 {
     tag_task *k = tg(t);
     const size_t *rows = task_examples_next(t, prog);
-    int T = exorder_batch_max_len(&k->order, rows, k->cfg.max_len);
-    if (T < 1)
-        T = 1;
-    if (fill_rows(k, rows, k->first, k->rows, k->ex.split_begin[SPLIT_TRAIN], T) != 0)
+    const int T = task_batches_steps(&k->b.order, rows, k->cfg.max_len);
+    if (fill_rows(k, rows, k->b.first, k->b.rows, k->b.ex.split_begin[SPLIT_TRAIN], T) != 0)
         return -1;
     double tagged = 0.0;
-    for (int b = 0; b < k->G; b++) {
-        if (rows[b] == EXORDER_NONE)
+    for (int i = 0; i < k->b.G; i++) {
+        if (rows[i] == EXORDER_NONE)
             continue;
-        const uint32_t n = k->order.lengths[rows[b]];
+        const uint32_t n = k->b.order.lengths[rows[i]];
         tagged += n < (uint32_t)T ? n : (uint32_t)T;
         k->iv.truncated += n > (uint32_t)T;
     }
     k->norm = tagged > 0.0 ? tagged : 1.0;
-    k->iv.positions += (double)T * k->G;
+    k->iv.positions += (double)T * k->b.G;
     k->iv.tagged += tagged;
-    model_state_reset(&k->st);
-    *out = (batch){
-        .T = T,
-        .B = k->rows,
-        .x = k->x,
-        .y = k->y,
-        .mask = k->mask,
-        .len = k->len,
-        .carry = &k->st,
-        .first_row = k->first,
-        .rows_global = k->G,
-    };
+    *out = task_batches_train(&k->b, T);
     return 0;
 }
 
@@ -222,55 +163,35 @@ static void tag_metrics(const task *t, double mean_loss, double seconds, int64_t
     memset(&k->iv, 0, sizeof k->iv);
 }
 
+static int eval_fill(void *ctx, const size_t *rows, int first, int n, size_t base, int T)
+{
+    return fill_rows(ctx, rows, first, n, base, T);
+}
+
+/* local: correct, tagged, spaces (tag 0): true positives, predicted, gold */
+static void eval_score(void *ctx, const model_work *w, int T, double *local)
+{
+    const tag_task *k = ctx;
+    for (size_t n = 0; n < (size_t)T * k->b.Bv; n++) {
+        if (k->b.mask[n] == 0.0f)
+            continue;
+        const int pred = kern_argmax(head_output(w, n), k->K), gold = k->b.y[n];
+        local[0] += pred == gold;
+        local[1] += 1.0;
+        local[2] += pred == 0 && gold == 0;
+        local[3] += pred == 0;
+        local[4] += gold == 0;
+    }
+}
+
 static int tag_evaluate(task *t, const model *m, model_work *w, int64_t max_batches,
                         eval_result *out)
 {
     tag_task *k = tg(t);
-    const int split = t->eval_split;
-    if (task_examples_eval_order(&k->eval_order, &k->ex, split, t->nranks * k->Bv,
-                                 k->cfg.data) != 0)
+    double local[6]; /* loss, then eval_score's */
+    if (task_batches_evaluate(t, &k->b, m, w, max_batches, k->cfg.max_len, k->cfg.data,
+                              eval_fill, eval_score, k, local, 6) != 0)
         return -1;
-    exorder *order = &k->eval_order.order;
-    uint64_t nb = order->batches_per_epoch;
-    if (max_batches > 0 && (uint64_t)max_batches < nb)
-        nb = (uint64_t)max_batches;
-    const int keep_B = w->B;
-    const float *keep_mask = w->mask;
-    const int32_t *keep_len = w->len;
-    const size_t base = k->ex.split_begin[split];
-    /* loss, correct, tagged, spaces: true positives, predicted, gold */
-    double local[6] = {0};
-    int rc = 0;
-    for (uint64_t i = 0; i < nb && rc == 0; i++) {
-        const size_t *rows = exorder_batch(order, 0, i);
-        int T = exorder_batch_max_len(order, rows, k->cfg.max_len);
-        if (T < 1)
-            T = 1;
-        rc = fill_rows(k, rows, t->rank * k->Bv, k->Bv, base, T);
-        if (rc != 0)
-            break;
-        model_state_reset(&k->val_st);
-        w->B = k->Bv;
-        w->mask = k->mask;
-        w->len = k->len;
-        local[0] += model_forward(m, w, &k->val_st, k->x, k->y, T, 0, 0);
-        for (size_t n = 0; n < (size_t)T * k->Bv; n++) {
-            if (k->mask[n] == 0.0f)
-                continue;
-            const int pred = kern_argmax(head_output(w, n), k->K);
-            local[1] += pred == k->y[n];
-            local[2] += 1.0;
-            local[3] += pred == 0 && k->y[n] == 0;
-            local[4] += pred == 0;
-            local[5] += k->y[n] == 0;
-        }
-    }
-    w->B = keep_B;
-    w->mask = keep_mask;
-    w->len = keep_len;
-    if (rc != 0)
-        dist_abort(1, "%s", cn_errmsg());
-    dist_allreduce_sum_f64(local, 6);
     out->loss_sum = local[0];
     out->correct = (int64_t)local[1];
     out->tokens = (int64_t)local[2];
@@ -278,7 +199,7 @@ static int tag_evaluate(task *t, const model *m, model_work *w, int64_t max_batc
         const double p = local[4] > 0 ? local[3] / local[4] : 0.0;
         const double r = local[5] > 0 ? local[3] / local[5] : 0.0;
         task_say(t, "%s spaces: precision %.4f recall %.4f F1 %.4f (%.0f predicted, %.0f true)\n",
-            data_split_name(split), p, r, p + r > 0 ? 2 * p * r / (p + r) : 0.0, local[4],
+            data_split_name(t->eval_split), p, r, p + r > 0 ? 2 * p * r / (p + r) : 0.0, local[4],
             local[5]);
     }
     return 0;
@@ -295,7 +216,7 @@ static void tag_resume_agree(task *t, train_progress *prog)
                    path, k->cfg.data);
     task_say(t, "resumed from '%s' at step %lld (epoch %lld, batch %llu of %llu)\n", path,
         (long long)prog->step, (long long)prog->epoch, (unsigned long long)prog->chunk,
-        (unsigned long long)k->order.batches_per_epoch);
+        (unsigned long long)k->b.order.batches_per_epoch);
 }
 
 /* --trace-every: rank 0 writes DIR/trace_tag-<step>.h5, a tagger trace
@@ -313,7 +234,7 @@ static int tag_trace_step(task *t, const model *m, const model_work *w, const ch
     trace_tag_options o = {path, dir, k->cfg.data, t->has_val ? SPLIT_VAL : SPLIT_TRAIN,
                            k->cfg.trace_probe_chars, k->cfg.max_len, step};
     trace_tag_summary s;
-    return trace_tag_write(&o, m, k->voc, (const char *const *)t->labels, &k->ex, &s);
+    return trace_tag_write(&o, m, k->voc, (const char *const *)t->labels, &k->b.ex, &s);
 }
 
 static void tag_print_header(const task *t, int64_t total_steps)
@@ -322,7 +243,7 @@ static void tag_print_header(const task *t, int64_t total_steps)
         return;
     tag_task *k = tg(t);
     const run_config *c = &k->cfg;
-    const examples_file *ex = &k->ex;
+    const examples_file *ex = &k->b.ex;
     task_say(t, "task tag: %d tags (", k->K);
     for (int i = 0; i < k->K; i++)
         task_say(t, "%s%s", i ? " " : "", ex->class_names[i]);
@@ -333,12 +254,12 @@ static void tag_print_header(const task *t, int64_t total_steps)
         ex->split_end[SPLIT_TEST] - ex->split_begin[SPLIT_TEST], ex->max_len);
     task_say(t, "%d rank%s x %d examples (%d per step), %llu steps per epoch, %lld steps, %d thread%s "
            "per rank; padding %.1f%%, ",
-        t->nranks, t->nranks == 1 ? "" : "s", c->batch, k->G,
-        (unsigned long long)k->order.batches_per_epoch, (long long)total_steps,
+        t->nranks, t->nranks == 1 ? "" : "s", c->batch, k->b.G,
+        (unsigned long long)k->b.order.batches_per_epoch, (long long)total_steps,
         runtime_threads(), runtime_threads() == 1 ? "" : "s",
-        100.0 * exorder_epoch_padding(&k->order, 0, c->max_len));
+        100.0 * exorder_epoch_padding(&k->b.order, 0, c->max_len));
     if (c->max_len > 0)
-        task_say(t, "--max-len %d truncates %zu training examples\n", c->max_len, k->n_truncated);
+        task_say(t, "--max-len %d truncates %zu training examples\n", c->max_len, k->b.n_truncated);
     else
         task_say(t, "no truncation\n");
     if (!t->has_val)
