@@ -309,9 +309,10 @@ int analyze_classify_run(const char *path, int top_k, int json, FILE *out);
  * (layer l's, direction d's (K, H) correlations of its H units with the K
  * targets, named by names; D = 2 for a bidirectional model, d = 1 reverse):
  * one line per target, or with json one object {"name":[{"layer","direction",
- * "unit","r"}, ...], ...}. pair: the targets are classes, and with two only
- * the second is listed (the first's r is its negative). */
-void analyze_units_write(FILE *out, int json, const char *const *names, int K, int pair,
+ * "unit","r"}, ...], ...}. only: -1 lists every target; 0 or 1: the targets
+ * are classes, and with two only that one is listed (the other's r is its
+ * negative). */
+void analyze_units_write(FILE *out, int json, const char *const *names, int K, int only,
                          const float *corr, int L, int D, int H, int top_k);
 /* `charnn analyze` on a trace of a conditional generator (kind "generate":
  * loss per character overall and per class, the units that follow each

@@ -38,15 +38,15 @@ static int cmp_double(const void *pa, const void *pb)
     return a < b ? -1 : a > b;
 }
 
-void analyze_units_write(FILE *out, int json, const char *const *names, int K, int pair,
+void analyze_units_write(FILE *out, int json, const char *const *names, int K, int only,
                          const float *corr, int L, int D, int H, int top_k)
 {
     const int n_units = L * D * H, top = top_k < n_units ? top_k : n_units;
-    const int two = pair && K == 2; /* two classes: r of class 0 is minus class 1's */
+    const int one = only >= 0 && K == 2; /* two classes: one's r is minus the other's */
     unit_r *units = cn_xmalloc((size_t)n_units * sizeof *units);
     if (json)
         fprintf(out, "{");
-    for (int c = two ? 1 : 0, i = 0; c < K; c++, i++) {
+    for (int c = one ? only : 0, i = 0; c < (one ? only + 1 : K); c++, i++) {
         int n = 0;
         for (int l = 0; l < L; l++)
             for (int d = 0; d < D; d++)

@@ -156,7 +156,8 @@ static int run_generate(const char *path, hid_t fid, cond_trace *c, int top_k, i
                          "characters)%s:\n",
                     c->K == 2 ? "; with two classes the other class's r is the negative" : "");
     }
-    analyze_units_write(out, json, targets, c->K, !vector, c->corr, c->S, 1, (int)c->H, top_k);
+    analyze_units_write(out, json, targets, c->K, vector ? -1 : 1, c->corr, c->S, 1, (int)c->H,
+                        top_k);
     if (json)
         fprintf(out, "}\n");
     rc = 0;

@@ -3,7 +3,6 @@
  * found, for a spacing model the precision, recall and F1 of the predicted
  * spaces, and which units' h follow each tag (for spacing: which fire before
  * a space), in either direction of a bidirectional model. See analyze.h. */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,18 +19,6 @@ static int read_i64(const char *path, hid_t fid, const char *name, int64_t *out)
     if (rc == 0)
         return cn_err("'%s' is damaged: missing attribute %s", path, name);
     return rc < 0 ? -1 : 0;
-}
-
-typedef struct {
-    int layer, dir, unit;
-    float r;
-} unit_r;
-
-static int unit_cmp(const void *pa, const void *pb)
-{
-    const unit_r *a = pa, *b = pb;
-    float x = fabsf(a->r), y = fabsf(b->r);
-    return x > y ? -1 : x < y;
 }
 
 /* counts (K, K): gold row, predicted column, over the characters with a gold
@@ -94,7 +81,6 @@ int analyze_tag_run(const char *path, int top_k, int json, FILE *out)
     size_t n_names = 0;
     float *corr = NULL;
     int64_t *counts = NULL;
-    unit_r *units = NULL;
     rc = -1;
     if (read_i64(path, fid, "layers", &L) < 0 || read_i64(path, fid, "hidden", &H) < 0 ||
         read_i64(path, fid, "directions", &D) < 0 || read_i64(path, fid, "n_tags", &K) < 0 ||
@@ -145,9 +131,6 @@ int analyze_tag_run(const char *path, int top_k, int json, FILE *out)
     const double prec = sp_pred ? (double)sp_hit / (double)sp_pred : 0.0,
                  rec = sp_true ? (double)sp_hit / (double)sp_true : 0.0,
                  f1 = prec + rec > 0.0 ? 2.0 * prec * rec / (prec + rec) : 0.0;
-    const int n_units = (int)(L * D * H), top = top_k < n_units ? top_k : n_units;
-    const int n_lists = K == 2 ? 1 : (int)K; /* two tags: r of tag 1 is minus tag 0's */
-    units = cn_xmalloc((size_t)n_units * sizeof *units);
     if (json) {
         fprintf(out, "{\"trace\":");
         cn_json_string(out, path);
@@ -183,7 +166,7 @@ int analyze_tag_run(const char *path, int top_k, int json, FILE *out)
             fprintf(out, "null");
         fprintf(out, ",\"corr_with\":");
         cn_json_string(out, corr_with);
-        fprintf(out, ",\"units\":{");
+        fprintf(out, ",\"units\":");
     } else {
         fprintf(out, "trace '%s' (tag; %s, %lld x %lld, %s, model '%s' at step %lld): %lld "
                      "examples, %lld characters, %lld tags\n",
@@ -214,33 +197,11 @@ int analyze_tag_run(const char *path, int top_k, int json, FILE *out)
                 strcmp(corr_with, "pred") == 0 ? "predicted" : "gold",
                 K == 2 ? "; with two tags the other tag's r is the negative" : "");
     }
-    for (int k = 0; k < n_lists; k++) {
-        int n = 0;
-        for (int64_t l = 0; l < L; l++)
-            for (int64_t d = 0; d < D; d++)
-                for (int64_t j = 0; j < H; j++)
-                    units[n++] = (unit_r){(int)l, (int)d, (int)j,
-                                          corr[((size_t)(l * D + d) * K + k) * H + j]};
-        qsort(units, (size_t)n, sizeof *units, unit_cmp);
-        if (json) {
-            fprintf(out, "%s", k ? "," : "");
-            cn_json_string(out, names[k]);
-            fprintf(out, ":[");
-            for (int i = 0; i < top; i++)
-                fprintf(out, "%s{\"layer\":%d,\"direction\":\"%s\",\"unit\":%d,\"r\":%.4f}",
-                        i ? "," : "", units[i].layer, units[i].dir ? "reverse" : "forward",
-                        units[i].unit, (double)units[i].r);
-            fprintf(out, "]");
-        } else {
-            fprintf(out, "  %-8s", names[k]);
-            for (int i = 0; i < top; i++)
-                fprintf(out, "%s layer %d%s unit %d r %+.3f", i ? "," : "", units[i].layer,
-                        units[i].dir ? " reverse" : "", units[i].unit, (double)units[i].r);
-            fprintf(out, "\n");
-        }
-    }
+    /* two tags: tag 0's alone (for spacing B, a space follows); tag 1's r is its negative */
+    analyze_units_write(out, json, (const char *const *)names, (int)K, 0, corr, (int)L, (int)D,
+                        (int)H, top_k);
     if (json)
-        fprintf(out, "}}\n");
+        fprintf(out, "}\n");
     rc = 0;
 done:
     H5Fclose(fid);
@@ -248,6 +209,5 @@ done:
         h5io_strings_free(names, n_names);
     free(corr);
     free(counts);
-    free(units);
     return rc;
 }
