@@ -377,35 +377,20 @@ done:
 int trace_classify_run(const trace_options *o)
 {
     ckpt_data d;
-    if (ckpt_read(o->model, &d) != 0)
-        return -1;
-    if (strcmp(d.task.task, "classify") != 0) {
-        ckpt_data_free(&d);
-        return 1;
-    }
-    examples_file ex;
     vocab voc;
+    const char *source;
+    int rc = trace_run_open(o, "classify", "a classifier", &d, &voc, &source);
+    if (rc != 0)
+        return rc;
+    examples_file ex;
     memset(&ex, 0, sizeof ex);
-    memset(&voc, 0, sizeof voc);
-    int rc = -1, have_ex = 0, raw = 0;
-    const char *source = o->data[0] ? o->data : d.cfg.data;
-    if (o->grads || o->lstmvis) {
-        cn_err("--grads and --lstmvis trace language models; '%s' is a classifier", o->model);
-        goto done;
-    }
-    if (!source[0]) {
-        cn_err("checkpoint '%s' names no training data: give --data", o->model);
-        goto done;
-    }
-    if (vocab_from_symbols(&voc, d.voc.mode, d.voc.symbols, d.voc.size) != 0 ||
-        examples_open_input(&ex, source, &voc, d.voc.mode, d.cfg.val_frac, d.cfg.test_frac,
+    int have_ex = 0, raw = 0;
+    rc = -1;
+    if (examples_open_input(&ex, source, &voc, d.voc.mode, d.cfg.val_frac, d.cfg.test_frac,
                             d.cfg.seed, 0, &raw) != 0)
         goto done;
     have_ex = 1;
-    int same = ex.n_classes == d.task.n_labels;
-    for (int c = 0; same && c < ex.n_classes; c++)
-        same = strcmp(ex.class_names[c], d.task.labels[c]) == 0;
-    if (!same) {
+    if (!trace_labels_match(&ex, &d)) {
         cn_err("'%s' has other classes than the model '%s' was trained on", source, o->model);
         goto done;
     }

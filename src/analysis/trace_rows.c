@@ -116,3 +116,33 @@ int trace_corr_write(const trace_corr *a, const char *path, hid_t fid, const cha
     free(r);
     return rc;
 }
+
+int trace_run_open(const trace_options *o, const char *task, const char *what, ckpt_data *d,
+                   vocab *voc, const char **source)
+{
+    if (ckpt_read(o->model, d) != 0)
+        return -1;
+    if (strcmp(d->task.task, task) != 0) {
+        ckpt_data_free(d);
+        return 1;
+    }
+    memset(voc, 0, sizeof *voc);
+    *source = o->data[0] ? o->data : d->cfg.data;
+    if (o->grads || o->lstmvis)
+        cn_err("--grads and --lstmvis trace language models; '%s' is %s", o->model, what);
+    else if (!(*source)[0])
+        cn_err("checkpoint '%s' names no training data: give --data", o->model);
+    else if (vocab_from_symbols(voc, d->voc.mode, d->voc.symbols, d->voc.size) == 0)
+        return 0;
+    vocab_free(voc);
+    ckpt_data_free(d);
+    return -1;
+}
+
+int trace_labels_match(const examples_file *ex, const ckpt_data *d)
+{
+    int same = ex->n_classes == d->task.n_labels;
+    for (int c = 0; same && c < ex->n_classes; c++)
+        same = strcmp(ex->class_names[c], d->task.labels[c]) == 0;
+    return same;
+}

@@ -1,6 +1,6 @@
 /* trace_rows: what the per-character traces of the example tasks share
- * (trace_classify.c, trace_tag.c): growable datasets of rows appended block
- * by block, the names of a layer's state datasets per direction, and the
+ * (trace_classify.c, trace_tag.c): the start of their `charnn trace`,
+ * growable datasets of rows appended block by block, the names of a layer's state datasets per direction, and the
  * Pearson correlation of each unit with each class per (layer, direction).
  * Private to src/analysis/. Layouts in docs/trace-format.md. */
 #ifndef CHARNN_TRACE_ROWS_H
@@ -9,6 +9,22 @@
 #include <hdf5.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "charnn/ckpt.h"
+#include "charnn/examples.h"
+#include "charnn/trace.h"
+#include "charnn/vocab.h"
+
+/* The start of `charnn trace` on a checkpoint of task task (what names such a
+ * model in messages: "a classifier"): 1 when o->model holds another task
+ * (nothing said, nothing held); else 0 with d and voc holding the checkpoint
+ * and its vocabulary and *source the data to trace (--data, else the
+ * checkpoint's), or -1 with a message and nothing held. --grads and --lstmvis
+ * are refused: they trace language models. */
+int trace_run_open(const trace_options *o, const char *task, const char *what, ckpt_data *d,
+                   vocab *voc, const char **source);
+/* Whether ex's class names are the checkpoint's labels, in the same order. */
+int trace_labels_match(const examples_file *ex, const ckpt_data *d);
 
 /* Suffix of direction d's datasets: "" forward, "_reverse" reverse. */
 extern const char *const trace_dir_suffix[2];

@@ -397,36 +397,20 @@ done:
 int trace_tag_run(const trace_options *o)
 {
     ckpt_data d;
-    if (ckpt_read(o->model, &d) != 0)
-        return -1;
-    if (strcmp(d.task.task, "tag") != 0) {
-        ckpt_data_free(&d);
-        return 1;
-    }
-    examples_file ex;
     vocab voc;
+    const char *source;
+    int rc = trace_run_open(o, "tag", "a tagger", &d, &voc, &source);
+    if (rc != 0)
+        return rc;
+    examples_file ex;
     memset(&ex, 0, sizeof ex);
-    memset(&voc, 0, sizeof voc);
-    int rc = -1, have_ex = 0, split = o->split;
-    const char *source = o->data[0] ? o->data : d.cfg.data;
-    if (o->grads || o->lstmvis) {
-        cn_err("--grads and --lstmvis trace language models; '%s' is a tagger", o->model);
-        goto done;
-    }
-    if (!source[0]) {
-        cn_err("checkpoint '%s' names no training data: give --data", o->model);
-        goto done;
-    }
-    if (vocab_from_symbols(&voc, d.voc.mode, d.voc.symbols, d.voc.size) != 0)
-        goto done;
+    int have_ex = 0, split = o->split;
+    rc = -1;
     if (strcmp(source, "-") != 0 && examples_is_examples_file(source)) {
         if (examples_open(&ex, source, &voc) != 0)
             goto done;
         have_ex = 1;
-        int same = ex.tagged && ex.n_classes == d.task.n_labels;
-        for (int c = 0; same && c < ex.n_classes; c++)
-            same = strcmp(ex.class_names[c], d.task.labels[c]) == 0;
-        if (!same) {
+        if (!ex.tagged || !trace_labels_match(&ex, &d)) {
             cn_err("'%s' has other tags than the model '%s' was trained on", source, o->model);
             goto done;
         }
