@@ -39,9 +39,7 @@ static int run_split(const eval_options *o, const ckpt_data *d, examples_file *e
     const int R = dist_size(), rank = dist_rank();
     const int B = o->batch > 0 ? o->batch : d->cfg.batch;
     const size_t n = end - begin;
-    uint32_t *lengths = cn_xmalloc(n * sizeof *lengths);
-    for (size_t i = 0; i < n; i++)
-        lengths[i] = (uint32_t)examples_length(ex, begin + i);
+    uint32_t *lengths = examples_lengths(ex, o->split); /* [begin, end) is o->split */
     exorder ord;
     int rc = exorder_init(&ord, n, lengths, R * B, CLASSEVAL_BUCKET_BATCHES, 0, 0);
     free(lengths);
